@@ -1,0 +1,54 @@
+# The two set-up commands are `make demo` and `make test` (see README.md). Both create .venv when
+# it is absent and install the project with the exact versions in constraints.txt, which also pins
+# torch==2.13.0 so that pip takes the local CPU wheel instead of pulling CUDA packages.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install test demo lab zoo chromium bench clean
+
+install: $(STAMP) chromium
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip -c constraints.txt
+	$(PIP) install -q -c constraints.txt -e .
+	@touch $(STAMP)
+
+# Static figure export (kaleido) needs a Chromium. Install Debian's when missing and apt is usable;
+# otherwise interp.figures.export raises an error that says how to install one.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for static figure export..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "WARNING: could not install chromium; figure export will fail with instructions."; \
+	else \
+		echo "NOTE: no Chromium found and apt is not usable; install chromium (or google-chrome) for static figure export."; \
+	fi
+
+test: install
+	$(PY) -m pytest -q -ra --durations=15
+
+demo: install
+	$(VENV)/bin/interp demo --out out
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+zoo: install
+	$(VENV)/bin/interp zoo train --all
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,265 @@
+"""Offline-first model loading: zoo names, local Hugging Face folders and hub names, all returned
+as a TransformerLens ``HookedTransformer`` the user owns.
+
+``HookedTransformer.from_pretrained`` contacts the hub even for a local folder, so folders are
+loaded through TransformerLens's own config and state-dict converters with a locally built
+Hugging Face model instead; nothing here touches the network unless a hub name is asked for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+if TYPE_CHECKING:  # imported lazily: transformer_lens takes seconds to import
+    from transformer_lens import HookedTransformer
+
+__all__ = [
+    "Processing",
+    "ModelLoadError",
+    "load_model",
+    "resolve_device",
+    "shared_model_dir",
+    "PROCESSING_OPTIONS",
+]
+
+Processing = Literal["none", "fold_ln", "full"]
+"""How TransformerLens may rewrite the weights on load.
+
+- ``"none"`` (default): weights exactly as trained; every hook (``hook_resid_post``,
+  ``ln1.hook_normalized``...) carries the same numbers as the Hugging Face model. Needed for SAEs
+  trained on raw residuals (CorrSteer) and the safe choice for everything else.
+- ``"fold_ln"``: fold the norm weights into the following linear layers. Logits unchanged;
+  ``ln*.hook_normalized`` then reads the unscaled normalised input.
+- ``"full"``: ``fold_ln`` plus centring of writing weights and of the unembedding (TransformerLens's
+  own ``from_pretrained`` default). Log-probabilities unchanged, residual activations are not.
+"""
+
+PROCESSING_OPTIONS: dict[str, dict[str, bool]] = {
+    "none": dict(fold_ln=False, center_writing_weights=False, center_unembed=False),
+    "fold_ln": dict(fold_ln=True, center_writing_weights=False, center_unembed=False),
+    "full": dict(fold_ln=True, center_writing_weights=True, center_unembed=True),
+}
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    kind: Literal["zoo", "folder", "hub"]
+    location: str
+
+
+def shared_model_dir(name: str = "stories260K") -> Path:
+    """Folder of a model kept beside the project (``../shared/models/<name>``).
+
+    ``INTERP_STORIES260K`` overrides the stories260K location; ``INTERP_SHARED_MODELS`` overrides
+    the parent folder for every shared model.
+
+    >>> shared_model_dir("stories260K").name
+    'stories260K'
+    """
+    if name == "stories260K" and os.environ.get("INTERP_STORIES260K"):
+        return Path(os.environ["INTERP_STORIES260K"]).expanduser()
+    base = os.environ.get("INTERP_SHARED_MODELS")
+    if base:
+        return Path(base).expanduser() / name
+    return _PROJECT_ROOT.parent / "shared" / "models" / name
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The device to load onto: ``None`` picks CUDA, then MPS, then CPU; an unavailable one is an error."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ModelLoadError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'.") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"Device {device!r} was asked for but this torch build sees no CUDA GPU "
+                f"(torch {torch.__version__}). Pass device='cpu', or install a CUDA build of torch "
+                "on a GPU machine."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"Device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) visible."
+            )
+    if dev.type == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise ModelLoadError(f"Device {device!r} was asked for but MPS is not available here.")
+    return dev
+
+
+def _official_names() -> list[str]:
+    from transformer_lens.loading_from_pretrained import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+
+    names = list(OFFICIAL_MODEL_NAMES)
+    for aliases in MODEL_ALIASES.values():
+        names.extend(aliases)
+    return names
+
+
+def _resolve(source: str | os.PathLike[str]) -> _Resolved:
+    from interp import zoo
+
+    text = os.fspath(source)
+    if isinstance(source, str) and source in zoo.names():
+        return _Resolved("zoo", str(zoo.model_dir(source)))
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"{text!r} is a file; a local model must be a Hugging Face folder holding config.json, "
+                "the weights (model.safetensors or pytorch_model.bin) and the tokenizer files."
+            )
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"The folder {str(path)!r} has no config.json, so it is not a Hugging Face model folder. "
+                "Save one with model.save_pretrained(dir) and tokenizer.save_pretrained(dir), or pass a "
+                f"zoo name ({', '.join(zoo.names())})."
+            )
+        return _Resolved("folder", str(path.resolve()))
+    looks_like_path = text.startswith((".", "/", "~")) or text.count("/") > 1
+    if looks_like_path:
+        raise ModelLoadError(
+            f"No model folder at {text!r}. Check the path (relative paths are read from "
+            f"{os.getcwd()!r}), or pass a zoo name ({', '.join(zoo.names())})."
+        )
+    official = _official_names()
+    if text in official or "/" in text:
+        return _Resolved("hub", text)
+    close = difflib.get_close_matches(text, list(zoo.names()) + official, n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ModelLoadError(
+        f"Unknown model {text!r}: not a zoo name ({', '.join(zoo.names())}), not an existing local "
+        f"folder, and not a TransformerLens model name.{hint} "
+        "See `interp zoo list` and transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES."
+    )
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
+
+
+def _load_folder(
+    folder: str, *, device: torch.device, dtype: torch.dtype, processing: Processing, n_ctx: int | None
+) -> "HookedTransformer":
+    from transformer_lens import HookedTransformer
+    from transformer_lens.loading_from_pretrained import get_pretrained_model_config, get_pretrained_state_dict
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    arch = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or ["<none>"]
+    try:
+        cfg = get_pretrained_model_config(folder, device=str(device), dtype=dtype, n_ctx=n_ctx,
+                                          fold_ln=PROCESSING_OPTIONS[processing]["fold_ln"])
+    except (NotImplementedError, ValueError, KeyError) as err:
+        raise ModelLoadError(
+            f"TransformerLens cannot build a model of architecture {arch[0]!r} from {folder!r}: {err}. "
+            "Supported architectures are those of transformer_lens.loading_from_pretrained "
+            "(Llama, Mistral, Gemma, GPT-2, GPT-NeoX, Qwen, Phi, OPT, ...)."
+        ) from err
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"The folder {folder!r} has no usable tokenizer ({err}). Save one beside the weights with "
+            "tokenizer.save_pretrained(dir)."
+        ) from err
+    try:
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    except OSError as err:
+        raise ModelLoadError(
+            f"Could not read the weights in {folder!r} ({err}). The folder needs model.safetensors "
+            "(or pytorch_model.bin) matching config.json."
+        ) from err
+    state_dict = get_pretrained_state_dict(folder, cfg, hf_model=hf_model, dtype=dtype)
+    del hf_model
+    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    model.load_and_process_state_dict(state_dict, **PROCESSING_OPTIONS[processing])
+    model.to(device)
+    model.eval()
+    return model
+
+
+def _load_hub(
+    name: str, *, device: torch.device, dtype: torch.dtype, processing: Processing, n_ctx: int | None
+) -> "HookedTransformer":
+    from transformer_lens import HookedTransformer
+
+    kwargs = dict(PROCESSING_OPTIONS[processing])
+    if n_ctx is not None:
+        kwargs["n_ctx"] = n_ctx
+    try:
+        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
+    except Exception as err:  # the hub stack raises many types; we only translate the offline case
+        text = f"{type(err).__name__}: {err}"
+        offline_markers = ("offline", "LocalEntryNotFound", "Connection", "resolve", "Max retries", "cached")
+        if _hub_offline() or any(m.lower() in text.lower() for m in offline_markers):
+            raise ModelLoadError(
+                f"Could not load {name!r} from the Hugging Face hub: no network (or HF_HUB_OFFLINE=1) and "
+                "nothing cached. Download it once where a network exists "
+                f"(`huggingface-cli download {name}`) and pass the local folder, or use a zoo model "
+                f"(`interp zoo list`). Original error: {text}"
+            ) from err
+        raise
+    model.eval()
+    return model
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    processing: Processing = "none",
+    n_ctx: int | None = None,
+) -> "HookedTransformer":
+    """Load a model as a TransformerLens ``HookedTransformer``.
+
+    Args:
+        source: a bundled zoo name (``interp.zoo.names()``), a local Hugging Face folder
+            (config.json + weights + tokenizer; loads with no network at all), or a
+            TransformerLens / hub model name (downloaded when a network exists).
+        device: ``None`` picks CUDA, MPS, then CPU.
+        dtype: ``torch.float32`` by default; ``"bfloat16"``/``torch.bfloat16`` for big models on GPU.
+        processing: weight processing, see :data:`Processing`. The default ``"none"`` keeps the raw
+            weights, so activations match the Hugging Face model and SAEs trained on raw residuals.
+        n_ctx: override the context length (e.g. to save memory).
+
+    Example:
+        >>> from interp.models import load_model
+        >>> model = load_model("toy-lm")                       # bundled zoo model, offline
+        >>> model = load_model("../shared/models/stories260K")  # a local HF folder, offline
+    """
+    if processing not in PROCESSING_OPTIONS:
+        raise ModelLoadError(
+            f"processing={processing!r} is not one of {sorted(PROCESSING_OPTIONS)}; see interp.models.Processing."
+        )
+    dev = resolve_device(device)
+    if dtype is None:
+        dtype = torch.float32
+    if isinstance(dtype, str):
+        if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
+            raise ModelLoadError(f"Unknown dtype {dtype!r}: use 'float32', 'bfloat16' or 'float16'.")
+        dtype = getattr(torch, dtype)
+    resolved = _resolve(source)
+    if resolved.kind in ("zoo", "folder"):
+        return _load_folder(resolved.location, device=dev, dtype=dtype, processing=processing, n_ctx=n_ctx)
+    return _load_hub(resolved.location, device=dev, dtype=dtype, processing=processing, n_ctx=n_ctx)
