@@ -1,0 +1,84 @@
+"""The ``interp`` command: ``interp zoo list|card|train``, ``interp demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def _zoo_list(_: argparse.Namespace) -> int:
+    from interp import zoo
+    from interp.zoo.registry import REGISTRY
+
+    for name, entry in REGISTRY.items():
+        try:
+            zoo.model_dir(name)
+            state = "trained"
+        except FileNotFoundError:
+            state = "not trained"
+        print(f"{name:16s} [{state}] {entry.description}")
+    return 0
+
+
+def _zoo_card(args: argparse.Namespace) -> int:
+    from interp import zoo
+
+    print(json.dumps(zoo.card(args.name), indent=2))
+    return 0
+
+
+def _zoo_train(args: argparse.Namespace) -> int:
+    from interp import zoo
+
+    names = zoo.names() if args.all else [args.name]
+    if not names or names == [None]:
+        print("Name a zoo model or pass --all.", file=sys.stderr)
+        return 2
+    for name in names:
+        start = time.perf_counter()
+        path = zoo.train(name)
+        print(f"{name}: trained in {time.perf_counter() - start:.0f} s -> {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from interp.demo import run_demo
+
+    print(run_demo(args.out, notebooks=args.notebooks or None, model=args.model))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interp", description="interp: interpretability toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    zoo_p = sub.add_parser("zoo", help="the bundled model zoo")
+    zoo_sub = zoo_p.add_subparsers(dest="zoo_command", required=True)
+    zoo_sub.add_parser("list", help="list zoo models").set_defaults(func=_zoo_list)
+    card = zoo_sub.add_parser("card", help="print a model card")
+    card.add_argument("name")
+    card.set_defaults(func=_zoo_card)
+    train = zoo_sub.add_parser("train", help="retrain a zoo model with its recipe")
+    train.add_argument("name", nargs="?")
+    train.add_argument("--all", action="store_true", help="train every zoo model")
+    train.set_defaults(func=_zoo_train)
+    demo = sub.add_parser("demo", help="run the notebooks headless and export every figure")
+    demo.add_argument("--out", default="out")
+    demo.add_argument("--model", default="toy-lm")
+    demo.add_argument("notebooks", nargs="*", help="substrings of notebook names to run (default: all)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, FileNotFoundError, ValueError) as err:
+        print(f"interp: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Headless notebook execution with parameter injection (papermill-style, without papermill).
+
+The first code cell tagged ``parameters`` holds the defaults; overrides are injected as a new cell
+right after it, so a notebook reads the same whether run by a person, ``interp demo`` or a test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["NotebookRun", "NotebookExecutionError", "execute_notebook", "inject_parameters"]
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+
+
+class NotebookExecutionError(RuntimeError):
+    """A cell failed; the message names the notebook and cell and carries the traceback."""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """Where an executed notebook was written and how long it took."""
+
+    source: Path
+    executed: Path
+    html: Path | None
+    seconds: float
+
+
+def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> Any:
+    """Insert a cell assigning ``parameters`` after the ``parameters``-tagged cell (in place).
+
+    Values must be Python literals (their ``repr`` is what the cell contains).
+    """
+    import nbformat
+
+    if not parameters:
+        return nb
+    for name in parameters:
+        if not str(name).isidentifier():
+            raise ValueError(f"Parameter name {name!r} is not a Python identifier.")
+    lines = ["# Parameters injected by interp.notebooks.execute_notebook"]
+    lines += [f"{name} = {value!r}" for name, value in parameters.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
+    index = next(
+        (i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])),
+        None,
+    )
+    if index is None:
+        raise ValueError(
+            "The notebook has no cell tagged 'parameters'; tag the cell that holds the defaults "
+            "(cell metadata {'tags': ['parameters']}) so overrides can be injected after it."
+        )
+    nb.cells.insert(index + 1, cell)
+    return nb
+
+
+def execute_notebook(
+    path: str | os.PathLike[str],
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    timeout: int = 1200,
+    html: bool = True,
+    kernel_name: str = "python3",
+) -> NotebookRun:
+    """Execute a notebook headless in its own folder and write the executed copy (and HTML).
+
+    Raises :class:`NotebookExecutionError` on the first failing cell.
+
+    >>> run = execute_notebook("notebooks/01_translation_barrier.ipynb",
+    ...                        parameters={"OUT_DIR": "/tmp/out"}, out_dir="/tmp/out")  # doctest: +SKIP
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    source = Path(path).resolve()
+    if not source.is_file():
+        raise FileNotFoundError(f"No notebook at {source}.")
+    out = Path(out_dir) if out_dir is not None else source.parent
+    out.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(source, as_version=4)
+    inject_parameters(nb, dict(parameters or {}))
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(source.parent)}}
+    )
+    start = time.perf_counter()
+    executed = out / f"{source.stem}.executed.ipynb" if out == source.parent else out / source.name
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        nbformat.write(nb, executed)
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # ANSI colours make logs unreadable
+        raise NotebookExecutionError(f"{source.name} failed (partial output in {executed}):\n{message}") from err
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, executed)
+    html_path = None
+    if html:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(nb)
+        html_path = out / f"{source.stem}.html"
+        html_path.write_text(body, encoding="utf-8")
+    return NotebookRun(source=source, executed=executed, html=html_path, seconds=seconds)

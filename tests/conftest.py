@@ -1,0 +1,47 @@
+"""Shared test set-up: no network, deterministic torch, the shared stories260K folder."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from interp.models import shared_model_dir  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stories_dir() -> Path:
+    """The real pretrained stories260K folder (../shared/models/stories260K or INTERP_STORIES260K).
+
+    CI always has it; a missing folder is a test failure there, and a skip elsewhere.
+    """
+    path = shared_model_dir("stories260K")
+    if not (path / "config.json").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"stories260K expected at {path} in CI but it is missing")
+        pytest.skip(f"stories260K not found at {path}; set INTERP_STORIES260K to its folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stories_model(stories_dir):
+    """stories260K as a HookedTransformer with raw weights (shared across tests: treat as read-only)."""
+    from interp.models import load_model
+
+    return load_model(stories_dir, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
