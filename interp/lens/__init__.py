@@ -1,0 +1,26 @@
+"""Logit lens and tuned lens: decode what each layer of a TransformerLens model predicts.
+
+>>> from interp.lens import decode_layers
+>>> res = decode_layers(model, ["The capital of France is"], k=5)   # doctest: +SKIP
+>>> res.to_frame().head()                                            # doctest: +SKIP
+"""
+
+from interp.lens._inputs import encode_prompts
+from interp.lens.decode import decode_layers, decode_residuals, layer_hook_name, resolve_layers
+from interp.lens.result import LensResult, layer_label
+from interp.lens.tuned import TunedLens, TunedLensConfig, attached_lens
+from interp.lens.unembed import unembed_topk
+
+__all__ = [
+    "decode_layers",
+    "decode_residuals",
+    "layer_hook_name",
+    "resolve_layers",
+    "layer_label",
+    "LensResult",
+    "TunedLens",
+    "TunedLensConfig",
+    "attached_lens",
+    "encode_prompts",
+    "unembed_topk",
+]

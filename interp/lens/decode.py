@@ -1,0 +1,263 @@
+"""The logit lens (nostalgebraist 2020) and the tuned lens (Belrose et al. 2023) behind one call.
+
+``decode_layers`` runs ONE forward pass, keeps only the residual vectors of the requested layers
+at the requested positions, and unembeds them through the final norm in vocabulary chunks.
+
+Layer index convention (used everywhere in ``interp.lens`` and ``interp.translation``):
+index 0 is the embedding output (``blocks.0.hook_resid_pre``); index ``i`` in ``1..n_layers`` is
+``blocks.{i-1}.hook_resid_post``. The last index is decoded exactly as the model's forward pass
+decodes it (final norm + unembedding), so it equals the model's own logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp.lens._inputs import Prompts, encode_prompts
+from interp.lens.result import LensResult
+from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+    from interp.lens.tuned import TunedLens
+
+__all__ = ["decode_layers", "layer_hook_name", "decode_residuals", "LensKind", "resolve_layers"]
+
+LensKind = Literal["logit", "tuned"]
+Positions = int | Sequence[int] | Literal["all"]
+
+
+def layer_hook_name(index: int, n_layers: int) -> str:
+    """Hook whose residual is decoded at lens layer ``index`` (0 = embeddings, i = after block i-1)."""
+    if not 0 <= index <= n_layers:
+        raise ValueError(f"Layer index {index} is outside 0..{n_layers} (0 = embeddings, {n_layers} = last block).")
+    return "blocks.0.hook_resid_pre" if index == 0 else f"blocks.{index - 1}.hook_resid_post"
+
+
+def resolve_layers(layers: Sequence[int] | int | None, n_layers: int) -> list[int]:
+    """Normalise a layer selection: None = all ``0..n_layers``; an int ``-m`` = the last ``m``;
+    negative entries count from the end (``-1`` is the last layer)."""
+    if layers is None:
+        return list(range(n_layers + 1))
+    if isinstance(layers, int):
+        if layers >= 0:
+            raise ValueError(
+                f"layers={layers}: an int selects the last |layers| layers and must be negative (e.g. -10); "
+                "pass a list such as [3] for one layer."
+            )
+        return list(range(max(0, n_layers + 1 + layers), n_layers + 1))
+    out = []
+    for i in layers:
+        j = i + n_layers + 1 if i < 0 else i
+        if not 0 <= j <= n_layers:
+            raise ValueError(f"Layer index {i} is outside 0..{n_layers} (or -{n_layers + 1}..-1).")
+        out.append(int(j))
+    if len(set(out)) != len(out):
+        raise ValueError(f"Layer selection {list(layers)} repeats a layer.")
+    return sorted(out)
+
+
+def _resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | None") -> "TunedLens | None":
+    if lens is None or lens == "logit":
+        return None
+    from interp.lens.tuned import TunedLens, attached_lens
+
+    if isinstance(lens, TunedLens):
+        lens.check_model(model)
+        return lens
+    if lens == "tuned":
+        found = attached_lens(model)
+        if found is None:
+            raise ValueError(
+                "lens='tuned' but no tuned lens is attached to this model. Train one with "
+                "`TunedLens.train(model, tokens)` or load one with `TunedLens.load(path, model)` "
+                "(both attach it), or pass the TunedLens object as lens=..."
+            )
+        return found
+    raise ValueError(f"lens={lens!r} is not 'logit', 'tuned', a TunedLens or None.")
+
+
+def decode_residuals(
+    model: "HookedTransformer",
+    resid: Float[Tensor, "batch n_sel n_pos d_model"],
+    layers: Sequence[int],
+    *,
+    k: int,
+    lens: "TunedLens | None" = None,
+    final_norm: bool = True,
+    target_ids: Int[Tensor, "batch n_targets"] | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+):
+    """Decode stacked residuals of lens ``layers`` (see the module docstring for indices).
+
+    Returns ``(top_ids, top_logprobs, top_logits, target_logprobs)`` shaped ``[batch, n_sel, n_pos, k]`` (and
+    ``[..., n_targets]``). Shared by :func:`decode_layers` and generation-time probing.
+    """
+    n_layers = model.cfg.n_layers
+    b, n_sel, n_pos, d = resid.shape
+    x = resid
+    if lens is not None:
+        x = lens.translate(x, layers)
+    # the final norm is always applied at the last index (that IS the model's output); the
+    # final_norm=False variant of the reference code only skips it for intermediate layers
+    is_last = torch.tensor([layer == n_layers for layer in layers], device=x.device)
+    has_norm = model.cfg.normalization_type is not None
+    rows = x.reshape(b * n_sel * n_pos, d)
+    tgt = None
+    if target_ids is not None:
+        tgt = target_ids[:, None, None, :].expand(b, n_sel, n_pos, target_ids.shape[-1]).reshape(b * n_sel * n_pos, -1)
+    if has_norm and final_norm:
+        rows = model.ln_final(rows)
+    elif has_norm and bool(is_last.any()):
+        sel = is_last[None, :, None].expand(b, n_sel, n_pos).reshape(-1)
+        rows = rows.clone()
+        rows[sel] = model.ln_final(rows[sel])
+    out = unembed_topk(model, rows, k=k, target_ids=tgt, chunk_size=chunk_size)
+    kk = out.top_ids.shape[-1]
+    top_ids = out.top_ids.reshape(b, n_sel, n_pos, kk)
+    top_lp = out.top_logprobs.reshape(b, n_sel, n_pos, kk)
+    top_logits = out.top_logits.reshape(b, n_sel, n_pos, kk)
+    tlp = None if out.target_logprobs is None else out.target_logprobs.reshape(b, n_sel, n_pos, -1)
+    return top_ids, top_lp, top_logits, tlp
+
+
+def _position_index(
+    positions: Positions, mask: Int[Tensor, "batch pos"]
+) -> tuple[Int[Tensor, "batch n_pos"], torch.Tensor]:
+    """Padded-sequence indices for each row, and which of them are real tokens.
+
+    Negative positions count from each prompt's end (left padding puts every end at -1);
+    non-negative ones count from each prompt's first token.
+    """
+    b, width = mask.shape
+    lengths = mask.sum(-1)
+    pad = width - lengths
+    if isinstance(positions, str):
+        if positions != "all":
+            raise ValueError(f"positions={positions!r}: use an int, a list of ints, or 'all'.")
+        rel = torch.arange(int(lengths.max()), device=mask.device)[None, :].expand(b, -1)
+        valid = rel < lengths[:, None]
+        idx = (pad[:, None] + rel).clamp(max=width - 1)
+        return idx, valid
+    pos_list = [positions] if isinstance(positions, int) else list(positions)
+    if not pos_list:
+        raise ValueError("positions is empty: give at least one position (e.g. -1 for the last token).")
+    rel = torch.tensor(pos_list, device=mask.device)[None, :].expand(b, -1)
+    idx = torch.where(rel < 0, width + rel, pad[:, None] + rel)
+    too_far = (rel >= lengths[:, None]) | (rel < -lengths[:, None])
+    if bool(too_far.any()):
+        row = int(too_far.any(-1).nonzero()[0])
+        raise ValueError(
+            f"positions {pos_list} do not all exist in prompt {row}, which has {int(lengths[row])} tokens; "
+            "use negative positions to count from each prompt's end."
+        )
+    return idx, torch.ones_like(idx, dtype=torch.bool)
+
+
+def _as_target_tensor(target_ids, batch: int, device) -> Int[Tensor, "batch n_targets"] | None:
+    if target_ids is None:
+        return None
+    t = torch.as_tensor(target_ids, device=device, dtype=torch.long)
+    if t.ndim == 0:
+        t = t[None]
+    if t.ndim == 1:
+        t = t[None, :].expand(batch, -1)
+    if t.ndim != 2 or t.shape[0] != batch:
+        raise ValueError(
+            f"target_ids must be an int, a list of ids (same for every prompt) or a [batch={batch}, n] "
+            f"tensor; got shape {tuple(t.shape)}."
+        )
+    return t
+
+
+@torch.inference_mode()
+def decode_layers(
+    model: "HookedTransformer",
+    prompts: Prompts,
+    *,
+    positions: Positions = -1,
+    k: int = 10,
+    lens: "LensKind | TunedLens | None" = None,
+    final_norm: bool = True,
+    target_ids: int | Sequence[int] | Int[Tensor, "batch n_targets"] | None = None,
+    layers: Sequence[int] | int | None = None,
+    prepend_bos: bool | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> LensResult:
+    """Decode every layer's residual stream into tokens, from a single forward pass.
+
+    Layer indices: 0 is the embedding output (``blocks.0.hook_resid_pre``), ``i`` in
+    ``1..n_layers`` is ``blocks.{i-1}.hook_resid_post``; index ``n_layers`` equals the model's
+    logits. Prompts of different lengths are left-padded with an attention mask.
+
+    Args:
+        model: any TransformerLens ``HookedTransformer``.
+        prompts: a string, a list of strings, or a ``[batch, pos]`` token tensor.
+        positions: ``-1`` (last token, default), a list of positions (negative = from each prompt's
+            end, non-negative = from its first token), or ``"all"``.
+        k: top tokens kept per layer and position.
+        lens: ``None``/``"logit"`` (logit lens), ``"tuned"`` (the tuned lens attached to ``model``)
+            or a :class:`~interp.lens.tuned.TunedLens`.
+        final_norm: apply the model's final LayerNorm/RMSNorm before unembedding (standard logit
+            lens). ``False`` reproduces the translation-barrier reference code, which skipped it
+            for intermediate layers.
+        target_ids: token ids whose full log-prob is tracked at every layer (one list for all
+            prompts or a ``[batch, n]`` tensor), e.g. the first token of an answer word.
+        layers: lens indices to decode (default all; ``-10`` = the last ten).
+        prepend_bos: override the model's default BOS handling for string prompts.
+        chunk_size: vocabulary columns unembedded at once (bounds memory for huge vocabularies).
+
+    Example:
+        >>> from interp.lens import decode_layers
+        >>> res = decode_layers(model, "Once upon a", k=5)          # doctest: +SKIP
+        >>> res.top_tokens(0)[-1][0]   # top token of the last layer at the last position  # doctest: +SKIP
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}.")
+    n_layers = model.cfg.n_layers
+    sel = resolve_layers(layers, n_layers)
+    tuned = _resolve_lens(model, lens)
+    tokens, mask = encode_prompts(model, prompts, prepend_bos=prepend_bos)
+    pos_idx, valid = _position_index(positions, mask)
+    tgt = _as_target_tensor(target_ids, tokens.shape[0], tokens.device)
+
+    batch_ix = torch.arange(tokens.shape[0], device=tokens.device)[:, None]
+    kept: dict[int, Tensor] = {}
+
+    def make_hook(index: int):
+        def hook(act, hook):  # keep only the requested positions: [batch, n_pos, d_model]
+            kept[index] = act[batch_ix, pos_idx].detach()
+
+        return hook
+
+    fwd_hooks = [(layer_hook_name(i, n_layers), make_hook(i)) for i in sel]
+    stop = max(1, max(sel))  # blocks after the deepest requested layer are never run
+    padded = bool((mask == 0).any())
+    with model.hooks(fwd_hooks=fwd_hooks):
+        model(tokens, attention_mask=mask if padded else None, stop_at_layer=stop)
+    resid = torch.stack([kept[i] for i in sel], dim=1)  # [batch, n_sel, n_pos, d_model]
+    top_ids, top_lp, top_logits, tlp = decode_residuals(
+        model, resid, sel, k=k, lens=tuned, final_norm=final_norm, target_ids=tgt, chunk_size=chunk_size
+    )
+    return LensResult(
+        top_ids=top_ids.cpu(),
+        top_logprobs=top_lp.cpu(),
+        top_logits=top_logits.cpu(),
+        layers=sel,
+        n_layers=n_layers,
+        tokens=tokens.cpu(),
+        attention_mask=mask.cpu(),
+        positions=pos_idx.cpu(),
+        position_valid=valid.cpu(),
+        target_ids=None if tgt is None else tgt.cpu(),
+        target_logprobs=None if tlp is None else tlp.cpu(),
+        lens="tuned" if tuned is not None else "logit",
+        final_norm=final_norm,
+        tokenizer=model.tokenizer,
+    )

@@ -1,0 +1,225 @@
+"""Tuned lens (Belrose et al. 2023, "Eliciting Latent Predictions from Transformers with the Tuned
+Lens"): one affine translator per layer, initialised to the identity and trained so that
+decoding the translated residual matches the model's final distribution (KL divergence).
+
+No pretrained lenses exist for most models people probe, so training is one short call.
+Saved as safetensors (weights) + JSON (shapes, model name, training record).
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+_ATTACHED: "weakref.WeakKeyDictionary[nn.Module, TunedLens]" = weakref.WeakKeyDictionary()
+WEIGHTS_FILE = "tuned_lens.safetensors"
+CONFIG_FILE = "tuned_lens.json"
+
+
+def attached_lens(model: "HookedTransformer") -> "TunedLens | None":
+    """The tuned lens attached to ``model`` (what ``lens="tuned"`` uses), if any."""
+    return _ATTACHED.get(model)
+
+
+@dataclass
+class TunedLensConfig:
+    """Training knobs. The defaults train a lens for a small model in well under a minute."""
+
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    vocab_chunk_rows: int = 4096
+    """Rows unembedded at once in the loss (memory bound for large vocabularies)."""
+
+
+class TunedLens(nn.Module):
+    """Per-layer translators ``x -> x + x @ A_l + b_l`` for lens indices ``0..n_layers-1``.
+
+    The last index (the model's output) has no translator, so it still equals the logits.
+
+    Example:
+        >>> lens = TunedLens.train(model, tokens, TunedLensConfig(steps=200))   # doctest: +SKIP
+        >>> decode_layers(model, "Once upon", lens="tuned")                     # doctest: +SKIP
+        >>> lens.save("out/lens"); TunedLens.load("out/lens", model)            # doctest: +SKIP
+    """
+
+    def __init__(self, n_layers: int, d_model: int, *, model_name: str = "", dtype=torch.float32):
+        super().__init__()
+        self.n_layers = n_layers
+        self.d_model = d_model
+        self.model_name = model_name
+        # zero init = identity translator: training starts from the logit lens
+        self.weight = nn.Parameter(torch.zeros(n_layers, d_model, d_model, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(n_layers, d_model, dtype=dtype))
+        self.history: list[float] = []
+
+    @classmethod
+    def for_model(cls, model: "HookedTransformer") -> "TunedLens":
+        return cls(model.cfg.n_layers, model.cfg.d_model, model_name=str(model.cfg.model_name)).to(
+            model.cfg.device
+        )
+
+    def check_model(self, model: "HookedTransformer") -> None:
+        if (model.cfg.n_layers, model.cfg.d_model) != (self.n_layers, self.d_model):
+            raise ValueError(
+                f"This tuned lens was made for n_layers={self.n_layers}, d_model={self.d_model} "
+                f"({self.model_name or 'unnamed model'}); the model has n_layers={model.cfg.n_layers}, "
+                f"d_model={model.cfg.d_model}. Train a lens for this model with TunedLens.train(model, tokens)."
+            )
+
+    def attach(self, model: "HookedTransformer") -> "TunedLens":
+        """Make this the lens ``decode_layers(..., lens="tuned")`` uses for ``model``."""
+        self.check_model(model)
+        _ATTACHED[model] = self
+        return self
+
+    def translate(
+        self, resid: Float[Tensor, "batch n_sel n_pos d_model"], layers: Sequence[int]
+    ) -> Float[Tensor, "batch n_sel n_pos d_model"]:
+        """Apply the translators of lens indices ``layers`` (the last index passes unchanged)."""
+        W = torch.cat([self.weight, torch.zeros_like(self.weight[:1])])  # index n_layers = identity
+        b = torch.cat([self.bias, torch.zeros_like(self.bias[:1])])
+        idx = torch.as_tensor(list(layers), device=W.device)
+        x = resid.to(W.dtype)
+        return x + torch.einsum("bspd,sde->bspe", x, W[idx]) + b[idx][None, :, None, :]
+
+    # ---- training ------------------------------------------------------------------------
+    @staticmethod
+    def _token_windows(model: "HookedTransformer", data, ctx: int) -> Int[Tensor, "n ctx"]:
+        if isinstance(data, Tensor):
+            if data.ndim != 2:
+                raise ValueError(f"Token data must be [n_sequences, ctx]; got shape {tuple(data.shape)}.")
+            return data.long()
+        texts = [data] if isinstance(data, str) else list(data)
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise ValueError("Training data must be a [n, ctx] token tensor or a non-empty list of strings.")
+        stream = torch.cat([model.to_tokens(t, prepend_bos=False)[0] for t in texts])
+        n = stream.numel() // ctx
+        if n == 0:
+            raise ValueError(f"The training texts hold {stream.numel()} tokens, fewer than one window of {ctx}.")
+        return stream[: n * ctx].reshape(n, ctx)
+
+    def kl_by_layer(
+        self_or_none, model: "HookedTransformer", tokens: Int[Tensor, "n ctx"], *, rows_chunk: int = 4096
+    ) -> Float[Tensor, "n_layers"]:
+        """Mean KL(final || lens) per lens index ``0..n_layers-1`` on ``tokens``; call on the
+        class (``TunedLens.kl_by_layer(None, model, tokens)``) for the plain logit lens."""
+        lens = self_or_none
+        with torch.no_grad():
+            resid, final_lp = _residuals_and_final(model, tokens.to(model.cfg.device))
+            return _kl_per_layer(model, lens, resid, final_lp, rows_chunk).cpu()
+
+    @classmethod
+    def train(
+        cls,
+        model: "HookedTransformer",
+        data: Int[Tensor, "n ctx"] | Sequence[str] | str,
+        config: TunedLensConfig | None = None,
+        *,
+        ctx: int = 64,
+        progress: bool = True,
+        attach: bool = True,
+    ) -> "TunedLens":
+        """Train a tuned lens on token windows (or texts cut into ``ctx``-token windows)."""
+        from tqdm.auto import tqdm
+
+        cfg = config or TunedLensConfig()
+        windows = cls._token_windows(model, data, ctx)
+        lens = cls.for_model(model)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        opt = torch.optim.AdamW(lens.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        for p in model.parameters():  # the model is frozen; remember to restore
+            p.requires_grad_(False)
+        bar = tqdm(range(cfg.steps), desc="tuned lens", disable=not progress)
+        for _ in bar:
+            pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
+            with torch.no_grad():
+                resid, final_lp = _residuals_and_final(model, windows[pick].to(model.cfg.device))
+            loss = _kl_per_layer(model, lens, resid, final_lp, cfg.vocab_chunk_rows).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            lens.history.append(float(loss))
+            bar.set_postfix(kl=f"{float(loss):.3f}")
+        for p in model.parameters():
+            p.requires_grad_(True)
+        if attach:
+            lens.attach(model)
+        return lens
+
+    # ---- persistence ---------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"weight": self.weight.detach().cpu().contiguous(), "bias": self.bias.detach().cpu().contiguous()},
+                  str(folder / WEIGHTS_FILE))
+        meta = dict(n_layers=self.n_layers, d_model=self.d_model, model_name=self.model_name,
+                    format="interp.tuned_lens/1", train_kl_history=self.history[-50:])
+        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, model: "HookedTransformer | None" = None, *, attach: bool = True) -> "TunedLens":
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+            raise FileNotFoundError(
+                f"{folder} is not a saved tuned lens: it needs {WEIGHTS_FILE} and {CONFIG_FILE} (written by TunedLens.save)."
+            )
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        lens = cls(meta["n_layers"], meta["d_model"], model_name=meta.get("model_name", ""))
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+        lens.load_state_dict({"weight": tensors["weight"], "bias": tensors["bias"]})
+        if model is not None:
+            lens.check_model(model)
+            lens.to(model.cfg.device)
+            if attach:
+                lens.attach(model)
+        return lens
+
+
+def _residuals_and_final(model: "HookedTransformer", tokens: Tensor):
+    """Residuals at lens indices 0..n_layers-1 ([batch*pos, n_layers, d]) and the final log-probs."""
+    from interp.lens.decode import layer_hook_name
+
+    n = model.cfg.n_layers
+    names = [layer_hook_name(i, n) for i in range(n)]
+    logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+    resid = torch.stack([cache[name] for name in names], dim=2)  # [batch, pos, n_layers, d]
+    resid = resid.reshape(-1, n, resid.shape[-1])
+    final_lp = logits.reshape(-1, logits.shape[-1]).float().log_softmax(-1)
+    return resid, final_lp
+
+
+def _kl_per_layer(model, lens: "TunedLens | None", resid: Tensor, final_lp: Tensor, rows_chunk: int) -> Tensor:
+    n = resid.shape[1]
+    total = torch.zeros(n, device=resid.device)
+    rows = resid.shape[0]
+    for start in range(0, rows, rows_chunk):  # chunk rows: rows x vocab logits for every layer
+        x = resid[start:start + rows_chunk][None]  # [1, rows, n, d] -> translate wants [b, sel, pos, d]
+        x = x.permute(0, 2, 1, 3)
+        if lens is not None:
+            x = lens.translate(x, list(range(n)))
+        h = model.ln_final(x[0]) if model.cfg.normalization_type is not None else x[0]
+        lp = model.unembed(h).float().log_softmax(-1)  # [n, rows, vocab]
+        p = final_lp[start:start + rows_chunk].exp()
+        kl = (p[None] * (final_lp[start:start + rows_chunk][None] - lp)).sum(-1)  # [n, rows]
+        total = total + kl.sum(-1)
+    return total / rows
