@@ -35,3 +35,43 @@ def make_sae(hook: str, d_sae: int = 48, *, kind: str = "standard", d_in: int = 
             p.normal_(0, 0.3)
         sae.b_enc.fill_(0.05)
     return sae.eval()
+
+
+WORDS = ["the", "cat", "dog", "sat", "ran", "on", "mat", "home", "tom", "sue", "big", "red", "a", "and", "to",
+         "was", "saw", "ball", "tree", "sun", "sky", "blue", "hat", "fox", "box", "run", "hop", "yes", "no", "up",
+         "down", "in", "out", "old", "new"]
+
+
+def word_tokenizer():
+    """A word-level tokenizer built in code: ids 0-2 are <bos>, <eos>, <pad>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<bos>": 0, "<eos>": 1, "<pad>": 2, **{w: i + 3 for i, w in enumerate(WORDS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    # TransformerLens reloads tokenizers by name, so give it a folder to reload from
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    folder = tempfile.mkdtemp(prefix="steering_tok_")
+    fast.save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def tiny_llama_with_tokenizer(seed: int = 0) -> HookedTransformer:
+    model = tiny_llama(seed, d_vocab=len(WORDS) + 3)
+    model.set_tokenizer(word_tokenizer(), default_padding_side="left")
+    return model
+
+
+def random_prompts(n: int, seed: int = 0, lo: int = 2, hi: int = 7) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        k = int(torch.randint(lo, hi, (1,), generator=g))
+        out.append(" ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (k,), generator=g)))
+    return out

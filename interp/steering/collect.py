@@ -1,0 +1,165 @@
+"""Collect CorrSteer statistics: SAE features on generated tokens, correlated with correctness.
+
+For each batch: greedy generation (KV cache, left padding); at every forward call each SAE encodes
+only the newest position at its own hook; activations are pooled over generated tokens up to EOS
+(max / mean) or read at the answer position; the task's checker labels each sample and the pooled
+features update a running :class:`CorrelationStats` per hook. Memory is O(batch x d_sae).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, get_args
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp.steering.generate import decode_generations, greedy_generate
+from interp.steering.saes import SAEs, resolve_saes
+from interp.steering.stats import CorrelationStats
+from interp.steering.tasks import Pooling, TaskProtocol
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+__all__ = ["Collection", "collect", "pool_steps"]
+
+
+def pool_steps(
+    steps: Float[Tensor, "batch steps d"], alive: Tensor, pooling: Pooling
+) -> Float[Tensor, "batch d"]:
+    """Pool per-step activations over the steps that count (``alive``); ``answer`` takes step 0."""
+    if pooling == "answer":
+        return steps[:, 0]
+    m = alive.to(steps.dtype)[..., None]
+    if pooling == "mean":
+        return (steps * m).sum(1) / m.sum(1).clamp_min(1)
+    if pooling == "max":  # step 0 always counts, so every row has a finite max
+        return steps.masked_fill(~alive.bool()[..., None], -torch.inf).amax(1)
+    raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
+
+
+@dataclass
+class Collection:
+    """What :func:`collect` returns: per-hook statistics, generations, labels and top examples."""
+
+    stats: dict[str, CorrelationStats]
+    resid_stats: dict[str, CorrelationStats]
+    generations: list[str]
+    labels: np.ndarray
+    pooling: Pooling
+    task_name: str
+    top_values: dict[str, Float[Tensor, "k d_sae"]] = field(default_factory=dict)
+    top_indices: dict[str, Int[Tensor, "k d_sae"]] = field(default_factory=dict)
+
+    @property
+    def hooks(self) -> list[str]:
+        return list(self.stats)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.labels.mean()) if len(self.labels) else float("nan")
+
+    def correlations(self) -> dict[str, Tensor]:
+        return {h: s.correlation() for h, s in self.stats.items()}
+
+    def coefficients(self, hook: str) -> Tensor:
+        """Mean pooled activation on correct samples (zeros included): the steering coefficient."""
+        return self.stats[hook].mean_active(1)
+
+    def to_frame(self, top: int = 5) -> pd.DataFrame:
+        """Top features by r per hook."""
+        rows = []
+        for h, s in self.stats.items():
+            r = s.correlation()
+            coef, rate = s.mean_active(1), s.firing_rate()
+            for i in torch.argsort(r, descending=True)[:top].tolist():
+                rows.append({"hook": h, "feature": i, "r": float(r[i]), "coefficient": float(coef[i]),
+                             "firing_rate": float(rate[i])})
+        return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def collect(
+    model: "HookedTransformer",
+    saes: SAEs,
+    task: TaskProtocol,
+    *,
+    pooling: Pooling | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 32,
+    use_kv_cache: bool = True,
+    top_k_examples: int = 5,
+    progress: bool = True,
+) -> Collection:
+    """Run ``task`` through ``model`` and correlate each SAE feature with correctness.
+
+    Args:
+        saes: sae-lens SAEs (a list, or a dict keyed by their own hook names).
+        pooling: ``"max"`` / ``"mean"`` over generated tokens up to EOS, or ``"answer"`` (only the
+            position predicting the first generated token, i.e. the last prompt position; also the
+            leakage check, since it cannot see the answer being written). Defaults to the task's.
+        max_new_tokens: defaults to the task's.
+
+    Example:
+        >>> col = collect(model, [sae], task, pooling="max", batch_size=32)   # doctest: +SKIP
+        >>> col.to_frame().head()                                              # doctest: +SKIP
+    """
+    by_hook = resolve_saes(model, saes)
+    pooling = pooling or task.default_pooling
+    if pooling not in get_args(Pooling):
+        raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
+    max_new = int(max_new_tokens or task.max_new_tokens)
+    if pooling == "answer":
+        max_new = max(1, max_new)
+    hooks = list(by_hook)
+    d_model = model.cfg.d_model
+    stats = {h: CorrelationStats(by_hook[h].cfg.d_sae) for h in hooks}
+    resid_stats = {h: CorrelationStats(d_model) for h in hooks}
+    top_v = {h: torch.zeros(0, by_hook[h].cfg.d_sae) for h in hooks}
+    top_i = {h: torch.zeros(0, by_hook[h].cfg.d_sae, dtype=torch.long) for h in hooks}
+    examples = list(task.examples)
+    generations: list[str] = []
+    labels: list[int] = []
+    bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=not progress)
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        feats: dict[str, list[Tensor]] = {h: [] for h in hooks}
+        resid: dict[str, list[Tensor]] = {h: [] for h in hooks}
+
+        def on_step(step: int, acts: Mapping[str, Tensor], alive: Tensor) -> None:
+            for h in hooks:
+                x = acts[h]
+                sae = by_hook[h]
+                feats[h].append(sae.encode(x.to(sae.W_dec.dtype)).float().cpu())
+                resid[h].append(x.float().cpu())
+
+        out = greedy_generate(model, [e.prompt for e in chunk], max_new, use_kv_cache=use_kv_cache, record=hooks,
+                              on_step=on_step)
+        texts = decode_generations(model, out)
+        y = torch.tensor([int(task.check(e, t)) for e, t in zip(chunk, texts)])
+        alive = out.steps_alive.cpu()
+        for h in hooks:
+            pooled = pool_steps(torch.stack(feats[h], 1), alive, pooling)
+            # residual means (for difference-of-means) use mean pooling: a max over residual dims has no meaning
+            pooled_resid = pool_steps(torch.stack(resid[h], 1), alive, "answer" if pooling == "answer" else "mean")
+            stats[h].update(pooled, y)
+            resid_stats[h].update(pooled_resid, y)
+            if top_k_examples:
+                idx = torch.arange(start, start + len(chunk))[:, None].expand_as(pooled)
+                vals = torch.cat([top_v[h], pooled])
+                inds = torch.cat([top_i[h], idx])
+                k = min(top_k_examples, vals.shape[0])
+                top_v[h], order = vals.topk(k, dim=0)
+                top_i[h] = inds.gather(0, order)
+        generations.extend(texts)
+        labels.extend(y.tolist())
+        bar.update(len(chunk))
+    bar.close()
+    return Collection(stats, resid_stats, generations, np.array(labels, dtype=np.int64), pooling, task.name,
+                      top_v, top_i)

@@ -1,0 +1,99 @@
+"""collect(): batched, left-padded, KV-cached collection equals a brute-force per-sample computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interp.steering.collect import collect, pool_steps
+from interp.steering.generate import decode_generations, greedy_generate
+from interp.steering.tasks import Example, ExactMatchTask
+
+from test_steering_fixtures import make_sae, random_prompts, tiny_llama_with_tokenizer
+
+HOOKS = ("blocks.0.hook_resid_post", "blocks.2.hook_resid_pre")
+N_NEW = 5
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = tiny_llama_with_tokenizer()
+    saes = [make_sae(HOOKS[0]), make_sae(HOOKS[1], kind="topk", seed=1)]
+    prompts = random_prompts(24, seed=2)
+    first = [t.split(" ")[0] if t else "" for t in decode_generations(model, greedy_generate(model, prompts, 1))]
+    # half the answers are what the model says, half are not: both labels occur
+    answers = [f if i % 2 == 0 else "zzz" for i, f in enumerate(first)]
+    task = ExactMatchTask("toy", [Example(p, a) for p, a in zip(prompts, answers)], max_new_tokens=N_NEW,
+                          match="first_word")
+    return model, saes, task
+
+
+@torch.no_grad()
+def _brute_force(model, saes, task):
+    """One sample at a time, no padding, no cache: full forward over prompt + generation."""
+    rows, labels = {s.cfg.metadata.hook_name: [] for s in saes}, []
+    eos = model.tokenizer.eos_token_id
+    for ex in task.examples:
+        toks = model.to_tokens(ex.prompt)
+        for _ in range(N_NEW):  # greedy, by hand
+            nxt = model(toks)[0, -1].argmax()
+            toks = torch.cat([toks, nxt.view(1, 1)], 1)
+            if int(nxt) == eos:
+                break
+        p = model.to_tokens(ex.prompt).shape[1]
+        gen = toks[0, p:].tolist()
+        n_alive = gen.index(eos) + 1 if eos in gen else len(gen)
+        text = model.tokenizer.decode(gen[: n_alive - (eos in gen)], skip_special_tokens=True)
+        labels.append(int(task.check(ex, text)))
+        _, cache = model.run_with_cache(toks)
+        for sae in saes:
+            h = sae.cfg.metadata.hook_name
+            f = sae.encode(cache[h][0, p - 1 : p - 1 + n_alive])  # positions predicting generated tokens
+            rows[h].append({"max": f.max(0).values, "mean": f.mean(0), "answer": f[0]})
+    pooled = {k: {h: torch.stack([r[k] for r in v]) for h, v in rows.items()} for k in ("max", "mean", "answer")}
+    return pooled, np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def brute(setup):
+    return _brute_force(*setup)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean", "answer"])
+def test_collect_matches_brute_force(setup, brute, pooling):
+    model, saes, task = setup
+    col = collect(model, saes, task, pooling=pooling, batch_size=7, progress=False)
+    feats, labels = brute[0][pooling], brute[1]
+    assert col.labels.tolist() == labels.tolist() and 0 < labels.mean() < 1
+    for h, x in feats.items():
+        stacked = np.concatenate([x.double().numpy().T, labels[None].astype(float)])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ref = np.corrcoef(stacked)[-1, :-1]
+        r = col.stats[h].correlation().numpy()
+        ok = np.isfinite(ref)
+        np.testing.assert_allclose(r[ok], ref[ok], atol=1e-4)
+        assert (r[~ok] == 0).all()
+        torch.testing.assert_close(col.coefficients(h).float(), x[labels == 1].float().mean(0), atol=1e-4, rtol=1e-4)
+        # top examples: the best sample per feature is the brute-force argmax
+        best = x.max(0).values
+        torch.testing.assert_close(col.top_values[h][0], best.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_cache_and_batching_do_not_change_results(setup):
+    model, saes, task = setup
+    a = collect(model, saes, task, batch_size=5, progress=False)
+    b = collect(model, saes, task, batch_size=24, use_kv_cache=False, progress=False)
+    assert a.generations == b.generations
+    for h in a.hooks:
+        torch.testing.assert_close(a.stats[h].correlation(), b.stats[h].correlation(), atol=1e-5, rtol=0)
+
+
+def test_pool_steps_respects_alive_mask():
+    steps = torch.tensor([[[1.0], [5.0], [9.0]], [[2.0], [3.0], [4.0]]])
+    alive = torch.tensor([[True, True, False], [True, True, True]])
+    assert pool_steps(steps, alive, "max").flatten().tolist() == [5.0, 4.0]
+    assert pool_steps(steps, alive, "mean").flatten().tolist() == [3.0, 3.0]
+    assert pool_steps(steps, alive, "answer").flatten().tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        pool_steps(steps, alive, "median")
