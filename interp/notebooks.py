@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NotebookRun", "NotebookExecutionError", "execute_notebook", "inject_parameters"]
+__all__ = [
+    "NotebookRun",
+    "NotebookExecutionError",
+    "execute_notebook",
+    "inject_parameters",
+    "notebook_html",
+    "static_copy",
+]
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -62,6 +69,43 @@ def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> Any:
     return nb
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def static_copy(nb: Any) -> Any:
+    """A copy of ``nb`` where outputs that carry both a widget view and a static ``text/html``
+    fallback keep only the fallback.
+
+    nbconvert renders a widget view in preference to everything else, and without a live kernel
+    (or a network for the widget manager's scripts) that shows nothing; interp's widgets put a
+    static figure beside their view, and this makes it the one that is shown.
+    """
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_MIME in data and "text/html" in data:
+                del data[WIDGET_MIME]
+    return nb
+
+
+def notebook_html(nb: Any) -> str:
+    """HTML of an executed notebook in which every interp widget shows its static figure."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(static_copy(nb))
+    if "Plotly.newPlot" in body:
+        # Make the page self-contained: drop CDN loads of plotly.js and inline it once, so the
+        # figures render offline (no network on many research machines, and none here).
+        from plotly.offline import get_plotlyjs
+
+        body = re.sub(r'<script[^>]*src="https://cdn\.plot\.ly/[^"]*"[^>]*></script>', "", body)
+        body = body.replace("</head>", f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>', 1)
+    return body
+
+
 def execute_notebook(
     path: str | os.PathLike[str],
     *,
@@ -104,9 +148,6 @@ def execute_notebook(
     nbformat.write(nb, executed)
     html_path = None
     if html:
-        from nbconvert import HTMLExporter
-
-        body, _ = HTMLExporter().from_notebook_node(nb)
         html_path = out / f"{source.stem}.html"
-        html_path.write_text(body, encoding="utf-8")
+        html_path.write_text(notebook_html(nb), encoding="utf-8")
     return NotebookRun(source=source, executed=executed, html=html_path, seconds=seconds)

@@ -44,3 +44,27 @@ def test_failing_cell_raises_with_name(tmp_path):
     path = _notebook(tmp_path / "bad.ipynb", body="raise RuntimeError('boom')")
     with pytest.raises(NotebookExecutionError, match=r"(?s)bad.ipynb failed.*RuntimeError: boom"):
         execute_notebook(path, out_dir=tmp_path / "out")
+
+
+def test_html_export_shows_static_fallback_of_widgets(tmp_path):
+    """A widget with a static text/html figure beside its view shows that figure in the HTML,
+    with plotly.js inlined (no CDN: it must render offline)."""
+    body = (
+        "import ipywidgets as W, plotly.graph_objects as go\n"
+        "class View:\n"
+        "    def __init__(self):\n"
+        "        self.fig = go.Figure(go.Bar(y=[1, 2, 3], name='marker-trace'))\n"
+        "        self.box = W.VBox([W.Dropdown(options=['a', 'b']), W.HTML('live')])\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        bundle = self.box._repr_mimebundle_()\n"
+        "        bundle['text/html'] = self.fig.to_html(include_plotlyjs='cdn', full_html=False)\n"
+        "        return bundle\n"
+        "View()"
+    )
+    run = execute_notebook(_notebook(tmp_path / "w.ipynb", body=body), out_dir=tmp_path / "out")
+    nb = nbformat.read(run.executed, as_version=4)
+    data = nb.cells[-1].outputs[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in data  # the live view is kept in the notebook
+    html = run.html.read_text()
+    assert "marker-trace" in html and "Plotly.newPlot" in html
+    assert '<script src="https://cdn.plot.ly' not in html
