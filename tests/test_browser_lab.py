@@ -1,0 +1,131 @@
+"""The notebooks as a user meets them: a real JupyterLab, driven by a real (system) Chromium.
+
+For each notebook: open it, run all cells, check every widget rendered (no "Error displaying
+widget", nothing left "Loading widget...", a plotly graph on the page, no traceback), then use each
+widget the way a person would (choose another item in a selector, move a slider) and check that
+the view changed. A screenshot per notebook goes to ``out/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from interp.notebooks import inject_parameters
+from tests.browser.lab import PLOT_STATE, find_chromium, lab_session, open_notebook, page_problems, run_all_cells
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SCREENSHOTS = ROOT / "out" / "screenshots"
+
+try:
+    import playwright.sync_api  # noqa: F401
+
+    _HAVE_PLAYWRIGHT = True
+except ImportError:  # pragma: no cover
+    _HAVE_PLAYWRIGHT = False
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(find_chromium() is None, reason="no system Chromium (apt-get install chromium)"),
+    pytest.mark.skipif(not _HAVE_PLAYWRIGHT, reason="playwright is not installed"),
+]
+
+# Small budgets so all four notebooks run in a few minutes (the same ones the notebook tests use).
+from tests.browser.budgets import BUDGETS  # noqa: E402
+
+VIEW_STATE = f"""() => JSON.stringify([({PLOT_STATE})(),
+    [...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.innerText).join('|')])"""
+
+
+def _wait_changed(page, before: str, what: str, timeout_ms: int = 30_000) -> None:
+    try:
+        page.wait_for_function(f"() => ({VIEW_STATE})() !== {json.dumps(before)}", timeout=timeout_ms)
+    except Exception as err:  # playwright TimeoutError
+        raise AssertionError(f"the view did not change after {what}") from err
+
+
+def _prepare(tmp_path: Path) -> list[Path]:
+    prepared = []
+    for nb_path in NOTEBOOKS:
+        nb = nbformat.read(nb_path, as_version=4)
+        params = dict(BUDGETS.get(nb_path.name, {}))
+        params["OUT_DIR"] = str(tmp_path / "figures")
+        inject_parameters(nb, params)
+        target = tmp_path / "src" / nb_path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        prepared.append(target)
+    return prepared
+
+
+@pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks yet")
+def test_notebooks_render_and_respond_in_jupyterlab(tmp_path):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    failures: dict[str, list[str]] = {}
+    timings: dict[str, float] = {}
+    with lab_session(_prepare(tmp_path), tmp_path / "lab") as (server, browser):
+        for nb_path in NOTEBOOKS:
+            name = nb_path.name
+            problems: list[str] = []
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            start = time.perf_counter()
+            open_notebook(page, server, name)
+            run_all_cells(page)
+            try:
+                page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            except Exception:
+                problems.append("no plotly graph on the page")
+            # Widgets may take a moment to render after the kernel goes idle.
+            deadline = time.time() + 30
+            while time.time() < deadline and page_problems(page):
+                page.wait_for_timeout(1000)
+            problems += page_problems(page)
+            if page.locator(".jupyter-widgets").count() == 0:
+                problems.append("no widget rendered")
+
+            selects = page.locator(".jp-OutputArea-output .widget-dropdown select")
+            if selects.count() == 0:
+                problems.append("no selector to interact with")
+            else:
+                select = selects.first
+                options = select.locator("option").all_inner_texts()
+                current = select.input_value()
+                values = select.locator("option").evaluate_all("els => els.map(e => e.value)")
+                other = next((v for v in values if v != current), None)
+                if other is None:
+                    problems.append(f"the first selector has a single option {options}")
+                else:
+                    before = page.evaluate(VIEW_STATE)
+                    select.select_option(other)
+                    try:
+                        _wait_changed(page, before, "choosing another item in the selector")
+                    except AssertionError as err:
+                        problems.append(str(err))
+
+            sliders = page.locator(".jp-OutputArea-output .widget-slider .noUi-handle")
+            if sliders.count():
+                before = page.evaluate(VIEW_STATE)
+                handle = sliders.first
+                handle.focus()
+                for _ in range(3):
+                    handle.press("ArrowRight")
+                    page.wait_for_timeout(200)
+                handle.press("End")
+                try:
+                    _wait_changed(page, before, "moving the slider")
+                except AssertionError as err:
+                    problems.append(str(err))
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(SCREENSHOTS / f"{nb_path.stem}.png"), full_page=True)
+            timings[name] = time.perf_counter() - start
+            page.close()
+            if problems:
+                failures[name] = problems
+    print("browser timings (s):", {k: round(v, 1) for k, v in timings.items()})
+    assert not failures, failures
