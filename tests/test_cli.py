@@ -1,0 +1,39 @@
+"""The ``interp`` console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from interp.cli import build_parser, main
+
+
+def test_zoo_list_names_every_registered_model(capsys):
+    from interp import zoo
+
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in zoo.names():
+        assert name in out
+
+
+def test_unknown_zoo_model_is_a_clear_error(capsys):
+    assert main(["zoo", "card", "no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert "No zoo model named 'no-such-model'" in err and "toy-lm" in err
+
+
+def test_train_needs_a_name_or_all(capsys):
+    assert main(["zoo", "train"]) == 2
+
+
+def test_parser_requires_a_command():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([])
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "interp.cli", "zoo", "list"], capture_output=True, text=True)
+    assert result.returncode == 0 and "toy-lm" in result.stdout
