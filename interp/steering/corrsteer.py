@@ -1,0 +1,147 @@
+"""One call for the common case: collect on train, select S / A / P, evaluate with baselines on test.
+
+CorrSteer (Cho et al. 2025, arXiv 2508.12535). P's per-hook solo runs use the validation split only;
+every number in the report comes from the held-out test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from interp.steering.baselines import diff_of_means, random_features
+from interp.steering.collect import Collection, collect
+from interp.steering.generate import decode_generations, greedy_generate
+from interp.steering.report import Arm, SteeringReport
+from interp.steering.saes import SAEs, resolve_saes
+from interp.steering.select import select_features, to_vectors, variant_a, variant_p, variant_s
+from interp.steering.steer import Positions, SteeringVector, steer
+from interp.steering.tasks import Pooling, TaskProtocol, TaskSplits
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+__all__ = ["CorrSteerConfig", "evaluate", "run_corrsteer", "scale_sweep"]
+
+
+@dataclass
+class CorrSteerConfig:
+    """Every knob of :func:`run_corrsteer`.
+
+    ``scale`` multiplies the paper's coefficient (mean activation on correct samples). Baselines
+    (difference of means, ``n_random`` random features) sit at the hook of the S feature, at the
+    norm of the S vector, so they differ from S only in direction.
+    """
+
+    pooling: Pooling | None = None
+    max_new_tokens: int | None = None
+    batch_size: int = 32
+    scale: float = 1.0
+    n_random: int = 5
+    diff_means: bool = True
+    positions: Positions = "generated"
+    use_kv_cache: bool = True
+    n_boot: int = 2000
+    seed: int = 0
+    progress: bool = True
+
+
+@torch.no_grad()
+def evaluate(
+    model: "HookedTransformer",
+    task: TaskProtocol,
+    vectors: Sequence[SteeringVector] = (),
+    *,
+    max_new_tokens: int | None = None,
+    batch_size: int = 32,
+    positions: Positions = "generated",
+    use_kv_cache: bool = True,
+    scale: float = 1.0,
+    progress: bool = False,
+) -> tuple[np.ndarray, list[str]]:
+    """Greedy generation on ``task`` while steering with ``vectors``: (labels, generations)."""
+    max_new = int(max_new_tokens or task.max_new_tokens)
+    texts: list[str] = []
+    examples = list(task.examples)
+    for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress):
+        chunk = examples[start : start + batch_size]
+        prompts = [e.prompt for e in chunk]
+        if vectors:
+            with steer(model, list(vectors), positions=positions, scale=scale):
+                out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache)
+        else:
+            out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache)
+        texts.extend(decode_generations(model, out))
+    labels = np.array([int(task.check(e, t)) for e, t in zip(examples, texts)], dtype=np.int64)
+    return labels, texts
+
+
+def scale_sweep(model: "HookedTransformer", task: TaskProtocol, vectors: Sequence[SteeringVector],
+                scales: Sequence[float], **kwargs: Any) -> dict[float, float]:
+    """Accuracy at each multiple of the vectors' coefficients (0 is the unsteered model)."""
+    return {float(s): float(evaluate(model, task, vectors, scale=s, **kwargs)[0].mean()) for s in scales}
+
+
+def run_corrsteer(
+    model: "HookedTransformer",
+    saes: SAEs,
+    splits: TaskSplits,
+    config: CorrSteerConfig | None = None,
+    *,
+    collection: Collection | None = None,
+) -> SteeringReport:
+    """CorrSteer end to end: statistics on ``splits.train``, P's solo runs on ``splits.val``,
+    unsteered / S / A / P / difference-of-means / random controls on ``splits.test``.
+
+    Example:
+        >>> splits = task.split(train=0.6, val=0.1, seed=0)              # doctest: +SKIP
+        >>> report = run_corrsteer(model, saes, splits)                  # doctest: +SKIP
+        >>> report.to_frame()[["condition", "accuracy", "ci_low", "ci_high", "ser"]]  # doctest: +SKIP
+    """
+    cfg = config or CorrSteerConfig()
+    by_hook = resolve_saes(model, saes)
+    ev = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, positions=cfg.positions,
+              use_kv_cache=cfg.use_kv_cache)
+    col = collection or collect(model, by_hook, splits.train, pooling=cfg.pooling, max_new_tokens=cfg.max_new_tokens,
+                                batch_size=cfg.batch_size, use_kv_cache=cfg.use_kv_cache, progress=cfg.progress)
+    selected = select_features(col)
+    if not selected:
+        raise ValueError("No feature varied across training samples at any hook; nothing to select.")
+
+    def vecs(features: Sequence[Any]) -> list[SteeringVector]:
+        return to_vectors(features, by_hook, scale=cfg.scale)
+
+    # P: solo steering per hook on the validation split
+    base_val = float(evaluate(model, splits.val, **ev)[0].mean())
+    solo = {}
+    for f in tqdm(variant_a(selected), desc="solo (val)", disable=not cfg.progress):
+        solo[f.hook] = float(evaluate(model, splits.val, vecs([f]), **ev)[0].mean())
+    conditions: dict[str, tuple[str, list[SteeringVector]]] = {
+        "unsteered": ("unsteered", []),
+        "S": ("corrsteer", vecs(variant_s(selected))),
+        "A": ("corrsteer", vecs(variant_a(selected))),
+        "P": ("corrsteer", vecs(variant_p(selected, solo, base_val))),
+    }
+    s_vec = conditions["S"][1][0]
+    norm = float(s_vec.vector.norm())
+    if cfg.diff_means and col.labels.min() != col.labels.max():
+        conditions["diff_means"] = ("diff_means", [diff_of_means(col, s_vec.hook_name, norm=norm)])
+    for j, v in enumerate(random_features(by_hook[s_vec.hook_name], cfg.n_random, norm=norm, seed=cfg.seed,
+                                          exclude=(s_vec.feature or 0,))):
+        conditions[f"random_{j}"] = ("random", [v])
+    arms: dict[str, Arm] = {}
+    for name, (kind, vs) in tqdm(conditions.items(), desc="test", disable=not cfg.progress):
+        if name == "P" and not vs:  # no hook qualified: P is the unsteered model
+            arms[name] = Arm(name, kind, list(arms["unsteered"].labels), list(arms["unsteered"].generations), [])
+            continue
+        labels, texts = evaluate(model, splits.test, vs, **ev)
+        arms[name] = Arm(name, kind, labels.tolist(), texts, [v.to_dict() for v in vs])
+    meta = {"config": asdict(cfg), "pooling": col.pooling, "n_train": len(col.labels),
+            "n_val": len(splits.val), "n_test": len(splits.test), "train_accuracy": col.accuracy,
+            "hooks": list(by_hook), "p_hooks": [v.hook_name for v in conditions["P"][1]]}
+    return SteeringReport(splits.test.name, arms, selected, solo, base_val, meta, cfg.n_boot, 0.95, cfg.seed)

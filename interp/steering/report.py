@@ -1,0 +1,166 @@
+"""SteeringReport: accuracy per steering condition with paired bootstrap CIs, side-effect ratio, chosen
+features and per-hook solo results (CorrSteer, Cho et al. 2025)."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from interp.steering.select import SelectedFeature, features_frame
+
+__all__ = ["Arm", "SteeringReport", "bootstrap_ci", "side_effect_ratio"]
+
+
+def bootstrap_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (resampling samples, vectorised)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return (float("nan"), float("nan"))
+    idx = np.random.default_rng(seed).integers(0, values.size, size=(n_boot, values.size))
+    means = values[idx].mean(1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def side_effect_ratio(base_labels: np.ndarray, labels: np.ndarray, base_text: Sequence[str], text: Sequence[str]) -> tuple[float, int]:
+    """Of the answers steering changed, the share that went from correct to wrong; and how many changed."""
+    changed = np.array([a.strip() != b.strip() for a, b in zip(base_text, text)], dtype=bool)
+    broke = changed & (np.asarray(base_labels) == 1) & (np.asarray(labels) == 0)
+    n = int(changed.sum())
+    return (float(broke.sum() / n) if n else float("nan")), n
+
+
+def _describe(v: Mapping[str, Any]) -> str:
+    what = f"#{v['feature']}" if v.get("feature") is not None else f" ({v['source']})"
+    return f"{v['hook_name']}{what} c={v['coefficient']:.3g}"
+
+
+@dataclass
+class Arm:
+    """One steering condition evaluated on the held-out split."""
+
+    name: str
+    kind: str  # "unsteered" | "corrsteer" | "diff_means" | "random"
+    labels: list[int]
+    generations: list[str]
+    vectors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.labels)) if self.labels else float("nan")
+
+
+@dataclass
+class SteeringReport:
+    """Held-out results of CorrSteer variants and baselines.
+
+    ``to_frame()`` has one row per condition: accuracy with a bootstrap CI, the paired difference to
+    the unsteered model with its CI, and the side-effect ratio (SER: of the answers steering changed,
+    the share that went from correct to wrong).
+
+    Example:
+        >>> report = run_corrsteer(model, saes, splits)    # doctest: +SKIP
+        >>> report.to_frame()                              # doctest: +SKIP
+        >>> report.save("out/corrsteer"); SteeringReport.load("out/corrsteer")  # doctest: +SKIP
+    """
+
+    task: str
+    arms: dict[str, Arm]
+    selected: list[SelectedFeature] = field(default_factory=list)
+    solo_val: dict[str, float] = field(default_factory=dict)
+    val_baseline: float = float("nan")
+    meta: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = 2000
+    level: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if "unsteered" not in self.arms:
+            raise ValueError("A SteeringReport needs an 'unsteered' arm to compare against.")
+        n = len(self.arms["unsteered"].labels)
+        bad = [k for k, a in self.arms.items() if len(a.labels) != n]
+        if bad:
+            raise ValueError(f"Arms {bad} were evaluated on a different number of samples than 'unsteered' ({n}).")
+
+    def to_frame(self) -> pd.DataFrame:
+        base = self.arms["unsteered"]
+        b = np.asarray(base.labels, dtype=float)
+        rows = []
+        for name, arm in self.arms.items():
+            y = np.asarray(arm.labels, dtype=float)
+            lo, hi = bootstrap_ci(y, n_boot=self.n_boot, level=self.level, seed=self.seed)
+            dlo, dhi = bootstrap_ci(y - b, n_boot=self.n_boot, level=self.level, seed=self.seed)
+            ser, n_changed = side_effect_ratio(base.labels, arm.labels, base.generations, arm.generations)
+            rows.append({
+                "condition": name, "kind": arm.kind, "accuracy": y.mean(), "ci_low": lo, "ci_high": hi,
+                "delta": (y - b).mean(), "delta_low": dlo, "delta_high": dhi, "ser": ser, "n_changed": n_changed,
+                "n": len(y), "features": ", ".join(_describe(v) for v in arm.vectors),
+            })
+        return pd.DataFrame(rows)
+
+    def features_frame(self) -> pd.DataFrame:
+        frame = features_frame(self.selected)
+        frame["solo_val_accuracy"] = [self.solo_val.get(h, float("nan")) for h in frame["hook"]]
+        return frame
+
+    def plot(self) -> Any:
+        """Accuracy per condition with CIs (left) and side-effect ratio (right)."""
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        f = self.to_frame()
+        colours = {"unsteered": "#555555", "corrsteer": "#1f77b4", "diff_means": "#ff7f0e", "random": "#bbbbbb"}
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
+                            subplot_titles=("Held-out accuracy (95% CI)", "Side-effect ratio"))
+        fig.add_trace(go.Bar(
+            x=f["condition"], y=f["accuracy"], marker_color=[colours.get(k, "#999") for k in f["kind"]],
+            error_y=dict(type="data", symmetric=False, array=f["ci_high"] - f["accuracy"],
+                         arrayminus=f["accuracy"] - f["ci_low"]), name="accuracy", showlegend=False), 1, 1)
+        fig.add_hline(y=float(f.loc[f["condition"] == "unsteered", "accuracy"].iloc[0]), line_dash="dot", row=1, col=1)
+        g = f[f["kind"] != "unsteered"]
+        fig.add_trace(go.Bar(x=g["condition"], y=g["ser"], marker_color=[colours.get(k, "#999") for k in g["kind"]],
+                             name="SER", showlegend=False), 1, 2)
+        fig.update_yaxes(range=[0, 1], row=1, col=2)
+        fig.update_layout(title=f"CorrSteer on {self.task}")
+        return fig
+
+    def _repr_html_(self) -> str:
+        f = self.to_frame().drop(columns=["features"])
+        return (f"<h4>SteeringReport: {html.escape(self.task)}</h4>" + f.to_html(float_format=lambda x: f"{x:.3f}",
+                index=False) + "<h5>Selected features</h5>" + self.features_frame().to_html(
+                float_format=lambda x: f"{x:.3f}", index=False))
+
+    # ------------------------------------------------------------------ persistence (JSON only)
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "SteeringReport/1", "task": self.task, "arms": {k: asdict(a) for k, a in self.arms.items()},
+                "selected": [s.to_dict() for s in self.selected], "solo_val": self.solo_val,
+                "val_baseline": self.val_baseline, "meta": self.meta, "n_boot": self.n_boot, "level": self.level,
+                "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SteeringReport":
+        if d.get("format") != "SteeringReport/1":
+            raise ValueError(f"Not a saved SteeringReport (format={d.get('format')!r}).")
+        return cls(d["task"], {k: Arm(**a) for k, a in d["arms"].items()},
+                   [SelectedFeature(**s) for s in d["selected"]], dict(d["solo_val"]), d["val_baseline"],
+                   dict(d["meta"]), d["n_boot"], d["level"], d["seed"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``report.json`` into the folder ``path``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps(self.to_dict(), indent=1))
+        return folder / "report.json"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SteeringReport":
+        p = Path(path)
+        p = p / "report.json" if p.is_dir() else p
+        return cls.from_dict(json.loads(p.read_text()))
