@@ -140,7 +140,7 @@ def collect(
                 resid[h].append(x.float().cpu())
 
         out = greedy_generate(model, [e.prompt for e in chunk], max_new, use_kv_cache=use_kv_cache, record=hooks,
-                              on_step=on_step)
+                              on_step=on_step, stop=getattr(task, "stop", ()))
         texts = decode_generations(model, out)
         y = torch.tensor([int(task.check(e, t)) for e, t in zip(chunk, texts)])
         alive = out.steps_alive.cpu()

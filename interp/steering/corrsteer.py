@@ -68,14 +68,15 @@ def evaluate(
     max_new = int(max_new_tokens or task.max_new_tokens)
     texts: list[str] = []
     examples = list(task.examples)
+    stop = tuple(getattr(task, "stop", ()))
     for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress):
         chunk = examples[start : start + batch_size]
         prompts = [e.prompt for e in chunk]
         if vectors:
             with steer(model, list(vectors), positions=positions, scale=scale):
-                out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache)
+                out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
         else:
-            out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache)
+            out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
         texts.extend(decode_generations(model, out))
     labels = np.array([int(task.check(e, t)) for e, t in zip(examples, texts)], dtype=np.int64)
     return labels, texts

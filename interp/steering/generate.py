@@ -18,7 +18,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["GreedyBatch", "tokenize_prompts", "greedy_generate", "decode_generations"]
+__all__ = ["GreedyBatch", "tokenize_prompts", "greedy_generate", "decode_generations", "stop_token_ids"]
 
 StepCallback = Callable[[int, dict[str, Tensor], Tensor], None]
 """``on_step(step, acts, alive)``: ``acts[hook]`` is [batch, d] at the newest position, ``alive`` [batch]
@@ -71,9 +71,11 @@ def greedy_generate(
     record: Sequence[str] = (),
     on_step: StepCallback | None = None,
     stop_at_eos: bool = True,
+    stop: Sequence[str] = (),
 ) -> GreedyBatch:
     """Greedy decoding of one batch. ``record`` names hooks whose newest-position activations are passed
-    to ``on_step`` at every call."""
+    to ``on_step`` at every call. A row ends at EOS or at a token whose text contains a ``stop`` string
+    (that token is kept in the row but not in its text)."""
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
     if max_new_tokens < 1:
@@ -81,6 +83,7 @@ def greedy_generate(
     tokens, mask = tokenize_prompts(model, prompts)
     b = tokens.shape[0]
     eos = getattr(model.tokenizer, "eos_token_id", None) if (stop_at_eos and model.tokenizer is not None) else None
+    stop_ids = stop_token_ids(model, tuple(stop), eos).to(tokens.device)
     acts: dict[str, Tensor] = {}
 
     def grab(act: Tensor, hook: Any) -> None:
@@ -108,24 +111,36 @@ def greedy_generate(
             nxt = logits[:, -1].argmax(-1)
             generated[:, step] = nxt
             n_steps = step + 1
-            if eos is not None:
-                alive &= nxt != eos
+            if len(stop_ids):
+                alive &= ~torch.isin(nxt, stop_ids)
                 if not alive.any():
                     break
             if cache is None:
                 seq = torch.cat([seq, nxt[:, None]], 1)
                 seq_mask = torch.cat([seq_mask, torch.ones_like(seq_mask[:, :1])], 1)
     generated, steps_alive = generated[:, :n_steps], steps_alive[:, :n_steps]
-    if eos is not None:
-        is_eos = generated == eos
-        first = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full_like(generated[:, 0], n_steps))
-    else:
-        first = torch.full((b,), n_steps, dtype=torch.long, device=generated.device)
+    is_stop = torch.isin(generated, stop_ids)
+    first = torch.where(is_stop.any(1), is_stop.float().argmax(1), torch.full_like(generated[:, 0], n_steps))
     return GreedyBatch(tokens, generated, first, steps_alive)
 
 
+_STOP_CACHE: dict[tuple[int, tuple[str, ...], int | None], Tensor] = {}
+
+
+def stop_token_ids(model: "HookedTransformer", stop: tuple[str, ...], eos: int | None) -> Tensor:
+    """EOS plus every vocabulary token whose text contains a stop string (cached per tokenizer)."""
+    key = (id(model.tokenizer), stop, eos)
+    if key not in _STOP_CACHE:
+        ids = [eos] if eos is not None else []
+        if stop and model.tokenizer is not None:
+            tok = model.tokenizer
+            ids += [i for i in range(len(tok)) if any(s in tok.decode([i]) for s in stop)]
+        _STOP_CACHE[key] = torch.tensor(sorted(set(ids)), dtype=torch.long)
+    return _STOP_CACHE[key]
+
+
 def decode_generations(model: "HookedTransformer", batch: GreedyBatch) -> list[str]:
-    """Generated text of each row, up to (not including) EOS."""
+    """Generated text of each row, up to (not including) EOS or the stop token."""
     if model.tokenizer is None:
         return [" ".join(map(str, row[: int(n)].tolist())) for row, n in zip(batch.generated, batch.lengths)]
     return [model.tokenizer.decode(row[: int(n)].tolist(), skip_special_tokens=True) for row, n in zip(batch.generated, batch.lengths)]

@@ -19,7 +19,7 @@ import numpy as np
 __all__ = [
     "Example", "Task", "TaskProtocol", "TaskSplits", "TaskFormatError", "Pooling",
     "MultipleChoiceTask", "ExactMatchTask", "NumericTask",
-    "mmlu_task", "load_task", "load_hf_task", "TASK_KINDS",
+    "mmlu_task", "load_task", "load_hf_task", "zoo_task", "zoo_qa_task", "ZooTask", "TASK_KINDS",
 ]
 
 Pooling = Literal["max", "mean", "answer", "prompt"]
@@ -54,6 +54,7 @@ class TaskProtocol(Protocol):
     examples: Sequence[Example]
     max_new_tokens: int
     default_pooling: Pooling
+    stop: tuple[str, ...]
 
     def check(self, example: Example, generated: str) -> bool: ...
 
@@ -81,6 +82,7 @@ class Task:
     examples: Sequence[Example]
     max_new_tokens: int = 8
     default_pooling: Pooling = "max"
+    stop: tuple[str, ...] = ()  # generation also ends at any token whose text contains one of these
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "examples", tuple(self.examples))
@@ -314,3 +316,37 @@ def load_hf_task(dataset: str, config: str | None = None, *, split: str = "test"
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return _from_records(list(ds), kind, dataset, prompt_field, answer_field, **kwargs)
+
+
+# ---------------------------------------------------------------------------- the zoo model's planted tasks
+@dataclass(frozen=True)
+class ZooTask(Task):
+    """A planted task of the ``toy-lm`` zoo model, checked by :func:`interp.zoo.tasks.check`."""
+
+    zoo_task: str = "qa"
+    stop: tuple[str, ...] = ("\n",)  # corpus segments end with a newline
+
+    def check(self, example: Example, generated: str) -> bool:
+        from interp.zoo.tasks import check
+
+        return check(self.zoo_task, generated, example.answer)
+
+
+def zoo_task(task: str = "qa", n: int = 1000, seed: int = 0, **kwargs: Any) -> ZooTask:
+    """``n`` held-out items of a toy-lm planted task (``qa``, ``mc``, ``arith``...) as a :class:`Task`.
+
+    >>> zoo_task("qa", 4).max_new_tokens        # doctest: +SKIP
+    6
+    """
+    from interp.zoo.tasks import MAX_NEW_TOKENS, make_items
+
+    items = make_items(task, n, seed=seed)
+    examples = [Example(it.prompt, it.answer, {"choices": tuple(it.choices)} if it.choices else {}) for it in items]
+    kwargs.setdefault("max_new_tokens", MAX_NEW_TOKENS[task])
+    kwargs.setdefault("default_pooling", "answer" if task == "mc" else "max")
+    return ZooTask(f"toy-lm/{task}", examples, zoo_task=task, **kwargs)
+
+
+def zoo_qa_task(n: int = 1000, seed: int = 0, **kwargs: Any) -> ZooTask:
+    """The zoo model's question-answer task, CorrSteer's offline default."""
+    return zoo_task("qa", n, seed, **kwargs)
