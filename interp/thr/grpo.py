@@ -1,0 +1,364 @@
+"""A compact GRPO trainer with THR reweighting, for TransformerLens and Hugging Face causal LMs.
+
+Per step: sample G responses for each of a batch of prompts, score them with a verifiable reward,
+run the old policy once (logits + the unembedding's input), compute THR and its weights (no
+gradient), then take clipped-surrogate steps with token-level advantages w_{j,k} * A_j.
+Implements GRPO (Shao et al. 2024) with the aggregations of Dr.GRPO (Liu et al. 2025) and DAPO
+(Yu et al. 2025), and THR steering (Deng et al., arXiv 2510.03669).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+
+from interp.thr.core import Vocab, group_advantages, thr_weights, token_hidden_reward
+from interp.thr.policy import Policy, Rollout, as_policy
+from interp.thr.result import GRPOLog, THRResult, thr_statistics
+from interp.thr.tasks import TaskItem, VerifiableTask
+
+__all__ = ["LossType", "GRPOConfig", "GRPOTrainer", "ScoredBatch", "score_rollouts", "rollout_thr"]
+
+LossType = Literal["grpo", "dr_grpo", "dapo"]
+"""Token aggregation of the loss.
+
+- ``"grpo"``: mean over each response's tokens, then over responses (advantages / std).
+- ``"dr_grpo"``: sum over tokens / (responses * max_new_tokens), advantages not divided by std.
+- ``"dapo"``: sum over all tokens / number of tokens (token-level mean), with clip-higher via
+  ``clip_eps_high``.
+"""
+
+
+@dataclass
+class GRPOConfig:
+    """Every knob of a run. THR is off unless ``thr=True``; ``log_thr`` computes the statistics
+    (density, mean THR of correct/incorrect responses, entropy of dominant tokens) either way."""
+
+    group_size: int = 8
+    prompts_per_step: int = 16
+    max_new_tokens: int | None = None      # None: the task's own
+    temperature: float = 1.0
+    lr: float = 1e-3
+    loss_type: LossType = "grpo"
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None     # DAPO "clip-higher"; None = clip_eps
+    kl_coef: float = 0.0                   # > 0 keeps a frozen copy of the start as reference
+    inner_epochs: int = 1                  # policy updates per rollout batch (mu)
+    max_grad_norm: float = 1.0
+    thr: bool = False
+    thr_p: float = 0.0
+    thr_beta: float = 1.0
+    thr_non_dominant: float = 1.0
+    thr_vocab: Vocab = "group"
+    thr_exclude_self: bool = False
+    log_thr: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss_type not in ("grpo", "dr_grpo", "dapo"):
+            raise ValueError(f"loss_type must be 'grpo', 'dr_grpo' or 'dapo'; got {self.loss_type!r}.")
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be >= 2 (advantages compare responses within a group); got {self.group_size}.")
+        if not (self.temperature > 0):
+            raise ValueError(f"temperature must be > 0 for GRPO sampling; got {self.temperature}.")
+        if self.thr and not -1 < self.thr_p < 1:
+            raise ValueError(f"thr_p must satisfy |p| < 1 so advantages keep their sign; got {self.thr_p}.")
+
+    @property
+    def scale_rewards(self) -> bool:
+        return self.loss_type != "dr_grpo"
+
+    @property
+    def normalize(self) -> Literal["token", "sequence"]:
+        return "sequence" if self.loss_type == "grpo" else "token"
+
+
+@dataclass
+class ScoredBatch:
+    """A rollout batch after the old-policy pass: everything the update needs (no gradients)."""
+
+    rollout: Rollout
+    rewards: Float[Tensor, "n"]
+    old_logp: Float[Tensor, "n R"]
+    mask: Bool[Tensor, "n R"]
+    result: THRResult | None
+    items: list[TaskItem] = field(default_factory=list)
+
+
+def _response_view(policy: Policy, ro: Rollout) -> tuple[Tensor, Tensor]:
+    logits, hidden = policy.forward(ro.input_ids, ro.attention_mask)
+    P = ro.prompt_len
+    return logits[:, P - 1 : -1], hidden[:, P - 1 : -1]
+
+
+@torch.no_grad()
+def score_rollouts(
+    policy: Policy, items: list[TaskItem], task: VerifiableTask, ro: Rollout, *, group_size: int,
+    temperature: float, compute_thr: bool = True, vocab: Vocab = "group", exclude_self: bool = False,
+    normalize: Literal["token", "sequence"] = "token", scale_rewards: bool = True,
+) -> ScoredBatch:
+    """Rewards, old log-probabilities and (optionally) THR of a sampled batch.
+    ``items`` has one entry per response (a prompt repeated ``group_size`` times)."""
+    completions = [policy.decode(r) for r in ro.response_list()]
+    rewards = torch.tensor([task.reward(it, c) for it, c in zip(items, completions)], dtype=torch.float32)
+    logits, hidden = _response_view(policy, ro)
+    logp_all = torch.log_softmax(logits.float() / temperature, -1)
+    old_logp = logp_all.gather(-1, ro.responses[..., None])[..., 0]
+    mask = ro.response_mask
+    result = None
+    if compute_thr:
+        lengths = mask.sum(1).tolist()
+        toks = ro.response_list()
+        thr = token_hidden_reward(
+            [hidden[i, :n] for i, n in enumerate(lengths)], [logits[i, :n] for i, n in enumerate(lengths)], toks,
+            rewards, vocab=vocab, temperature=temperature, normalize=normalize, group_size=group_size,
+            exclude_self=exclude_self, scale_rewards=scale_rewards,
+        )
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        result = THRResult(
+            prompts=[items[b * group_size].prompt for b in range(len(items) // group_size)],
+            completions=completions, tokens=[t.cpu() for t in toks],
+            token_text=[policy.token_strings(t) for t in toks], thr=[t.cpu() for t in thr],
+            prob=[old_logp[i, :n].exp().cpu() for i, n in enumerate(lengths)],
+            entropy=[entropy[i, :n].cpu() for i, n in enumerate(lengths)], rewards=rewards, group_size=group_size,
+            scale_rewards=scale_rewards,
+            settings=dict(vocab=vocab, exclude_self=exclude_self, normalize=normalize, temperature=temperature),
+        )
+    return ScoredBatch(ro, rewards, old_logp, mask, result, list(items))
+
+
+def rollout_thr(
+    model: nn.Module | Policy, task: VerifiableTask, *, n_prompts: int = 4, group_size: int = 8,
+    split: Literal["train", "test"] = "test", temperature: float = 1.0, vocab: Vocab = "group",
+    exclude_self: bool = False, normalize: Literal["token", "sequence"] = "token", seed: int = 0,
+    tokenizer: Any | None = None,
+) -> THRResult:
+    """Sample ``group_size`` responses for the first ``n_prompts`` prompts of a split and return
+    their THR (one call for the common case).
+
+    >>> from interp.thr.tasks import story_word_task            # doctest: +SKIP
+    >>> res = rollout_thr(model, story_word_task(), n_prompts=2)  # doctest: +SKIP
+    >>> res.to_frame().head()                                    # doctest: +SKIP
+    """
+    policy = as_policy(model, tokenizer)
+    pool = task.train if split == "train" else task.test
+    items = [it for it in pool[:n_prompts] for _ in range(group_size)]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    ro = policy.sample([policy.encode(it.prompt) for it in items], max_new_tokens=task.max_new_tokens,
+                       temperature=temperature, generator=gen)
+    batch = score_rollouts(policy, items, task, ro, group_size=group_size, temperature=temperature, vocab=vocab,
+                           exclude_self=exclude_self, normalize=normalize)
+    assert batch.result is not None
+    return batch.result
+
+
+class GRPOTrainer:
+    """GRPO on a verifiable-reward task, THR reweighting switchable.
+
+    Example:
+        >>> from interp.models import load_model, shared_model_dir       # doctest: +SKIP
+        >>> from interp.thr.tasks import story_word_task
+        >>> trainer = GRPOTrainer(load_model(shared_model_dir()), story_word_task(),
+        ...                       GRPOConfig(thr=True, thr_p=0.5))       # doctest: +SKIP
+        >>> log = trainer.train(20)                                      # doctest: +SKIP
+        >>> log.plot()                                                   # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module | Policy, task: VerifiableTask, config: GRPOConfig | None = None,
+                 *, tokenizer: Any | None = None, name: str | None = None):
+        self.policy = as_policy(model, tokenizer)
+        self.model = self.policy.model
+        self.task = task
+        self.config = config or GRPOConfig()
+        cfg = self.config
+        self.max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.ref_model: nn.Module | None = None
+        if cfg.kl_coef > 0:
+            self.ref_model = copy.deepcopy(self.model).eval()
+            for p in self.ref_model.parameters():
+                p.requires_grad_(False)
+        self.step_count = 0
+        self.log = GRPOLog(name=name or self._default_name())
+        self.last: ScoredBatch | None = None
+
+    def _default_name(self) -> str:
+        c = self.config
+        return f"{c.loss_type} THR p={c.thr_p:+.2f}" if c.thr else f"{c.loss_type} (plain)"
+
+    # -- one step ---------------------------------------------------------------------------
+    def _sample_items(self) -> list[TaskItem]:
+        cfg = self.config
+        pool = self.task.train
+        idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.generator).tolist()
+        return [pool[i] for i in idx for _ in range(cfg.group_size)]
+
+    def _token_logp(self, policy_model_forward: Policy, ro: Rollout) -> Tensor:
+        logits, _ = _response_view(policy_model_forward, ro)
+        logp = torch.log_softmax(logits.float() / self.config.temperature, -1)
+        return logp.gather(-1, ro.responses[..., None])[..., 0]
+
+    def step(self) -> dict[str, float]:
+        """Sample, score, compute THR and weights, update; returns the step's log record."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        items = self._sample_items()
+        ro = self.policy.sample([self.policy.encode(it.prompt) for it in items], max_new_tokens=self.max_new_tokens,
+                                temperature=cfg.temperature, generator=self.generator)
+        t_sample = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        batch = score_rollouts(
+            self.policy, items, self.task, ro, group_size=cfg.group_size, temperature=cfg.temperature,
+            compute_thr=cfg.thr or cfg.log_thr, vocab=cfg.thr_vocab, exclude_self=cfg.thr_exclude_self,
+            normalize=cfg.normalize, scale_rewards=cfg.scale_rewards,
+        )
+        t_thr = time.perf_counter() - t1
+        self.last = batch
+        mask = batch.mask
+        adv = group_advantages(batch.rewards, group_size=cfg.group_size, scale=cfg.scale_rewards).to(mask.device)
+        tok_adv = adv[:, None].expand_as(batch.old_logp).clone()
+        if cfg.thr:
+            assert batch.result is not None
+            w = thr_weights(batch.result.thr, batch.rewards, p=cfg.thr_p, beta=cfg.thr_beta,
+                            non_dominant=cfg.thr_non_dominant, group_size=cfg.group_size,
+                            scale_rewards=cfg.scale_rewards)
+            W = torch.ones_like(tok_adv)
+            for i, wi in enumerate(w):
+                W[i, : wi.numel()] = wi.to(W)
+            tok_adv = tok_adv * W
+        ref_logp = None
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref_logp = self._token_logp(Policy(self.ref_model, self.policy.tokenizer), ro)
+
+        self.model.train()
+        stats: dict[str, float] = {}
+        for _ in range(cfg.inner_epochs):
+            logp = self._token_logp(self.policy, ro)
+            loss, stats = self._loss(logp, batch.old_logp, ref_logp, tok_adv, mask)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.optimizer.step()
+            stats["grad_norm"] = float(gnorm)
+        self.model.eval()
+        self.step_count += 1
+        lengths = mask.sum(1).float()
+        record: dict[str, float] = dict(
+            step=float(self.step_count), reward_mean=float(batch.rewards.mean()),
+            response_len=float(lengths.mean()), **stats,
+            time_sample_s=t_sample, time_score_thr_s=t_thr, time_step_s=time.perf_counter() - t0,
+        )
+        if batch.result is not None:
+            record.update(thr_statistics(batch.result.thr, batch.result.entropy, batch.rewards, cfg.group_size,
+                                         beta=cfg.thr_beta, scale_rewards=cfg.scale_rewards))
+        self.log.append(record)
+        return record
+
+    def _loss(self, logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, adv: Tensor, mask: Tensor
+              ) -> tuple[Tensor, dict[str, float]]:
+        cfg = self.config
+        m = mask.float()
+        ratio = torch.exp(logp - old_logp)
+        hi = cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps
+        clipped = torch.clamp(ratio, 1 - cfg.clip_eps, 1 + hi)
+        per_token = -torch.minimum(ratio * adv, clipped * adv)
+        kl = torch.zeros_like(per_token)
+        if ref_logp is not None:
+            d = ref_logp - logp
+            kl = torch.exp(d) - d - 1  # k3 estimator: unbiased, non-negative
+            per_token = per_token + cfg.kl_coef * kl
+        if cfg.loss_type == "grpo":
+            loss = ((per_token * m).sum(1) / m.sum(1).clamp_min(1)).mean()
+        elif cfg.loss_type == "dapo":
+            loss = (per_token * m).sum() / m.sum().clamp_min(1)
+        else:  # dr_grpo: a constant normaliser, so long responses are not down-weighted
+            loss = (per_token * m).sum() / (m.shape[0] * self.max_new_tokens)
+        n_tok = m.sum().clamp_min(1)
+        clip_frac = (((ratio < 1 - cfg.clip_eps) | (ratio > 1 + hi)).float() * m).sum() / n_tok
+        return loss, dict(loss=float(loss.detach()), clip_frac=float(clip_frac), kl=float((kl.detach() * m).sum() / n_tok))
+
+    # -- loops --------------------------------------------------------------------------------
+    def train(self, steps: int, *, progress: bool = True, checkpoint_dir: str | Path | None = None,
+              checkpoint_every: int = 0) -> GRPOLog:
+        """Run ``steps`` more steps; with ``checkpoint_dir`` save every ``checkpoint_every`` steps
+        (0: only at the end)."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(steps), desc=self.log.name, disable=not progress)
+        for _ in bar:
+            rec = self.step()
+            bar.set_postfix(reward=f"{rec['reward_mean']:.3f}")
+            if checkpoint_dir is not None and checkpoint_every and self.step_count % checkpoint_every == 0:
+                self.save(checkpoint_dir)
+        if checkpoint_dir is not None:
+            self.save(checkpoint_dir)
+        return self.log
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write model, optimizer, RNG and log (safetensors + JSON) so :meth:`load` resumes exactly."""
+        from safetensors.torch import save_file, save_model
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_model(self.model, str(d / "model.safetensors"))
+        if self.ref_model is not None:
+            save_model(self.ref_model, str(d / "ref_model.safetensors"))
+        opt = self.optimizer.state_dict()
+        tensors, meta = {}, {"param_groups": opt["param_groups"], "state": {}}
+        for pid, st in opt["state"].items():
+            meta["state"][str(pid)] = {}
+            for k, v in st.items():
+                if isinstance(v, Tensor):
+                    tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+                    meta["state"][str(pid)][k] = "tensor"
+                else:
+                    meta["state"][str(pid)][k] = v
+        tensors["rng.generator"] = self.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file(tensors, str(d / "trainer_state.safetensors"))
+        (d / "trainer.json").write_text(json.dumps(dict(
+            config=asdict(self.config), step=self.step_count, optimizer=meta, log=self.log.records,
+            name=self.log.name, task=self.task.name), indent=1))
+        return d
+
+    def load(self, directory: str | Path) -> "GRPOTrainer":
+        """Restore a checkpoint written by :meth:`save` into this trainer (same model architecture,
+        same task and config), then continue with :meth:`train`."""
+        from safetensors.torch import load_file, load_model
+
+        d = Path(directory)
+        if not (d / "trainer.json").is_file():
+            raise FileNotFoundError(f"No GRPO checkpoint in {d}: trainer.json is missing (write one with trainer.save(dir)).")
+        info = json.loads((d / "trainer.json").read_text())
+        if info["config"] != json.loads(json.dumps(asdict(self.config))):
+            diff = {k: (v, asdict(self.config).get(k)) for k, v in info["config"].items() if asdict(self.config).get(k) != v}
+            raise ValueError(f"The checkpoint in {d} was written with a different config (saved, current): {diff}. "
+                             "Build the trainer with the saved GRPOConfig to resume.")
+        if info["task"] != self.task.name:
+            raise ValueError(f"The checkpoint is for task {info['task']!r}, this trainer runs {self.task.name!r}.")
+        load_model(self.model, str(d / "model.safetensors"))
+        if self.ref_model is not None:
+            load_model(self.ref_model, str(d / "ref_model.safetensors"))
+        tensors = load_file(str(d / "trainer_state.safetensors"))
+        meta = info["optimizer"]
+        state = {}
+        for pid, st in meta["state"].items():
+            state[int(pid)] = {k: (tensors[f"{pid}.{k}"] if v == "tensor" else v) for k, v in st.items()}
+        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.generator.set_state(tensors["rng.generator"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step_count = int(info["step"])
+        self.log = GRPOLog(records=list(info["log"]), name=info["name"])
+        return self

@@ -1,0 +1,196 @@
+"""GRPO trainer with THR: sampling, forward capture, loss aggregation, reweighting, checkpoints."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from interp.models import shared_model_dir
+from interp.thr.experiment import pass_at_k
+from interp.thr.grpo import GRPOConfig, GRPOTrainer
+from interp.thr.policy import as_policy
+from interp.thr.tasks import TaskItem, VerifiableTask, prefix_reward, story_word_task, word_reward
+
+pytestmark = pytest.mark.skipif(not (shared_model_dir() / "config.json").is_file(),
+                                reason="stories260K is not present at interp.models.shared_model_dir()")
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # these tiny models run fastest single-threaded, above all on a shared CPU
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+TINY = dict(group_size=4, prompts_per_step=2, max_new_tokens=5, lr=1e-3)
+
+
+def _letter_reward(item: TaskItem, completion: str) -> float:
+    # a real-valued reward that is rarely equal across a group, so most groups carry a signal
+    return float(completion.count(item.target))
+
+
+@pytest.fixture(scope="module")
+def story_task():
+    base = story_word_task(max_new_tokens=5)
+    return VerifiableTask("letters", [TaskItem(i.prompt, "e") for i in base.train],
+                          [TaskItem(i.prompt, "e") for i in base.test], _letter_reward, max_new_tokens=5)
+
+
+_TL_CACHE: list = []
+
+
+def _tl():
+    import copy
+
+    from interp.models import load_model
+
+    if not _TL_CACHE:
+        _TL_CACHE.append(load_model(shared_model_dir()))
+    return copy.deepcopy(_TL_CACHE[0])
+
+
+def _hf():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(shared_model_dir()), AutoTokenizer.from_pretrained(shared_model_dir())
+
+
+@pytest.mark.parametrize("kind", ["tl", "hf"])
+def test_forward_captures_unembedding_input_and_kv_sampling_matches_full_forward(kind):
+    policy = as_policy(_tl()) if kind == "tl" else as_policy(*_hf())
+    prompts = [policy.encode("Once upon a time, there was a cat."), policy.encode("Tom ran."), policy.encode("Hi")]
+    ro = policy.sample(prompts, max_new_tokens=6, temperature=0)
+    with torch.no_grad():
+        logits, hidden = policy.forward(ro.input_ids, ro.attention_mask)
+        # the captured hidden state really is what the unembedding reads
+        recon = policy.unembed(hidden)
+        torch.testing.assert_close(recon, logits, rtol=1e-4, atol=1e-4)
+        # greedy KV-cache decoding equals the argmax of a full forward over the padded batch
+        pred = logits[:, ro.prompt_len - 1 : -1].argmax(-1)
+    assert ((pred == ro.responses) | ~ro.response_mask).all()
+    # left padding does not change a prompt's continuation
+    alone = policy.sample(prompts[1:2], max_new_tokens=6, temperature=0)
+    assert alone.response_list()[0].tolist() == ro.response_list()[1].tolist()
+
+
+def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tmp_path, story_task):
+    cfg = GRPOConfig(thr=True, thr_p=0.5, seed=7, **TINY)
+    straight = GRPOTrainer(_tl(), story_task, cfg)
+    straight.train(3, progress=False)
+
+    first = GRPOTrainer(_tl(), story_task, cfg)
+    first.train(2, progress=False, checkpoint_dir=tmp_path / "ck")
+    resumed = GRPOTrainer(_tl(), story_task, cfg).load(tmp_path / "ck")
+    assert resumed.step_count == 2
+    resumed.train(1, progress=False)
+
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b)
+    import pandas as pd
+
+    cols = [c for c in straight.log.to_frame() if not c.startswith("time_")]
+    pd.testing.assert_frame_equal(straight.log.to_frame()[cols], resumed.log.to_frame()[cols])
+    assert straight.log.to_frame()["active_groups"].sum() > 0
+    with pytest.raises(ValueError, match="different config"):
+        GRPOTrainer(_tl(), story_task, GRPOConfig(thr=True, thr_p=-0.5, seed=7, **TINY)).load(tmp_path / "ck")
+    with pytest.raises(FileNotFoundError, match="trainer.json"):
+        GRPOTrainer(_tl(), story_task, cfg).load(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_hf_model_trains_with_each_aggregation_and_logs_thr(loss_type, story_task):
+    model, tok = _hf()
+    before = [p.detach().clone() for p in model.parameters()]
+    tr = GRPOTrainer(model, story_task, GRPOConfig(loss_type=loss_type, thr=True, thr_p=-0.5, kl_coef=0.1,
+                                                   clip_eps_high=0.28, inner_epochs=2, seed=1, **TINY),
+                     tokenizer=tok)
+    tr.train(1, progress=False)
+    df = tr.log.to_frame()
+    assert len(df) == 1 and {"thr_density", "thr_mean_correct", "entropy_dominant", "kl", "clip_frac"} <= set(df)
+    assert df["loss"].map(math.isfinite).all()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_thr_with_p_zero_is_plain_grpo_and_p_nonzero_differs(story_task):
+    def run(**kw):
+        model, tok = _hf()
+        tr = GRPOTrainer(model, story_task, GRPOConfig(seed=3, **TINY, **kw), tokenizer=tok)
+        tr.train(1, progress=False)
+        return [p.detach().clone() for p in tr.model.parameters()], tr
+
+    plain, tr_plain = run(thr=False)
+    zero, _ = run(thr=True, thr_p=0.0)
+    for a, b in zip(plain, zero):
+        torch.testing.assert_close(a, b)
+    # a weight only changes anything when some group has mixed rewards; make sure one did
+    assert tr_plain.log.records[0]["active_groups"] > 0
+    moved, _ = run(thr=True, thr_p=0.9, thr_non_dominant=0.0)
+    assert any(not torch.allclose(a, b) for a, b in zip(plain, moved))
+
+
+def _loss_reference(loss_type, logp, old, adv, mask, eps_lo, eps_hi, max_new):
+    """Per-token loops: the textbook formulas, independent of the vectorised trainer code."""
+    n, R = logp.shape
+    per = [[0.0] * R for _ in range(n)]
+    for i in range(n):
+        for t in range(R):
+            r = math.exp(logp[i, t] - old[i, t])
+            rc = min(max(r, 1 - eps_lo), 1 + eps_hi)
+            per[i][t] = -min(r * adv[i, t], rc * adv[i, t])
+    lens = [sum(mask[i]) for i in range(n)]
+    if loss_type == "grpo":
+        return sum(sum(per[i][t] for t in range(R) if mask[i][t]) / max(lens[i], 1) for i in range(n)) / n
+    total = sum(per[i][t] for i in range(n) for t in range(R) if mask[i][t])
+    return total / sum(lens) if loss_type == "dapo" else total / (n * max_new)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_loss_aggregation_matches_textbook_formulas(loss_type, story_task):
+    g = torch.Generator().manual_seed(0)
+    n, R = 4, 5
+    logp, old = -torch.rand(n, R, generator=g) * 3, -torch.rand(n, R, generator=g) * 3
+    adv = torch.randn(n, R, generator=g)
+    mask = torch.ones(n, R, dtype=torch.bool)
+    mask[0, 3:] = False
+    mask[2, 1:] = False
+    tr = GRPOTrainer.__new__(GRPOTrainer)
+    tr.config = GRPOConfig(loss_type=loss_type, clip_eps=0.2, clip_eps_high=0.3)
+    tr.max_new_tokens = R
+    loss, _ = tr._loss(logp, old, None, adv, mask)
+    ref = _loss_reference(loss_type, logp.tolist() and logp, old, adv, mask.tolist(), 0.2, 0.3, R)
+    assert float(loss) == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_pass_at_k_matches_enumeration():
+    for n, c, k in [(5, 2, 1), (5, 2, 3), (6, 0, 2), (6, 6, 4), (7, 3, 7)]:
+        hits = [1] * c + [0] * (n - c)
+        subsets = list(itertools.combinations(range(n), k))
+        brute = sum(any(hits[i] for i in s) for s in subsets) / len(subsets)
+        assert pass_at_k(n, c, k) == pytest.approx(brute)
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_rewards_and_task_splits():
+    it = TaskItem("x", "ball")
+    assert word_reward(it, "the Ball rolled") == 1.0 and word_reward(it, "balloon") == 0.0
+    num = TaskItem("3+4=", "7")
+    assert prefix_reward(num, " 7.") == 1.0 and prefix_reward(num, "71") == 0.0 and prefix_reward(num, "a7") == 0.0
+    task = story_word_task()
+    assert not {i.prompt for i in task.train} & {i.prompt for i in task.test}
+    with pytest.raises(ValueError, match="both splits"):
+        VerifiableTask("t", [it], [it], word_reward)
+
+
+def test_config_rejects_bad_settings():
+    with pytest.raises(ValueError, match=r"\|p\| < 1"):
+        GRPOConfig(thr=True, thr_p=1.0)
+    with pytest.raises(ValueError, match="loss_type"):
+        GRPOConfig(loss_type="ppo")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="group_size"):
+        GRPOConfig(group_size=1)
