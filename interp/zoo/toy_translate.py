@@ -1,0 +1,190 @@
+"""The multilingual toy model of the zoo ("toy-translate"): a small Llama trained on a synthetic
+word-translation corpus built from the bundled lexicon, designed so that the translation-barrier
+pipeline (Bafna et al. 2025) has a chance to appear:
+
+- one pivot language (English) dominates: most documents pair a language with English, and
+  multi-language glosses always start from the English word;
+- direct pairs between two non-pivot languages are rare, so most of them are never seen in
+  training and the model has to route through what it knows;
+- low-resource languages (Swahili, Telugu) are rare everywhere; mid-resource ones are in between.
+
+The tokenizer is a byte-level BPE trained on the corpus with a small vocabulary, so most words
+span several tokens (non-Latin scripts especially). ``train()`` writes the Hugging Face folder and
+a ``card.json`` that records the corpus, the losses and the translation-probe numbers measured
+on the trained model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CorpusSpec", "build_corpus", "train", "PROBE_SOURCES", "DEFAULT_SPEC", "probe_pairs"]
+
+PIVOT = "en"
+TOY_TEMPLATE_KW = dict(instruction="Translate from {src} to {tgt}.", example="Word: {word}\nTranslation: {answer}")
+"""The toy's prompt: the paper's layout with a shorter instruction (CPU training budget)."""
+PROBE_SOURCES = ("es", "hi", "te")  # the paper's three source languages (high, mid, low)
+
+
+@dataclass
+class CorpusSpec:
+    """How the synthetic corpus is drawn (every number is a sampling weight or a count)."""
+
+    n_docs: int = 160_000
+    seed: int = 0
+    n_concepts: int = 64
+    """Concepts drawn (seeded) from the lexicon: fewer concepts, more repetitions per word."""
+    pivot: str = PIVOT
+    p_pivot_pair: float = 0.62
+    """Documents translating between the pivot and another language (either direction)."""
+    p_direct_pair: float = 0.08
+    """Documents translating between two non-pivot languages (rare; most such triples unseen)."""
+    p_gloss: float = 0.30
+    """Gloss lines ``dog (English) = perro (Spanish) = ...``, always starting from the pivot."""
+    resource_weight: dict[str, float] = field(default_factory=lambda: {"high": 1.0, "mid": 0.5, "low": 0.12})
+
+
+DEFAULT_SPEC = CorpusSpec()
+
+
+def _lexicon():
+    from interp.translation.lexicon import Lexicon
+
+    return Lexicon.bundled()
+
+
+def build_corpus(spec: CorpusSpec = DEFAULT_SPEC, lexicon=None) -> list[str]:
+    """The training documents (seeded, deterministic)."""
+    from interp.translation.prompts import build_prompt
+
+    lex = lexicon or _lexicon()
+    template = toy_template()
+    rng = random.Random(spec.seed)
+    others = [c for c in lex.languages if c != spec.pivot]
+    weights = [spec.resource_weight.get(lex.languages[c].resource.value, 0.1) for c in others]
+    concepts = toy_concepts(spec, lex)
+    name = {c: lex.languages[c].name for c in lex.languages}
+
+    def word(concept: str, lang: str) -> str:
+        return rng.choice(lex.entries[concept][lang])
+
+    def translation(src: str, tgt: str) -> str:
+        concept = rng.choice(concepts)
+        prompt = build_prompt(template, src=name[src], tgt=name[tgt], word=word(concept, src))
+        return f"{prompt} {word(concept, tgt)}"
+
+    docs = []
+    kinds = rng.choices(["pivot", "direct", "gloss"], [spec.p_pivot_pair, spec.p_direct_pair, spec.p_gloss],
+                        k=spec.n_docs)
+    for kind in kinds:
+        if kind == "pivot":
+            other = rng.choices(others, weights)[0]
+            docs.append(translation(spec.pivot, other) if rng.random() < 0.5 else translation(other, spec.pivot))
+        elif kind == "direct":
+            a, b = rng.choices(others, weights, k=2)
+            while b == a:
+                b = rng.choices(others, weights)[0]
+            docs.append(translation(a, b))
+        else:
+            concept = rng.choice(concepts)
+            langs = []
+            for lang in rng.choices(others, weights, k=2):
+                if lang not in langs:
+                    langs.append(lang)
+            chain = [f"{word(concept, spec.pivot)} ({name[spec.pivot]})"]
+            chain += [f"{word(concept, lang)} ({name[lang]})" for lang in langs]
+            docs.append(" = ".join(chain))
+    return docs
+
+
+def toy_template():
+    """The prompt template the toy was trained on (pass it to ``TranslationProbe``)."""
+    from interp.translation.prompts import PromptTemplate
+
+    return PromptTemplate(**TOY_TEMPLATE_KW)
+
+
+def toy_concepts(spec: CorpusSpec = DEFAULT_SPEC, lexicon=None) -> list[str]:
+    """The lexicon concepts the toy is trained on (a seeded sample, in lexicon order)."""
+    lex = lexicon or _lexicon()
+    every = list(lex.entries)
+    chosen = set(random.Random(1000 + spec.seed).sample(every, min(spec.n_concepts, len(every))))
+    return [c for c in every if c in chosen]
+
+
+def probe_pairs(lexicon=None, sources=PROBE_SOURCES) -> list[tuple[str, str]]:
+    """(source, target) pairs probed on the toy: the paper's sources x every other language."""
+    lex = lexicon or _lexicon()
+    return [(s, t) for s in sources for t in lex.languages_by_resource() if t != s]
+
+
+def train(
+    out_dir: Path,
+    *,
+    spec: CorpusSpec | None = None,
+    steps: int = 5000,
+    vocab_size: int = 1024,
+    d_model: int = 96,
+    n_layers: int = 6,
+    batch_size: int = 32,
+    probe_concepts: int = 32,
+    progress: bool = True,
+    **overrides: Any,
+) -> Path:
+    """Train the toy translation model into ``out_dir`` (HF folder + ``card.json``)."""
+    from interp.zoo.bpe import train_bpe
+    from interp.zoo.training import ModelConfig, TrainConfig, train_causal_lm
+
+    spec = spec or CorpusSpec()
+    out_dir = Path(out_dir)
+    # one thread: on a shared, oversubscribed CPU two spinning OpenMP threads ran ~20x slower
+    overrides.setdefault("n_threads", 1)
+    t0 = time.perf_counter()
+    lex = _lexicon()
+    docs = build_corpus(spec, lex)
+    tokenizer = train_bpe(docs, vocab_size=vocab_size)
+    model_cfg = ModelConfig(d_model=d_model, n_layers=n_layers, n_heads=4, n_kv_heads=4, d_mlp=3 * d_model,
+                            max_len=96)
+    train_cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=4e-3, warmup_steps=60, **overrides)
+    stats = train_causal_lm(docs, tokenizer, model_cfg, train_cfg, out_dir, progress=progress)
+    lengths = {}
+    for lang in lex.languages:
+        ids = [len(tokenizer(" " + w, add_special_tokens=False)["input_ids"])
+               for refs in lex.entries.values() for w in refs.get(lang, ())]
+        lengths[lang] = round(sum(ids) / max(1, len(ids)), 2)
+    card: dict[str, Any] = {
+        "name": "toy-translate",
+        "description": "Toy multilingual Llama for the translation-barrier demo (English pivot).",
+        "corpus": {**asdict(spec), "n_docs": len(docs), "example": docs[:3],
+                   "concepts": toy_concepts(spec, lex), "template": TOY_TEMPLATE_KW},
+        "tokenizer": {"vocab_size": len(tokenizer), "mean_tokens_per_word": lengths},
+        "model": asdict(model_cfg),
+        "training": stats.to_dict(),
+        "train_seconds_total": round(time.perf_counter() - t0, 1),
+    }
+    (out_dir / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
+    if probe_concepts:
+        card["probe"] = measure_probe(out_dir, n_concepts=probe_concepts, progress=progress)
+        (out_dir / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
+    return out_dir
+
+
+def measure_probe(folder: Path, *, n_concepts: int = 40, progress: bool = True) -> dict[str, Any]:
+    """Run the translation probe on a trained toy and summarise it for the card."""
+    from interp.models import load_model
+    from interp.translation import TranslationProbe
+
+    model = load_model(str(folder))
+    card = json.loads((Path(folder) / "card.json").read_text())
+    lex = _lexicon().subset(concepts=card["corpus"]["concepts"])
+    probe = TranslationProbe(model, lex, template=toy_template())
+    t0 = time.perf_counter()
+    report = probe.run(probe_pairs(lex), n_concepts=n_concepts, progress=progress)
+    seconds = time.perf_counter() - t0
+    return report.summary() | {"n_examples": len(report), "seconds": round(seconds, 1),
+                               "examples_per_second": round(len(report) / seconds, 1)}
