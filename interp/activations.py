@@ -1,0 +1,251 @@
+"""A shuffled, bounded-memory stream of host-model activations, shared by the training methods.
+
+``ActivationStream`` runs a TransformerLens model over a token source and yields (batch, ctx, d)
+blocks of the hooks asked for plus a token mask (BOS/pad excluded). Sequences are shuffled across
+a buffer; under data parallelism every rank computes only its own slice of each global batch, and
+the global batches are the same whatever the number of ranks (so a distributed run sees exactly
+the data of a single-process one). ``sample_tokens`` makes an offline token source by sampling
+from the model itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+__all__ = ["ActivationBatch", "ActivationStream", "token_mask", "sample_tokens", "TokenSource"]
+
+TokenSource = Tensor | Iterable[Tensor]
+"""A LongTensor [n_seq, ctx], or an iterable of LongTensors [b, ctx] (streamed, read once)."""
+
+
+@dataclass
+class ActivationBatch:
+    """One block: ``acts[hook]`` is [batch, ctx, d]; ``mask`` is True on tokens that count."""
+
+    tokens: Int[Tensor, "batch ctx"]
+    acts: dict[str, Float[Tensor, "batch ctx d"]]
+    mask: Bool[Tensor, "batch ctx"]
+
+    def __getitem__(self, hook: str) -> Tensor:
+        return self.acts[hook]
+
+
+def token_mask(
+    tokens: Int[Tensor, "batch ctx"], *, bos_token_id: int | None, pad_token_id: int | None = None
+) -> Bool[Tensor, "batch ctx"]:
+    """True where a token should count in a loss: not BOS (it stays a key) and not padding."""
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    if bos_token_id is not None:
+        mask &= tokens != bos_token_id
+    if pad_token_id is not None and pad_token_id != bos_token_id:
+        mask &= tokens != pad_token_id
+    return mask
+
+
+def _stop_layer(hooks: Sequence[str], n_layers: int) -> int | None:
+    """Smallest ``stop_at_layer`` that still computes every hook (saves the rest of the model)."""
+    layers = []
+    for h in hooks:
+        m = re.match(r"blocks\.(\d+)\.", h)
+        if m is None:
+            return None if not h.startswith(("hook_embed", "hook_pos_embed", "hook_tokens")) else 1
+        layers.append(int(m.group(1)))
+    top = max(layers) + 1
+    return None if top >= n_layers else top
+
+
+class ActivationStream:
+    """Iterate over activation blocks of ``hooks`` for a token source.
+
+    Args:
+        model: the host ``HookedTransformer``.
+        tokens: LongTensor [n_seq, ctx] (re-iterable, shuffled globally per epoch) or an iterable
+            of [b, ctx] tensors (streamed once, shuffled within each buffer).
+        hooks: TransformerLens hook names, e.g. ``["blocks.2.ln1.hook_normalized"]``.
+        batch_size: sequences per *global* batch (all ranks together).
+        buffer_sequences: sequences per shuffle buffer (bounds memory: buffer x ctx x sum(d)).
+        rank, world_size: this process's slice of every global batch.
+        epochs: passes over a tensor source (``None``: forever).
+        start_batch: skip this many global batches without running the model (resume).
+
+    Example:
+        >>> stream = ActivationStream(model, tokens, ["blocks.0.hook_resid_post"], batch_size=8)  # doctest: +SKIP
+        >>> for block in stream: x, mask = block["blocks.0.hook_resid_post"], block.mask      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: "HookedTransformer",
+        tokens: TokenSource,
+        hooks: Sequence[str],
+        *,
+        batch_size: int,
+        buffer_sequences: int = 512,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        epochs: int | None = 1,
+        start_batch: int = 0,
+        model_batch_size: int = 64,
+        pad_token_id: int | None = None,
+        exclude_bos: bool = True,
+        progress: bool = False,
+    ):
+        if isinstance(hooks, str):
+            hooks = [hooks]
+        known = set(model.hook_dict)
+        bad = [h for h in hooks if h not in known]
+        if bad:
+            raise KeyError(f"Unknown hook(s) {bad} for this model; examples of valid names: "
+                           f"{sorted(known)[:4]} (see model.hook_dict).")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size={batch_size} must be divisible by world_size={world_size}.")
+        if buffer_sequences < batch_size:
+            buffer_sequences = batch_size
+        self.buffer_sequences = buffer_sequences - buffer_sequences % batch_size
+        if isinstance(tokens, Tensor):
+            if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32):
+                raise ValueError(f"tokens must be an integer tensor [n_seq, ctx], got {tokens.dtype} {tuple(tokens.shape)}.")
+            if tokens.shape[0] < batch_size:
+                raise ValueError(f"Only {tokens.shape[0]} sequences for batch_size={batch_size}.")
+        self.model, self.tokens, self.hooks = model, tokens, list(hooks)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size, self.epochs, self.start_batch = rank, world_size, epochs, start_batch
+        self.model_batch_size, self.pad_token_id, self.progress = model_batch_size, pad_token_id, progress
+        tok = getattr(model, "tokenizer", None)
+        self.bos_token_id = tok.bos_token_id if (exclude_bos and tok is not None) else None
+        if exclude_bos and tok is None:
+            self.bos_token_id = None
+        self.stop_at_layer = _stop_layer(self.hooks, model.cfg.n_layers)
+
+    @property
+    def batches_per_epoch(self) -> int | None:
+        if not isinstance(self.tokens, Tensor):
+            return None
+        n = self.tokens.shape[0]
+        full, rest = divmod(n, self.buffer_sequences)
+        return full * (self.buffer_sequences // self.batch_size) + rest // self.batch_size
+
+    def _buffers(self, epoch: int) -> Iterator[Tensor]:
+        if isinstance(self.tokens, Tensor):
+            order = torch.arange(self.tokens.shape[0])
+            if self.shuffle:
+                order = torch.randperm(self.tokens.shape[0], generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+            for start in range(0, len(order), self.buffer_sequences):
+                yield self.tokens[order[start : start + self.buffer_sequences]]
+        else:
+            pending: list[Tensor] = []
+            count = 0
+            for chunk in self.tokens:
+                pending.append(chunk)
+                count += chunk.shape[0]
+                while count >= self.buffer_sequences:
+                    cat = torch.cat(pending)
+                    yield cat[: self.buffer_sequences]
+                    pending, count = [cat[self.buffer_sequences :]], cat.shape[0] - self.buffer_sequences
+            if count:
+                yield torch.cat(pending)
+
+    @torch.no_grad()
+    def _run(self, toks: Tensor) -> dict[str, Tensor]:
+        dev = self.model.cfg.device
+        outs: dict[str, list[Tensor]] = {h: [] for h in self.hooks}
+        for start in range(0, toks.shape[0], self.model_batch_size):
+            part = toks[start : start + self.model_batch_size].to(dev)
+            _, cache = self.model.run_with_cache(part, names_filter=self.hooks, stop_at_layer=self.stop_at_layer)
+            for h in self.hooks:
+                outs[h].append(cache[h])
+        return {h: torch.cat(v) for h, v in outs.items()}
+
+    def __iter__(self) -> Iterator[ActivationBatch]:
+        global_batch = 0
+        local = self.batch_size // self.world_size
+        epoch = 0
+        total = None
+        if self.batches_per_epoch is not None and self.epochs is not None:
+            total = self.batches_per_epoch * self.epochs
+        bar = tqdm(total=total, initial=self.start_batch, desc="activations", disable=not self.progress)
+        while self.epochs is None or epoch < self.epochs:
+            produced = False
+            for b_idx, buf in enumerate(self._buffers(epoch)):
+                n_batches = buf.shape[0] // self.batch_size
+                if n_batches == 0:
+                    continue
+                produced = True
+                if global_batch + n_batches <= self.start_batch:
+                    global_batch += n_batches  # resume: skip without running the model
+                    continue
+                buf = buf[: n_batches * self.batch_size]
+                if self.shuffle and not isinstance(self.tokens, Tensor):
+                    g = torch.Generator().manual_seed(self.seed * 7919 + epoch * 104729 + b_idx)
+                    buf = buf[torch.randperm(buf.shape[0], generator=g)]
+                # This rank's rows of every global batch in the buffer, computed in one pass.
+                mine = buf.view(n_batches, self.world_size, local, -1)[:, self.rank].reshape(n_batches * local, -1)
+                first = max(0, self.start_batch - global_batch)
+                acts = self._run(mine[first * local :])
+                mine = mine[first * local :]
+                for j in range(n_batches - first):
+                    rows = slice(j * local, (j + 1) * local)
+                    toks = mine[rows]
+                    yield ActivationBatch(
+                        tokens=toks,
+                        acts={h: a[rows] for h, a in acts.items()},
+                        mask=token_mask(toks, bos_token_id=self.bos_token_id, pad_token_id=self.pad_token_id).to(
+                            next(iter(acts.values())).device
+                        ),
+                    )
+                    bar.update(1)
+                global_batch += n_batches
+            if not produced:
+                break
+            epoch += 1
+        bar.close()
+
+
+@torch.no_grad()
+def sample_tokens(
+    model: "HookedTransformer",
+    n_sequences: int,
+    ctx: int,
+    *,
+    batch_size: int = 256,
+    temperature: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> Int[Tensor, "n_seq ctx"]:
+    """Sequences sampled from ``model`` itself, each starting with BOS (an offline token source).
+
+    Example:
+        >>> tokens = sample_tokens(model, 64, 128, seed=0)  # doctest: +SKIP
+    """
+    tok = getattr(model, "tokenizer", None)
+    bos = tok.bos_token_id if tok is not None and tok.bos_token_id is not None else 0
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+    out = []
+    gen = torch.Generator(device=model.cfg.device).manual_seed(seed)
+    for start in tqdm(range(0, n_sequences, batch_size), desc="sampling", disable=not progress):
+        n = min(batch_size, n_sequences - start)
+        # A hand-written KV-cached loop: model.generate's per-step bookkeeping costs more than the model here.
+        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, n)
+        step = torch.full((n, 1), bos, dtype=torch.long, device=model.cfg.device)
+        seq = torch.empty(n, ctx, dtype=torch.long, device=model.cfg.device)
+        seq[:, 0] = bos
+        for t in range(1, ctx):
+            logits = model(step, past_kv_cache=cache)[:, -1].float()
+            step = torch.multinomial((logits / temperature).softmax(-1), 1, generator=gen)
+            seq[:, t] = step[:, 0]
+        out.append(seq.cpu())
+    return torch.cat(out)

@@ -1,0 +1,23 @@
+"""Lorsa: low-rank sparse attention (He et al. 2025, arXiv 2504.20938).
+
+A sparse replacement for one attention layer: many rank-1 OV heads share a few QK heads and only
+the top-K heads fire per token, so attention computation splits into interpretable heads.
+
+>>> from interp.lorsa import LorsaConfig, train_lorsa, evaluate_lorsa        # doctest: +SKIP
+>>> cfg = LorsaConfig.from_model(model, layer=2, expansion=8, top_k=16)       # doctest: +SKIP
+>>> lorsa = train_lorsa(model, 2, tokens, cfg).lorsa                          # doctest: +SKIP
+>>> evaluate_lorsa(model, lorsa, held_out).to_frame()                         # doctest: +SKIP
+"""
+
+from interp.lorsa.config import Activation, LorsaConfig, LorsaConfigError, UnsupportedModelError, hook_names
+from interp.lorsa.evaluate import LorsaEval, evaluate_lorsa
+from interp.lorsa.init import host_attention, init_from_host
+from interp.lorsa.model import Lorsa, LorsaLoadError
+from interp.lorsa.train import CheckpointError, TrainConfig, TrainResult, train_lorsa
+
+__all__ = [
+    "Activation", "LorsaConfig", "LorsaConfigError", "UnsupportedModelError", "hook_names",
+    "Lorsa", "LorsaLoadError", "host_attention", "init_from_host",
+    "TrainConfig", "TrainResult", "train_lorsa", "CheckpointError",
+    "LorsaEval", "evaluate_lorsa",
+]

@@ -1,0 +1,449 @@
+"""Training a Lorsa on one attention layer: single process, or data parallel under torchrun.
+
+MSE between the Lorsa output and ``hook_attn_out`` over non-BOS/pad tokens, on activations scaled
+so their mean norm is sqrt(d_model); the scales are folded into the weights at the end. Adam with
+warmup / constant / linear cool-down, optional K annealing and an auxiliary loss that revives dead
+heads. Checkpoints hold weights, optimizer, schedule position, dead-head counters and the data
+position, so an interrupted run resumes to bit-identical parameters.
+
+Multi-process: ``torchrun --nproc_per_node=N -m interp.lorsa.train ...`` (gloo on CPU, NCCL on
+GPUs). Every rank computes its own slice of each global batch; gradients are summed across ranks
+and the loss is normalised by the *global* token count, so the update equals the single-process
+one. Heads live whole on every rank (no tensor parallelism yet); the per-head parameters are the
+leading axis of W_V/b_V/W_O, which is where a head-parallel split would cut.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.distributed as dist
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interp.activations import ActivationStream
+from interp.lorsa.config import LorsaConfig, LorsaConfigError, hook_names
+from interp.lorsa.init import init_from_host
+from interp.lorsa.model import Lorsa
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+__all__ = ["TrainConfig", "TrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation"]
+
+Init = Literal["model", "random"]
+
+
+class CheckpointError(RuntimeError):
+    """A training checkpoint is partial, corrupt, or from a different run configuration."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. ``n_steps=None`` trains one pass over the tokens.
+
+    Example:
+        >>> TrainConfig(batch_size=8, lr=1e-3, n_steps=600).warmup_steps
+        30
+    """
+
+    batch_size: int = 8  # sequences per global step
+    n_steps: int | None = None
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_frac: float = 0.05
+    cooldown_frac: float = 0.2
+    k_anneal_frac: float = 0.0  # anneal top-K from k_start to cfg.top_k over this fraction of steps
+    k_start: int | None = None
+    init: Init = "model"
+    decoder_scales: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)  # searched at init on the first batch
+    aux_coef: float = 1 / 32  # auxiliary loss reviving dead heads (0 turns it off)
+    aux_k: int | None = None  # dead heads used by the auxiliary loss (default 2 * top_k)
+    dead_after_tokens: int = 50_000  # a head silent this long counts as dead
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    buffer_sequences: int = 256
+    model_batch_size: int = 64
+    norm_sequences: int = 32  # sequences used to estimate the normalisation scales
+    pad_token_id: int | None = None
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 200
+    resume: bool = True
+    log_every: int = 50
+    progress: bool = True
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(self.warmup_frac * (self.n_steps or 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        d["decoder_scales"] = list(self.decoder_scales)
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the trained Lorsa (acting on raw activations) and its loss log."""
+
+    lorsa: Lorsa
+    log: list[dict[str, float]] = field(default_factory=list)
+    in_scale: float = 1.0
+    out_scale: float = 1.0
+    tokens_seen: int = 0
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.log)
+
+    def plot(self):
+        import plotly.express as px
+
+        return px.line(self.to_frame(), x="step", y=["mse", "fvu"], log_y=True, title="Lorsa training")
+
+
+def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
+    """Warmup (linear from 0), constant, then linear cool-down to 0 over the last ``cooldown_frac``."""
+    warm = max(1, int(cfg.warmup_frac * n_steps))
+    cool = int(cfg.cooldown_frac * n_steps)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    if cool and step >= n_steps - cool:
+        return cfg.lr * max(0.0, (n_steps - step) / cool)
+    return cfg.lr
+
+
+def k_at(step: int, n_steps: int, top_k: int, cfg: TrainConfig) -> int:
+    """Top-K for this step: linear from ``k_start`` down to ``top_k`` over ``k_anneal_frac``."""
+    if not cfg.k_anneal_frac or cfg.k_start is None:
+        return top_k
+    span = max(1, int(cfg.k_anneal_frac * n_steps))
+    if step >= span:
+        return top_k
+    return int(round(cfg.k_start + (top_k - cfg.k_start) * step / span))
+
+
+@torch.no_grad()
+def fold_normalisation(lorsa: Lorsa, in_scale: float, out_scale: float) -> Lorsa:
+    """Turn a Lorsa trained on (in_scale x, out_scale y) into one acting on raw x and predicting raw y."""
+    lorsa.W_Q.mul_(in_scale)
+    lorsa.W_K.mul_(in_scale)
+    lorsa.W_V.mul_(in_scale)
+    lorsa.W_O.div_(out_scale)
+    lorsa.b_D.div_(out_scale)
+    return lorsa
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world_size); initialises the process group under torchrun when needed."""
+    if not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sum(t: Tensor, world: int) -> Tensor:
+    if world > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+@torch.no_grad()
+def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], cfg: TrainConfig) -> tuple[float, float]:
+    """Scales making the mean norm of input and target sqrt(d_model), from the first sequences
+    (identical on every rank, so no communication is needed)."""
+    stream = ActivationStream(model, tokens[: cfg.norm_sequences], list(hooks), batch_size=min(cfg.norm_sequences, tokens.shape[0]),
+                              shuffle=False, model_batch_size=cfg.model_batch_size, pad_token_id=cfg.pad_token_id)
+    block = next(iter(stream))
+    d = model.cfg.d_model
+    out = []
+    for h in hooks:
+        norms = block[h].float().norm(dim=-1)[block.mask]
+        out.append(math.sqrt(d) / norms.mean().clamp_min(1e-8).item())
+    return out[0], out[1]
+
+
+def _loss_parts(lorsa: Lorsa, x: Tensor, y: Tensor, mask: Tensor, k: int, dead: Tensor | None, aux_k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Summed squared error over kept tokens, the same for the aux loss, and the sparse codes."""
+    z_pre = lorsa.encode_pre(x)
+    z = lorsa.sparsify(z_pre, k)
+    y_hat = lorsa.decode(z)
+    m = mask.unsqueeze(-1).to(y.dtype)
+    sq = ((y_hat - y).pow(2) * m).sum()
+    aux = sq.new_zeros(())
+    if dead is not None and bool(dead.any()):
+        # AuxK: dead heads' own top activations try to explain the residual error, so they get gradient.
+        n_aux = min(aux_k, int(dead.sum()))
+        masked = z_pre.masked_fill(~dead, 0.0)
+        z_aux = lorsa.sparsify(masked, n_aux) if n_aux < lorsa.cfg.n_ov_heads else masked
+        err = (y - y_hat).detach()
+        aux = ((z_aux @ lorsa.W_O - err).pow(2) * m).sum()
+    return sq, aux, z
+
+
+@torch.no_grad()
+def _search_decoder_scale(lorsa: Lorsa, x: Tensor, y: Tensor, mask: Tensor, scales: tuple[float, ...], world: int) -> float:
+    """Pick the decoder norm multiplier with the lowest error on the first global batch."""
+    base = lorsa.W_O.clone()
+    errs = []
+    for s in scales:
+        lorsa.W_O.copy_(base * s)
+        errs.append(((lorsa(x) - y).pow(2).sum(-1) * mask).sum().double())
+    total = _all_sum(torch.stack(errs), world)  # summed over ranks: the same choice as one process
+    best = float(scales[int(total.argmin())])
+    lorsa.W_O.copy_(base * best)
+    return best
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+def _opt_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for key, val in st.items():
+            if isinstance(val, Tensor):
+                tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _save_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, state: dict[str, Any],
+                     last_fired: Tensor) -> None:
+    tmp = directory / "latest.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in lorsa.state_dict().items()}, str(tmp / "lorsa.safetensors"))
+    opt_t, opt_meta = _opt_tensors(opt)
+    opt_t["__last_fired__"] = last_fired.cpu()
+    save_file(opt_t, str(tmp / "optimizer.safetensors"))
+    meta = dict(state, optimizer=opt_meta, rng=torch.get_rng_state().tolist(), complete=True)
+    (tmp / "state.json").write_text(json.dumps(meta))
+    final = directory / "latest"
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)  # atomic on one filesystem: a crash never leaves a half-written "latest"
+
+
+def _load_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, expect: dict[str, Any]) -> tuple[dict[str, Any], Tensor]:
+    folder = directory / "latest"
+    names = ("lorsa.safetensors", "optimizer.safetensors", "state.json")
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise CheckpointError(f"Checkpoint {folder} is partial (missing {', '.join(missing)}); delete it or pass resume=False.")
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        weights = load_file(str(folder / "lorsa.safetensors"))
+        opt_t = load_file(str(folder / "optimizer.safetensors"))
+    except (json.JSONDecodeError, SafetensorError, OSError) as err:
+        raise CheckpointError(f"Checkpoint {folder} is corrupt ({err}); delete it or pass resume=False.") from err
+    if not meta.get("complete"):
+        raise CheckpointError(f"Checkpoint {folder} was not completely written; delete it or pass resume=False.")
+    for key in ("lorsa_config", "train_config", "n_steps"):
+        if key in expect and meta.get(key) != expect[key]:
+            raise CheckpointError(f"Checkpoint {folder} was written by a different run ({key} differs): "
+                                  f"{meta.get(key)!r} != {expect[key]!r}. Use another checkpoint_dir or resume=False.")
+    try:
+        lorsa.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"Checkpoint {folder} does not fit this Lorsa ({err}).") from err
+    last_fired = opt_t.pop("__last_fired__")
+    state: dict[int, dict[str, Any]] = {}
+    for name, val in opt_t.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = val
+    for name, val in meta["optimizer"]["scalars"].items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = val
+    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    torch.set_rng_state(torch.tensor(meta["rng"], dtype=torch.uint8))
+    return meta, last_fired
+
+
+# ----------------------------------------------------------------------------------- training
+def train_lorsa(
+    model: "HookedTransformer",
+    layer: int,
+    tokens: Tensor,
+    cfg: LorsaConfig | None = None,
+    train_cfg: TrainConfig | None = None,
+    *,
+    stop_after: int | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train a Lorsa replacing attention layer ``layer`` of ``model`` on ``tokens`` [n_seq, ctx].
+
+    Returns a :class:`TrainResult` whose ``lorsa`` acts on raw host activations. Under torchrun
+    (or an initialised process group) each rank trains on its slice of every global batch and all
+    ranks end with identical parameters. ``stop_after`` ends the run early at that step (after
+    writing a checkpoint when ``checkpoint_dir`` is set): how the resume test interrupts a run.
+
+    Example:
+        >>> cfg = LorsaConfig.from_model(model, 2, expansion=8, top_k=16)          # doctest: +SKIP
+        >>> result = train_lorsa(model, 2, tokens, cfg, TrainConfig(lr=1e-3))      # doctest: +SKIP
+        >>> result.lorsa.save("lorsa-l2")                                          # doctest: +SKIP
+    """
+    train_cfg = train_cfg or TrainConfig()
+    cfg = cfg or LorsaConfig.from_model(model, layer)
+    hook_in, hook_out = hook_names(model, layer)
+    if cfg.d_model != model.cfg.d_model:
+        raise LorsaConfigError(f"LorsaConfig.d_model={cfg.d_model} but the model has d_model={model.cfg.d_model}.")
+    if cfg.hook_in is None:
+        cfg.hook_in, cfg.hook_out, cfg.layer = hook_in, hook_out, layer
+    if not isinstance(tokens, Tensor) or tokens.ndim != 2:
+        raise ValueError("tokens must be a LongTensor [n_seq, ctx]; make one with interp.activations.sample_tokens.")
+    rank, world = _dist()
+    if train_cfg.batch_size % world:
+        raise ValueError(f"batch_size={train_cfg.batch_size} must be divisible by the {world} ranks.")
+    device = torch.device(model.cfg.device)
+    torch.manual_seed(train_cfg.seed)
+
+    probe = ActivationStream(model, tokens, [hook_in, hook_out], batch_size=train_cfg.batch_size,
+                             buffer_sequences=train_cfg.buffer_sequences)
+    per_epoch = probe.batches_per_epoch or 1
+    n_steps = train_cfg.n_steps if train_cfg.n_steps is not None else per_epoch
+    epochs = math.ceil(n_steps / per_epoch)
+    in_scale, out_scale = _scales(model, tokens, (hook_in, hook_out), train_cfg)
+
+    lorsa = Lorsa(cfg, seed=train_cfg.seed).to(device)
+    if train_cfg.init == "model":
+        init_from_host(lorsa, model, layer, in_scale=in_scale, out_scale=out_scale, seed=train_cfg.seed)
+    elif train_cfg.init != "random":
+        raise ValueError(f"init={train_cfg.init!r} must be 'model' or 'random'.")
+    opt = torch.optim.Adam(lorsa.parameters(), lr=train_cfg.lr, betas=train_cfg.betas)
+    last_fired = torch.zeros(cfg.n_ov_heads, dtype=torch.long, device=device)  # tokens since last firing
+    ckpt_dir = Path(train_cfg.checkpoint_dir) if train_cfg.checkpoint_dir else None
+    expect = {"lorsa_config": cfg.to_dict(), "n_steps": n_steps,
+              "train_config": {k: v for k, v in train_cfg.to_dict().items()
+                               if k not in ("checkpoint_dir", "checkpoint_every", "resume", "progress", "log_every")}}
+    start, log, tokens_seen = 0, [], 0
+    initialised = False
+    if ckpt_dir is not None and train_cfg.resume and (ckpt_dir / "latest").exists():
+        meta, last_fired = _load_checkpoint(ckpt_dir, lorsa, opt, expect)
+        last_fired = last_fired.to(device)
+        start, log, tokens_seen = meta["step"], meta["log"], meta["tokens_seen"]
+        in_scale, out_scale = meta["in_scale"], meta["out_scale"]
+        initialised = True
+
+    stream = ActivationStream(model, tokens, [hook_in, hook_out], batch_size=train_cfg.batch_size,
+                              buffer_sequences=train_cfg.buffer_sequences, seed=train_cfg.seed, rank=rank,
+                              world_size=world, epochs=epochs, start_batch=start,
+                              model_batch_size=train_cfg.model_batch_size, pad_token_id=train_cfg.pad_token_id)
+    aux_k = train_cfg.aux_k or 2 * cfg.top_k
+    bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=not (train_cfg.progress and rank == 0))
+    step = start
+    var_ema = None
+    for block in stream:
+        if step >= n_steps or (stop_after is not None and step >= stop_after):
+            break
+        x = block[hook_in].float() * in_scale
+        y = block[hook_out].float() * out_scale
+        mask = block.mask
+        if not initialised:
+            # Statistics of the first *global* batch, reduced over ranks so every rank agrees.
+            b_mean = _all_sum((y * mask.unsqueeze(-1)).sum((0, 1)), world) / _all_sum(mask.sum().float(), world)
+            with torch.no_grad():
+                lorsa.b_D.copy_(b_mean)
+            if train_cfg.init == "model" and len(train_cfg.decoder_scales) > 1:
+                _search_decoder_scale(lorsa, x, y, mask, train_cfg.decoder_scales, world)
+            initialised = True
+        k = k_at(step, n_steps, cfg.top_k, train_cfg)
+        lr = lr_at(step, n_steps, train_cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        dead = last_fired >= train_cfg.dead_after_tokens if train_cfg.aux_coef > 0 else None
+        n_tok = _all_sum(mask.sum().to(torch.float64), world).item()
+        sq, aux, z = _loss_parts(lorsa, x, y, mask, k, dead, aux_k)
+        denom = n_tok * cfg.d_model
+        loss = (sq + train_cfg.aux_coef * aux) / denom
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        if world > 1:
+            flat = torch.cat([p.grad.reshape(-1) for p in lorsa.parameters()])
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            offset = 0
+            for p in lorsa.parameters():
+                n = p.numel()
+                p.grad.copy_(flat[offset : offset + n].view_as(p))
+                offset += n
+        if train_cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(lorsa.parameters(), train_cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            fired = _all_sum(((z != 0) & mask.unsqueeze(-1)).sum((0, 1)), world)
+            last_fired = torch.where(fired > 0, torch.zeros_like(last_fired), last_fired + int(n_tok))
+            stats = _all_sum(torch.stack([sq.detach().double(), (y[mask] - y[mask].mean(0)).pow(2).sum().double()]), world)
+        tokens_seen += int(n_tok)
+        step += 1
+        bar.update(1)
+        if step % train_cfg.log_every == 0 or step == n_steps:
+            entry = {"step": step, "mse": stats[0].item() / denom, "fvu": stats[0].item() / max(stats[1].item(), 1e-12),
+                     "lr": lr, "k": k, "dead": int((last_fired >= train_cfg.dead_after_tokens).sum()), "tokens": tokens_seen}
+            log.append(entry)
+            bar.set_postfix(fvu=f"{entry['fvu']:.3f}", dead=entry["dead"])
+            if callback is not None:
+                callback(step, entry)
+        if ckpt_dir is not None and rank == 0 and (step % train_cfg.checkpoint_every == 0 or step == stop_after):
+            _save_checkpoint(ckpt_dir, lorsa, opt, {**expect, "step": step, "log": log, "tokens_seen": tokens_seen,
+                                                     "in_scale": in_scale, "out_scale": out_scale}, last_fired)
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    trained = fold_normalisation(lorsa, in_scale, out_scale)
+    return TrainResult(lorsa=trained, log=log, in_scale=in_scale, out_scale=out_scale, tokens_seen=tokens_seen)
+
+
+# ----------------------------------------------------------------------------------- torchrun entry
+def main(argv: list[str] | None = None) -> None:
+    """``torchrun --nproc_per_node=2 -m interp.lorsa.train --model M --layer 2 --tokens t.safetensors --out dir``"""
+    from interp.models import load_model
+
+    p = argparse.ArgumentParser(description="Train a Lorsa (single process or under torchrun).")
+    p.add_argument("--model", required=True, help="zoo name, local HF folder or hub name")
+    p.add_argument("--layer", type=int, required=True)
+    p.add_argument("--tokens", required=True, help="safetensors file with a 'tokens' LongTensor [n_seq, ctx]")
+    p.add_argument("--out", required=True, help="folder for the trained Lorsa (written by rank 0)")
+    p.add_argument("--expansion", type=int, default=8)
+    p.add_argument("--top-k", type=int, default=16)
+    p.add_argument("--activation", default="relu", choices=["relu", "signed"])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--init", default="model", choices=["model", "random"])
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    rank, world = _dist()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    model = load_model(a.model, device=device)
+    tokens = load_file(a.tokens)["tokens"]
+    cfg = LorsaConfig.from_model(model, a.layer, expansion=a.expansion, top_k=a.top_k, activation=a.activation)
+    tc = TrainConfig(batch_size=a.batch_size, n_steps=a.steps, lr=a.lr, checkpoint_dir=a.checkpoint_dir,
+                     checkpoint_every=a.checkpoint_every, init=a.init, seed=a.seed)
+    result = train_lorsa(model, a.layer, tokens, cfg, tc)
+    if rank == 0:
+        result.lorsa.save(a.out, extra={"log": result.log, "tokens_seen": result.tokens_seen, "world_size": world})
+    if world > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
