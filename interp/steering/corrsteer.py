@@ -26,7 +26,7 @@ from interp.steering.tasks import Pooling, TaskProtocol, TaskSplits
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["CorrSteerConfig", "evaluate", "run_corrsteer", "scale_sweep"]
+__all__ = ["CorrSteerConfig", "evaluate", "run_corrsteer", "scale_sweep", "compare_generations"]
 
 
 @dataclass
@@ -80,6 +80,20 @@ def evaluate(
         texts.extend(decode_generations(model, out))
     labels = np.array([int(task.check(e, t)) for e, t in zip(examples, texts)], dtype=np.int64)
     return labels, texts
+
+
+def compare_generations(model: "HookedTransformer", prompts: Sequence[str], vectors: Sequence[SteeringVector], *,
+                        scale: float = 1.0, max_new_tokens: int = 12, stop: Sequence[str] = (),
+                        positions: Positions = "generated") -> tuple[list[str], list[str]]:
+    """Unsteered and steered greedy continuations of ``prompts`` side by side."""
+    with torch.no_grad():
+        plain = decode_generations(model, greedy_generate(model, list(prompts), max_new_tokens, stop=stop))
+        if vectors and scale != 0:
+            with steer(model, list(vectors), positions=positions, scale=scale):
+                steered = decode_generations(model, greedy_generate(model, list(prompts), max_new_tokens, stop=stop))
+        else:
+            steered = list(plain)
+    return plain, steered
 
 
 def scale_sweep(model: "HookedTransformer", task: TaskProtocol, vectors: Sequence[SteeringVector],

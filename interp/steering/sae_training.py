@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-__all__ = ["SAETrainConfig", "SAEQuality", "train_sae", "train_saes", "evaluate_sae", "hook_dir_name"]
+__all__ = ["SAETrainConfig", "SAEQuality", "train_sae", "train_saes", "evaluate_sae", "hook_dir_name", "load_saes",
+           "train_zoo_saes", "zoo_sae_dir", "corpus_tokens", "ZOO_SAE_HOOKS"]
 
 
 @dataclass
@@ -235,3 +236,73 @@ def evaluate_sae(
     total_var = sum_x2 - float((sum_x**2).sum()) / n_tok
     return SAEQuality(hook, 1 - sse / total_var, l0_sum / n_tok, float((~fired).float().mean()),
                       ce["clean"] / n_pred, ce["spliced"] / n_pred, ce["zero"] / n_pred, n_tok)
+
+
+# ---------------------------------------------------------------------------- SAEs for the bundled zoo model
+ZOO_SAE_HOOKS: tuple[str, ...] = tuple(f"blocks.{i}.hook_resid_post" for i in range(4))
+
+
+def zoo_sae_dir(name: str = "toy-lm") -> Path:
+    """Where the SAEs shipped for a zoo model live: ``interp/zoo/checkpoints/<name>-saes/<hook_name>/``."""
+    from interp.zoo.registry import CHECKPOINTS
+
+    return CHECKPOINTS / f"{name}-saes"
+
+
+def corpus_tokens(model: "HookedTransformer", n_seq: int, ctx: int = 64, *, seed: int = 1) -> Int[Tensor, "n_seq ctx"]:
+    """``n_seq`` sequences of ``ctx`` tokens (BOS first) from the toy-lm synthetic corpus; ``seed`` 1 draws
+    documents the model was not trained on (it used seed 0)."""
+    from interp.zoo.corpus import CorpusConfig, generate_corpus
+    from interp.zoo.training import tokenize_texts
+
+    assert model.tokenizer is not None
+    rows: list[list[int]] = []
+    n_docs = n_seq * 2
+    while len(rows) < n_seq:
+        seqs, _ = tokenize_texts(generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed)), model.tokenizer, 10_000)
+        rows = [s[:ctx] for s in seqs if len(s) >= ctx]
+        n_docs *= 2
+    return torch.tensor(rows[:n_seq], dtype=torch.long)
+
+
+def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str = "cpu") -> dict[str, "SAE[Any]"]:
+    """Load every SAE saved under ``root/<hook_name>/`` (sae-lens format), keyed by its own hook name."""
+    from sae_lens import SAE
+
+    root = Path(root)
+    folders = sorted(p for p in root.iterdir() if (p / "cfg.json").is_file()) if root.is_dir() else []
+    if hooks is not None:
+        folders = [root / hook_dir_name(h) for h in hooks]
+        missing = [str(f) for f in folders if not (f / "cfg.json").is_file()]
+        if missing:
+            raise FileNotFoundError(f"No saved SAE in {missing}; train them with train_saes(..., out_root={str(root)!r}).")
+    if not folders:
+        raise FileNotFoundError(
+            f"No SAEs under {str(root)!r}. Train them with interp.steering.sae_training.train_zoo_saes() "
+            "(a few minutes on CPU) or pass sae_lens SAEs you have."
+        )
+    out = {}
+    for f in folders:
+        sae = SAE.load_from_disk(str(f), device=device)
+        out[sae_hook_name(sae)] = sae.eval()
+    return out
+
+
+def train_zoo_saes(
+    name: str = "toy-lm",
+    hooks: Sequence[str] = ZOO_SAE_HOOKS,
+    config: SAETrainConfig | None = None,
+    *,
+    n_train_seq: int = 6000,
+    n_eval_seq: int = 200,
+    ctx: int = 64,
+    out_root: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, "SAE[Any]"]:
+    """Train (and save, with ``quality.json``) residual SAEs for a zoo model on its own corpus."""
+    from interp import zoo
+
+    model = zoo.load(name)
+    tokens = corpus_tokens(model, n_train_seq + n_eval_seq, ctx)
+    return train_saes(model, tokens[:n_train_seq], hooks, config, out_root=out_root or zoo_sae_dir(name),
+                      eval_tokens=tokens[n_train_seq:], progress=progress)
