@@ -89,3 +89,35 @@ def story_word_task(*, n_test: int = 64, seed: int = 0, max_new_tokens: int = 24
         max_new_tokens=max_new_tokens,
         description=f"stories260K: the object word of the prompt must appear within {max_new_tokens} tokens.",
     )
+
+
+def zoo_task(task: str = "arith", *, n_train: int = 512, n_test: int = 64, seed: int = 0) -> VerifiableTask:
+    """A planted task of the bundled ``toy-lm`` (``interp.zoo.tasks``) as a verifiable-reward task.
+
+    Train and test items come from different item seeds; prompts in both are dropped from train.
+    The reward is ``interp.zoo.tasks.check`` (for ``arith``: the first number equals the sum; the
+    sums asked are never stated in the model's training corpus).
+
+    >>> task = zoo_task("arith", n_train=8, n_test=4)
+    >>> task.reward(task.test[0], " " + task.test[0].target + ".")
+    1.0
+    """
+    from interp.zoo import tasks as zt
+
+    test = [TaskItem(it.prompt, it.answer) for it in zt.make_items(task, n_test, seed=2 * seed + 1)]
+    seen = {it.prompt for it in test}
+    train: list[TaskItem] = []
+    for it in zt.make_items(task, 4 * n_train, seed=2 * seed + 2):
+        if it.prompt not in seen:
+            seen.add(it.prompt)
+            train.append(TaskItem(it.prompt, it.answer))
+        if len(train) == n_train:
+            break
+    test = list({it.prompt: it for it in test}.values())
+
+    def reward(item: TaskItem, completion: str) -> float:
+        return 1.0 if zt.check(task, completion, item.target) else 0.0
+
+    return VerifiableTask(name=f"toy-lm-{task}", train=train, test=test, reward=reward,
+                          max_new_tokens=zt.MAX_NEW_TOKENS[task],
+                          description=f"toy-lm planted task {task!r}, checked by interp.zoo.tasks.check.")
