@@ -153,8 +153,8 @@ class TunedLens(nn.Module):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            lens.history.append(float(loss))
-            bar.set_postfix(kl=f"{float(loss):.3f}")
+            lens.history.append(float(loss.detach()))
+            bar.set_postfix(kl=f"{lens.history[-1]:.3f}")
         for p in model.parameters():
             p.requires_grad_(True)
         if attach:

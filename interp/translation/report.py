@@ -223,6 +223,71 @@ class ProbeReport:
             return fig
         raise ValueError(f"kind={kind!r}: use 'heatmap', 'presence' or 'outcomes'.")
 
+    def select(self, *, pair: str | None = None, outcome: str | None = None) -> list[int]:
+        """Indices of the rows of one pair and/or outcome (``None`` = any)."""
+        return [i for i, r in enumerate(self.rows)
+                if (pair is None or r["pair"] == pair) and (outcome is None or r["outcome"] == outcome)]
+
+    def plot_example(self, index: int = 0):
+        """Layer x generation-step grid of one example: each cell's top-1 token, rows coloured by
+        the language of that layer's decoded string, top-k with probabilities on hover."""
+        import plotly.graph_objects as go
+
+        row = self.rows[index]
+        langs = list(self.meta.get("languages", [])) or sorted({x for x in row["layer_languages"] if x})
+        palette = ["#d9d9d9", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                   "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+        codes = [None] + langs
+        n_steps = max((len(r) for r in row["grid"]), default=0)
+        labels = [f"L{layer}" if layer else "embed" for layer in self.layers]
+        z, text, hover = [], [], []
+        for li, cells in enumerate(row["grid"]):
+            lang = row["layer_languages"][li]
+            z.append([codes.index(lang) if lang in codes else 0] * max(1, n_steps))
+            text.append([repr(c[0][0])[1:-1] if c else "" for c in cells] or [""])
+            hover.append(["<br>".join(f"{repr(t)[1:-1]}: {p:.3f}" for t, p in c) for c in cells] or [""])
+        n_codes = len(codes)
+        scale = []
+        for i in range(n_codes):  # a stepped colorscale: one flat band per language
+            colour = palette[i % len(palette)]
+            scale += [[i / n_codes, colour], [(i + 1) / n_codes, colour]]
+        fig = go.Figure(go.Heatmap(
+            z=z, x=[f"step {t}" for t in range(max(1, n_steps))], y=labels, text=text, texttemplate="%{text}",
+            customdata=hover, hovertemplate="%{y}, %{x}<br>%{customdata}<extra></extra>", colorscale=scale,
+            zmin=-0.5, zmax=n_codes - 0.5, xgap=1, ygap=1,
+            colorbar=dict(title="language", tickvals=list(range(n_codes)), ticktext=["none"] + langs),
+        ))
+        fig.update_layout(
+            title=(f"{row['pair']}: {row['source_word']} → {row['final']!r} "
+                   f"[{row['outcome'].replace('_', ' ')}] (refs: {', '.join(row['references'])})"),
+            xaxis_title="generated step", yaxis_title="layer",
+        )
+        return fig
+
+    def plot_example_probs(self, index: int = 0):
+        """Per-layer probability (first generated step) of the target word's first token versus
+        the best word of any other language and English's."""
+        import plotly.graph_objects as go
+
+        row = self.rows[index]
+        probs = row["first_token_prob"]
+        tgt = row["tgt"]
+        layers = self.layers
+        fig = go.Figure()
+        if tgt in probs:
+            fig.add_trace(go.Scatter(x=layers, y=probs[tgt], mode="lines+markers", name=f"target ({tgt})"))
+        others = {lang: v for lang, v in probs.items() if lang != tgt}
+        if others:
+            best = [max(others, key=lambda lang: others[lang][li]) for li in range(len(layers))]
+            fig.add_trace(go.Scatter(x=layers, y=[others[b][li] for li, b in enumerate(best)], mode="lines+markers",
+                                     name="best other language", text=best,
+                                     hovertemplate="layer %{x}: %{text} %{y:.3f}<extra></extra>"))
+        if "en" in others:
+            fig.add_trace(go.Scatter(x=layers, y=others["en"], mode="lines", line=dict(dash="dot"), name="English"))
+        fig.update_layout(title=f"First answer token probability by layer ({row['pair']}: {row['source_word']})",
+                          xaxis_title="layer", yaxis_title="probability", yaxis_range=[0, 1])
+        return fig
+
     def _repr_html_(self) -> str:
         s = _rates([r["outcome"] for r in self.rows])
         pairs = len({r["pair"] for r in self.rows})

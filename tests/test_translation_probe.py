@@ -1,0 +1,159 @@
+"""TranslationProbe mechanics on a real model, and ProbeReport aggregates against hand-counted
+expectations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from interp.translation import (
+    FEW_SHOT,
+    Lexicon,
+    Outcome,
+    ProbeConfig,
+    ProbeReport,
+    TranslationProbe,
+    classify_outcome,
+)
+
+
+@pytest.fixture(scope="module")
+def stories():
+    from interp.models import load_model, shared_model_dir
+
+    if not (shared_model_dir() / "config.json").is_file():
+        pytest.skip("stories260K is not available beside the project")
+    return load_model(shared_model_dir())
+
+
+@pytest.fixture(scope="module")
+def lexicon():
+    return Lexicon.bundled().subset(languages=["en", "es", "hi", "sw"])
+
+
+@pytest.fixture(scope="module")
+def report(stories, lexicon):
+    probe = TranslationProbe(stories, lexicon, config=ProbeConfig(max_new_tokens=4, batch_size=5))
+    return probe.run([("es", "en"), ("es", "sw")], n_concepts=6, progress=False)
+
+
+def test_probe_rows_are_complete_and_consistent(stories, report, lexicon):
+    n = stories.cfg.n_layers
+    assert len(report) == 12
+    assert report.layers == list(range(n + 1))
+    for row in report.rows:
+        assert row["outcome"] in {o.value for o in Outcome}
+        assert len(row["layer_strings"]) == len(row["layer_languages"]) == n + 1
+        refs = lexicon.entries[row["concept"]]
+        # the stored outcome is what the classifier says about the stored strings
+        assert row["outcome"] == classify_outcome(row["final"], row["layer_strings"][:-1], refs, row["tgt"]).value
+        assert row["source_word"] == refs[row["src"]][0]
+        assert set(row["first_token_prob"]) == set(lexicon.languages)
+        assert all(0 <= p <= 1 for p in row["first_token_prob"]["en"])
+        assert len(row["grid"]) == n + 1
+    assert {r["pair"] for r in report.rows} == {"es-en", "es-sw"}
+
+
+def test_probe_is_deterministic_and_batch_size_free(stories, lexicon, report):
+    again = TranslationProbe(stories, lexicon, config=ProbeConfig(max_new_tokens=4, batch_size=12)).run(
+        [("es", "en"), ("es", "sw")], n_concepts=6, progress=False)
+    assert [r["layer_strings"] for r in again.rows] == [r["layer_strings"] for r in report.rows]
+
+
+def test_few_shot_and_chat_templates(stories, lexicon):
+    probe = TranslationProbe(stories, lexicon, template=FEW_SHOT)
+    ex = probe.examples([("es", "en")], n_concepts=2)
+    assert all(e.prompt.count("Word:") == 4 for e in ex)
+    from interp.translation import CHAT
+
+    with pytest.raises(ValueError, match="has none"):
+        TranslationProbe(stories, lexicon, template=CHAT).examples([("es", "en")], n_concepts=1)
+
+
+def test_probe_input_errors(stories, lexicon):
+    probe = TranslationProbe(stories, lexicon)
+    with pytest.raises(KeyError, match="not in the lexicon"):
+        probe.run([("es", "xx")])
+    with pytest.raises(ValueError, match="into itself"):
+        probe.run([("es", "es")])
+    with pytest.raises(ValueError, match="No language pairs"):
+        probe.run([])
+
+
+def test_report_save_load_roundtrip(report, tmp_path):
+    for suffix in (".json", ".parquet"):
+        path = report.save(tmp_path / f"r{suffix}")
+        back = ProbeReport.load(path)
+        assert back.rows == report.rows and back.meta == report.meta
+    with pytest.raises(ValueError, match="json or .parquet"):
+        report.save(tmp_path / "r.csv")
+    (tmp_path / "x.json").write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match="not a ProbeReport"):
+        ProbeReport.load(tmp_path / "x.json")
+
+
+def test_report_figures_and_html(report):
+    heat = report.plot("heatmap", metric="accuracy")
+    assert list(heat.data[0].y) == ["es"] and [x.split()[0] for x in heat.data[0].x] == ["en", "sw"]
+    assert report.plot("presence").data is not None
+    assert len(report.plot("outcomes").data) == 4
+    assert "ProbeReport" in report._repr_html_()
+    with pytest.raises(ValueError, match="kind="):
+        report.plot("pie")
+
+
+# ---- aggregates on a hand-made report --------------------------------------------------------
+def _row(pair, outcome, langs, tgt_resource="mid"):
+    src, tgt = pair.split("-")
+    return dict(pair=pair, src=src, tgt=tgt, concept="c", pos="noun", source_word="w", references=["r"], final="f",
+                outcome=outcome, layer_strings=["s"] * len(langs), layer_languages=langs, grid=[],
+                first_token_prob={}, target_resource=tgt_resource, prompt="p")
+
+
+@pytest.fixture()
+def handmade():
+    rows = [
+        # layers 0..3 (3 = output); es -> hi
+        _row("es-hi", "correct", [None, "en", "hi", "hi"]),
+        _row("es-hi", "translation_failure", [None, "en", "en", None]),
+        _row("es-hi", "translation_failure", ["es", "en", "hi", "hi"]),
+        _row("es-hi", "task_failure", [None, None, None, None]),
+        # es -> sw
+        _row("es-sw", "target_lost", [None, None, "sw", None], "low"),
+        _row("es-sw", "correct", [None, "en", "en", "sw"], "low"),
+    ]
+    meta = dict(layers=[0, 1, 2, 3], languages=["en", "es", "hi", "sw"],
+                resource={"en": "high", "es": "high", "hi": "mid", "sw": "low"})
+    return ProbeReport(rows, meta)
+
+
+def test_rates_by_pair_match_hand_counts(handmade):
+    frame = handmade.by_pair().set_index("pair")
+    hi = frame.loc["es-hi"]
+    assert hi.n == 4 and hi.accuracy == 0.25 and hi.translation_failure_rate == 0.5
+    assert math.isclose(hi.translation_failure_share, 2 / 3) and hi.task_failure_rate == 0.25
+    assert hi.main_intermediate_language == "en"  # 3 examples show English, 1 shows Spanish
+    sw = frame.loc["es-sw"]
+    assert sw.accuracy == 0.5 and sw.target_lost_rate == 0.5 and sw.translation_failure_share == 0.0
+
+
+def test_takeover_layer_matches_brute_force(handmade):
+    # es-hi: layer 3: hi 2 vs none; layer 2: hi 2 vs en 1 -> takes over; layer 1: hi 0 -> stop => 2
+    rows = [r for r in handmade.rows if r["pair"] == "es-hi"]
+    assert handmade.takeover_layer(rows) == 2
+    # es-sw: layer 3: sw 1 vs 0; layer 2: sw 1 vs en 1 -> not more -> takeover at 3
+    assert handmade.takeover_layer([r for r in handmade.rows if r["pair"] == "es-sw"]) == 3
+
+
+def test_presence_and_resource_levels(handmade):
+    pres = handmade.language_presence(relative=True)
+    assert pres.loc[1, "pivot (en)"] == pytest.approx(4 / 6)
+    assert pres.loc[0, "source"] == pytest.approx(1 / 6)
+    assert pres.loc[3, "target"] == pytest.approx(3 / 6)
+    by_level = handmade.by_resource().set_index("target_resource")
+    assert list(by_level.index) == ["mid", "low"] and by_level.loc["low", "accuracy"] == 0.5
+    inter = handmade.intermediate_languages()
+    assert inter.loc["es-hi", "en"] == 3 and inter.loc["es-hi", "es"] == 1
+    summary = handmade.summary()
+    assert summary["overall"]["n"] == 6 and summary["pivot_en_share_by_layer"][1] == pytest.approx(4 / 6, abs=1e-4)
