@@ -43,3 +43,12 @@ register(
         recipe="interp.zoo.toy_lm:train",
     )
 )
+
+register(
+    ZooEntry(
+        name="toy-translate",
+        description="Toy multilingual Llama for the translation-barrier demo: word translation among 12 "
+        "languages of the bundled lexicon, English pivot dominating the corpus, low-resource languages rare.",
+        recipe="interp.zoo.toy_translate:train",
+    )
+)
