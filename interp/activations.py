@@ -77,6 +77,7 @@ class ActivationStream:
         buffer_sequences: sequences per shuffle buffer (bounds memory: buffer x ctx x sum(d)).
         rank, world_size: this process's slice of every global batch.
         epochs: passes over a tensor source (``None``: forever).
+        bos_token_id, pad_token_id: tokens left out of ``mask`` (BOS defaults to the tokenizer's).
         start_batch: skip this many global batches without running the model (resume).
 
     Example:
@@ -100,6 +101,7 @@ class ActivationStream:
         start_batch: int = 0,
         model_batch_size: int = 64,
         pad_token_id: int | None = None,
+        bos_token_id: int | None = None,
         exclude_bos: bool = True,
         progress: bool = False,
     ):
@@ -125,9 +127,9 @@ class ActivationStream:
         self.rank, self.world_size, self.epochs, self.start_batch = rank, world_size, epochs, start_batch
         self.model_batch_size, self.pad_token_id, self.progress = model_batch_size, pad_token_id, progress
         tok = getattr(model, "tokenizer", None)
-        self.bos_token_id = tok.bos_token_id if (exclude_bos and tok is not None) else None
-        if exclude_bos and tok is None:
-            self.bos_token_id = None
+        if bos_token_id is None and tok is not None:
+            bos_token_id = tok.bos_token_id
+        self.bos_token_id = bos_token_id if exclude_bos else None
         self.stop_at_layer = _stop_layer(self.hooks, model.cfg.n_layers)
 
     @property

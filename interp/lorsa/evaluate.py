@@ -95,6 +95,7 @@ def evaluate_lorsa(
     batch_size: int = 16,
     dense_threshold: float = 0.1,
     pad_token_id: int | None = None,
+    bos_token_id: int | None = None,
     splice_bos: bool = False,
     progress: bool = True,
 ) -> LorsaEval:
@@ -117,7 +118,7 @@ def evaluate_lorsa(
     dev = model.cfg.device
     lorsa = lorsa.to(dev)
     tok = getattr(model, "tokenizer", None)
-    bos = tok.bos_token_id if tok is not None else None
+    bos = bos_token_id if bos_token_id is not None else (tok.bos_token_id if tok is not None else None)
     n = cfg.n_ov_heads
     sums = dict(sq=0.0, y2=0.0, count=0, l0=0.0, clean=0.0, splice=0.0, abl=0.0, n_pred=0)
     y_sum = torch.zeros(cfg.d_model, dtype=torch.float64, device=dev)

@@ -77,6 +77,7 @@ class TrainConfig:
     model_batch_size: int = 64
     norm_sequences: int = 32  # sequences used to estimate the normalisation scales
     pad_token_id: int | None = None
+    bos_token_id: int | None = None  # default: the tokenizer's
     checkpoint_dir: str | None = None
     checkpoint_every: int = 200
     resume: bool = True
@@ -169,7 +170,8 @@ def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], 
     """Scales making the mean norm of input and target sqrt(d_model), from the first sequences
     (identical on every rank, so no communication is needed)."""
     stream = ActivationStream(model, tokens[: cfg.norm_sequences], list(hooks), batch_size=min(cfg.norm_sequences, tokens.shape[0]),
-                              shuffle=False, model_batch_size=cfg.model_batch_size, pad_token_id=cfg.pad_token_id)
+                              shuffle=False, model_batch_size=cfg.model_batch_size, pad_token_id=cfg.pad_token_id,
+                              bos_token_id=cfg.bos_token_id)
     block = next(iter(stream))
     d = model.cfg.d_model
     out = []
@@ -345,7 +347,8 @@ def train_lorsa(
     stream = ActivationStream(model, tokens, [hook_in, hook_out], batch_size=train_cfg.batch_size,
                               buffer_sequences=train_cfg.buffer_sequences, seed=train_cfg.seed, rank=rank,
                               world_size=world, epochs=epochs, start_batch=start,
-                              model_batch_size=train_cfg.model_batch_size, pad_token_id=train_cfg.pad_token_id)
+                              model_batch_size=train_cfg.model_batch_size, pad_token_id=train_cfg.pad_token_id,
+                              bos_token_id=train_cfg.bos_token_id)
     aux_k = train_cfg.aux_k or 2 * cfg.top_k
     bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=not (train_cfg.progress and rank == 0))
     step = start
