@@ -97,3 +97,16 @@ def test_pool_steps_respects_alive_mask():
     assert pool_steps(steps, alive, "answer").flatten().tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="pooling must be one of"):
         pool_steps(steps, alive, "median")
+
+
+def test_stop_strings_end_rows(setup):
+    model, _, task = setup
+    prompts = task.prompts[:8]
+    free = greedy_generate(model, prompts, N_NEW, stop_at_eos=False)
+    words = [model.tokenizer.decode([t]) for t in free.generated[:, 1].tolist()]  # stop on each row's 2nd word
+    stop = tuple(sorted(set(words)))
+    cut = greedy_generate(model, prompts, N_NEW, stop=stop, stop_at_eos=False)
+    for row, n, full in zip(cut.generated, cut.lengths, free.generated):
+        hits = [i for i, t in enumerate(full.tolist()) if any(w in model.tokenizer.decode([t]) for w in stop)]
+        assert int(n) == hits[0] <= 1
+        assert torch.equal(row[: int(n) + 1], full[: int(n) + 1])

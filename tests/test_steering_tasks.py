@@ -104,3 +104,28 @@ def test_malformed_files(tmp_path):
         load_task(tmp_path / "x.txt")
     with pytest.raises(ValueError, match="kind must be one of"):
         load_task(miss, "regression", prompt_field="text")
+
+
+def test_zoo_qa_task_uses_zoo_checker():
+    from interp.steering.tasks import zoo_qa_task, zoo_task
+    from interp.zoo.tasks import make_items
+
+    task = zoo_qa_task(20, seed=3)
+    items = make_items("qa", 20, seed=3)
+    assert task.prompts == [it.prompt for it in items] and task.stop == ("\n",)
+    e = task.examples[0]
+    assert task.check(e, f" {e.answer}.") and not task.check(e, " zzzz")
+    mc = zoo_task("mc", 5)
+    assert mc.default_pooling == "answer" and mc.check(mc.examples[0], f" {mc.examples[0].answer})")
+
+
+def test_stories_recall_task_is_seeded_and_answerable():
+    from interp.steering.tasks import stories_recall_task
+
+    a, b = stories_recall_task("name", 30, seed=1), stories_recall_task("name", 30, seed=1)
+    assert a.prompts == b.prompts and a.prompts != stories_recall_task("name", 30, seed=2).prompts
+    assert all(e.answer in e.prompt for e in a.examples)
+    obj = stories_recall_task("object", 5)
+    assert all(e.prompt.endswith("play with the") and e.answer in e.prompt for e in obj.examples)
+    with pytest.raises(ValueError, match="kind must be"):
+        stories_recall_task("place")

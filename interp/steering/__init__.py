@@ -19,7 +19,7 @@ from interp.steering.select import SelectedFeature, select_features, to_vectors,
 from interp.steering.stats import CorrelationStats, OneClassLabelsError, all_reduce
 from interp.steering.steer import SteeringVector, steer
 from interp.steering.tasks import (
-    ZooTask, zoo_qa_task, zoo_task,
+    ZooTask, stories_recall_task, zoo_qa_task, zoo_task,
     Example, ExactMatchTask, MultipleChoiceTask, NumericTask, Task, TaskFormatError, TaskProtocol, TaskSplits,
     load_hf_task, load_task, mmlu_task,
 )
@@ -30,5 +30,5 @@ __all__ = [
     "SteeringVector", "Task", "TaskFormatError", "TaskProtocol", "TaskSplits", "all_reduce", "bootstrap_ci",
     "collect", "diff_of_means", "evaluate", "greedy_generate", "load_hf_task", "load_task", "mmlu_task",
     "random_features", "resolve_saes", "run_corrsteer", "scale_sweep", "select_features", "side_effect_ratio",
-    "steer", "to_vectors", "variant_a", "variant_p", "variant_s", "ZooTask", "zoo_qa_task", "zoo_task",
+    "steer", "to_vectors", "variant_a", "variant_p", "variant_s", "ZooTask", "stories_recall_task", "zoo_qa_task", "zoo_task",
 ]

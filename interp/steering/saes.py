@@ -8,6 +8,7 @@ and a hook the model lacks or a width that does not match is an error before any
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
@@ -37,17 +38,23 @@ def sae_hook_name(sae: "SAE[Any]") -> str:
     return str(name)
 
 
+_RESIDUAL_WIDTH = re.compile(r"(^hook_embed$|^blocks\.\d+\.hook_(resid_pre|resid_mid|resid_post|attn_out|mlp_out)$)")
+
+
 def hook_widths(model: "HookedTransformer", names: Sequence[str]) -> dict[str, int]:
-    """Width of the last dimension at each hook, read from one single-token forward pass."""
+    """Width of the last dimension at each hook: d_model for residual-stream hooks, otherwise read from
+    one single-token forward pass."""
     check_hooks(model, names)
-    widths: dict[str, int] = {}
+    widths: dict[str, int] = {n: int(model.cfg.d_model) for n in names if _RESIDUAL_WIDTH.match(n)}
+    if len(widths) == len(set(names)):
+        return widths
 
     def record(act: torch.Tensor, hook: Any) -> None:
         widths[hook.name] = int(act.shape[-1])
 
     tokens = torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device)
     with torch.no_grad():
-        model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(n, record) for n in names])
+        model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(n, record) for n in names if n not in widths])
     return widths
 
 

@@ -19,7 +19,8 @@ import numpy as np
 __all__ = [
     "Example", "Task", "TaskProtocol", "TaskSplits", "TaskFormatError", "Pooling",
     "MultipleChoiceTask", "ExactMatchTask", "NumericTask",
-    "mmlu_task", "load_task", "load_hf_task", "zoo_task", "zoo_qa_task", "ZooTask", "TASK_KINDS",
+    "mmlu_task", "load_task", "load_hf_task", "zoo_task", "zoo_qa_task", "ZooTask", "stories_recall_task",
+    "TASK_KINDS",
 ]
 
 Pooling = Literal["max", "mean", "answer", "prompt"]
@@ -350,3 +351,36 @@ def zoo_task(task: str = "qa", n: int = 1000, seed: int = 0, **kwargs: Any) -> Z
 def zoo_qa_task(n: int = 1000, seed: int = 0, **kwargs: Any) -> ZooTask:
     """The zoo model's question-answer task, CorrSteer's offline default."""
     return zoo_task("qa", n, seed, **kwargs)
+
+
+# ---------------------------------------------------------------------------- a recall task for stories260K
+_NAMES = ("Lily", "Tom", "Ben", "Sue", "Mia", "Max", "Anna", "Sam", "Tim", "Lucy", "Jack", "Amy", "Sara", "Bob",
+          "Zoe", "Kate")
+_OBJECTS = ("ball", "doll", "kite", "car", "bike", "book", "hat", "box", "cake", "boat", "train", "bear", "toy",
+            "dog", "cat", "bird")
+
+
+def stories_recall_task(kind: Literal["name", "object"] = "name", n: int = 1000, seed: int = 0) -> ExactMatchTask:
+    """Recall, in a TinyStories-style text, a name or an object stated earlier (for ``stories260K``, which
+    gets these right only part of the time). Correct = the first generated word is the stated one.
+
+    >>> stories_recall_task("object", 2, seed=1).examples[0].prompt.endswith("play with the")
+    True
+    """
+    if kind not in ("name", "object"):
+        raise ValueError(f"kind must be 'name' or 'object', got {kind!r}.")
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(n):
+        a, b = rng.choice(len(_NAMES), 2, replace=False)
+        name, friend = _NAMES[a], _NAMES[b]
+        obj = _OBJECTS[int(rng.integers(len(_OBJECTS)))]
+        if kind == "name":
+            prompt = (f"Once upon a time, there was a little kid named {name}. {name} had a {obj}. One day, "
+                      f"{friend} came to play. {friend} said, \"Come here,")
+            examples.append(Example(prompt, name, {"friend": friend}))
+        else:
+            prompt = (f"Once upon a time, {name} had a big {obj}. {name} loved the {obj} very much. One day, "
+                      f"{name} and a friend wanted to play with the")
+            examples.append(Example(prompt, obj, {"name": name}))
+    return ExactMatchTask(f"stories/{kind}-recall", examples, max_new_tokens=4, match="first_word", stop=("\n",))

@@ -1,0 +1,36 @@
+"""notebooks/03_corrsteer.ipynb executes headless with a tiny budget on the bundled zoo model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_corrsteer.ipynb"
+
+
+def test_notebook_parameters_cell_and_stripped_outputs():
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "parameters" in first.metadata.get("tags", []) and "OUT_DIR" in first.source
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.slow
+def test_notebook_executes_with_small_budget(tmp_path):
+    from interp import zoo
+    from interp.notebooks import execute_notebook
+
+    try:
+        zoo.model_dir("toy-lm")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    run = execute_notebook(NOTEBOOK, out_dir=tmp_path, parameters={
+        "N_SAMPLES": 48, "N_TRAIN": 24, "N_VAL": 8, "N_RANDOM": 1, "BATCH_SIZE": 24, "SAE_TRAIN_TOKENS": 20_000,
+        "OUT_DIR": str(tmp_path / "out"),
+    })
+    assert (tmp_path / "out" / "corrsteer_report" / "report.json").is_file()
+    assert "plotly" in run.html.read_text()
