@@ -1,0 +1,149 @@
+"""HeadBrowser: browse Lorsa heads (sorted by frequency, type score or loss contribution), with
+each head's top contexts (activating token highlighted), the z-pattern of a chosen context as a
+heatmap, its OV readout and its type scores. Presentation only: all numbers come from
+``interp.lorsa.analyze``.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as ipw
+import plotly.graph_objects as go
+import torch
+
+from interp.figures import export as export_figure
+from interp.figures import paper_layout
+from interp.lorsa.analyze import (
+    HeadScores, TopContexts, context_strings, head_loss_attribution, head_scores, ov_readout, top_contexts,
+)
+from interp.lorsa.model import Lorsa
+
+__all__ = ["HeadBrowser", "SORT_KEYS"]
+
+SORT_KEYS = ("frequency", "loss_contribution", "induction", "previous_token", "sink", "successor")
+
+
+class HeadBrowser:
+    """Interactive Lorsa head browser.
+
+    Args:
+        lorsa, model: the trained Lorsa and its host ``HookedTransformer``.
+        tokens: LongTensor [n_seq, ctx] to find top contexts in (and score loss contributions on).
+        tops, scores, loss_contribution: precomputed results (computed here when None).
+        k: top contexts kept per head. window: tokens of context shown before the activation.
+
+    Example:
+        >>> browser = HeadBrowser(lorsa, model, tokens[:64])  # doctest: +SKIP
+        >>> browser.sort.value = "induction"; browser          # doctest: +SKIP
+        >>> browser.export("out/lorsa_head")                   # doctest: +SKIP
+    """
+
+    def __init__(self, lorsa: Lorsa, model: Any, tokens: torch.Tensor, *, tops: TopContexts | None = None,
+                 scores: HeadScores | None = None, loss_contribution: torch.Tensor | None = None, k: int = 8,
+                 window: int = 24, progress: bool = False):
+        self.lorsa, self.model, self.window = lorsa, model, window
+        self.tops = tops if tops is not None else top_contexts(model, lorsa, tokens, k=k, progress=progress)
+        self.scores = scores if scores is not None else head_scores(model, lorsa, tokens[:16])
+        self.loss_contribution = (loss_contribution if loss_contribution is not None
+                                  else head_loss_attribution(model, lorsa, tokens[:16], progress=progress))
+        self.table = self.scores.lorsa.set_index("head").assign(
+            frequency=self.tops.frequency.numpy(), loss_contribution=self.loss_contribution.numpy())
+
+        self.sort = ipw.Dropdown(options=list(SORT_KEYS), value="frequency", description="sort by")
+        self.head = ipw.Dropdown(description="head")
+        self.context = ipw.IntSlider(min=0, max=max(0, self.tops.values.shape[1] - 1), value=0, description="context")
+        self.fig = go.FigureWidget()
+        self.contexts_html, self.readout_html, self.scores_html = ipw.HTML(), ipw.HTML(), ipw.HTML()
+        self.sort.observe(lambda _: self._fill_heads(), names="value")
+        self.head.observe(lambda _: self._show(), names="value")
+        self.context.observe(lambda _: self._draw(), names="value")
+        self.widget = ipw.VBox([
+            ipw.HBox([self.sort, self.head, self.context]),
+            ipw.HBox([self.fig, ipw.VBox([self.scores_html, self.readout_html])]),
+            self.contexts_html,
+        ])
+        self._fill_heads()
+
+    # ----------------------------------------------------------------------------- state
+    def ranked_heads(self) -> list[int]:
+        """Heads that fired at least once, best first under the current sort key."""
+        fired = self.table[self.table["frequency"] > 0]
+        return [int(h) for h in fired.sort_values(self.sort.value, ascending=False, na_position="last").index]
+
+    def _fill_heads(self) -> None:
+        heads = self.ranked_heads()[:200]
+        key = self.sort.value
+        self.head.options = [(f"{h}  ({key} {self.table.loc[h, key]:.3g})", h) for h in heads]
+        if heads:
+            self.head.value = heads[0]
+
+    def _show(self) -> None:
+        h = self.head.value
+        if h is None:
+            return
+        n_ctx = int((self.tops.values[h] != 0).sum())
+        self.context.max = max(0, n_ctx - 1)
+        self.context.value = 0
+        rows = []
+        for j in range(n_ctx):
+            seq, pos = int(self.tops.seq[h, j]), int(self.tops.pos[h, j])
+            before, here, after = context_strings(self.model, self.tops.tokens, seq, pos, window=self.window)
+            rows.append(f"<tr><td>{self.tops.values[h, j]:.2f}</td><td style='font-family:monospace'>{html.escape(before)}"
+                        f"<b style='background:#fdd835'>{html.escape(here)}</b>{html.escape(after)}</td></tr>")
+        self.contexts_html.value = f"<table><tr><th>z</th><th>top contexts of head {h}</th></tr>{''.join(rows)}</table>"
+        ro = ov_readout(self.model, self.lorsa, h, k=8)
+        self.readout_html.value = "<b>OV readout</b>" + ro.to_html(index=False, float_format="%.3f")
+        row = self.table.loc[h]
+        self.scores_html.value = "<b>type scores</b><br>" + "<br>".join(
+            f"{k}: {row[k]:.3f}" for k in SORT_KEYS)
+        self._draw()
+
+    def figure(self) -> go.Figure:
+        """The z-pattern of the selected head on the selected top context: entry (t, s) is how much
+        of the head's activation at query t it read from source token s."""
+        h, j = self.head.value, self.context.value
+        fig = go.Figure()
+        if h is None or self.tops.values[h, j] == 0:
+            return fig.update_layout(title="no activation to show")
+        seq, pos = int(self.tops.seq[h, j]), int(self.tops.pos[h, j])
+        toks = self.tops.tokens[seq : seq + 1, : pos + 1].to(self.model.cfg.device)
+        with torch.no_grad():
+            _, cache = self.model.run_with_cache(toks, names_filter=[self.lorsa.cfg.hook_in],
+                                                 stop_at_layer=self.lorsa.cfg.layer + 1)
+            zp = self.lorsa.z_pattern(cache[self.lorsa.cfg.hook_in].float(), h)[0].cpu()
+        lo = max(0, pos + 1 - self.window)
+        labels = [f"{i}:{self.model.to_string(toks[0, i:i + 1])}" for i in range(lo, pos + 1)]
+        sub = zp[lo:, lo:]
+        m = float(sub.abs().max()) or 1.0
+        fig.add_heatmap(z=sub.numpy(), x=labels, y=labels, colorscale="RdBu", zmid=0, zmin=-m, zmax=m,
+                        colorbar=dict(title="z contribution"))
+        fig.update_layout(title=f"Lorsa L{self.lorsa.cfg.layer} head {h}: z-pattern", xaxis_title="source token",
+                          yaxis_title="query token", yaxis_autorange="reversed", width=560, height=520)
+        return fig
+
+    def _draw(self) -> None:
+        new = self.figure()
+        with self.fig.batch_update():
+            self.fig.data = []
+            for trace in new.data:
+                self.fig.add_trace(trace)
+            self.fig.layout = new.layout
+
+    # ----------------------------------------------------------------------------- output
+    def export(self, path: str) -> list:
+        """Write the current z-pattern as a paper figure (PDF, SVG, PNG)."""
+        fig = paper_layout(self.figure(), "single", height_in=3.4)
+        return export_figure(fig, path)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # The live widget plus static HTML, so an executed notebook exported to HTML is never blank.
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["text/html"] = (self.figure().to_html(include_plotlyjs="cdn", full_html=False)
+                               + self.scores_html.value + self.readout_html.value + self.contexts_html.value)
+        bundle["text/plain"] = repr(self)
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"HeadBrowser(layer={self.lorsa.cfg.layer}, n_ov={self.lorsa.cfg.n_ov_heads}, head={self.head.value})"
