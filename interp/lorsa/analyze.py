@@ -294,6 +294,7 @@ def head_scores(
         x = cache[lorsa.cfg.hook_in].float()
         return cache[hook_pat].float(), lorsa.attention_pattern(x), lorsa.encode(x)
 
+    half = min(half, (model.cfg.n_ctx - 1) // 2)  # both copies and BOS must fit the context
     rep = repeated_random_tokens(model, n_random, half, seed=seed, bos_token_id=bos_token_id)
     host_p, lor_p, z = run(rep)
     ctx = rep.shape[1]

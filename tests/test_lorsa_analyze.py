@@ -1,0 +1,125 @@
+"""Lorsa interpretation: streamed top contexts equal a brute-force sort, head scores equal loop
+computations on the host pattern, OV readout and loss attribution against direct computation,
+and the HeadBrowser widget reacts to its controls."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from interp.lorsa import Lorsa, LorsaConfig, init_from_host
+from interp.lorsa.analyze import (
+    head_loss_attribution, head_scores, ov_readout, repeated_random_tokens, top_contexts,
+)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=40, d_vocab=30, act_fn="gelu",
+                                  normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8, seed=0)
+    model = HookedTransformer(cfg).eval()
+    model.tokenizer = None
+    model.to_string = lambda t: " ".join(f"t{int(i)}" for i in torch.as_tensor(t).reshape(-1))
+    lc = LorsaConfig.from_model(model, 1, expansion=2, top_k=5, activation="signed")
+    lorsa = init_from_host(Lorsa(lc, seed=1), model, 1)
+    toks = torch.randint(2, 30, (10, 14), generator=torch.Generator().manual_seed(0))
+    toks[:, 0] = 1
+    return model, lorsa, toks
+
+
+def test_top_contexts_equal_brute_force(setup):
+    model, lorsa, toks = setup
+    tops = top_contexts(model, lorsa, toks, k=4, batch_size=3, bos_token_id=1, progress=False)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(toks)
+        z = lorsa.encode(cache[lorsa.cfg.hook_in]) * (toks != 1).unsqueeze(-1)
+    flat = z.reshape(-1, z.shape[-1]).T
+    ref = flat.abs().sort(dim=1, descending=True).values[:, :4]
+    assert torch.allclose(tops.values.abs(), ref, atol=1e-6)
+    for h in range(0, lorsa.cfg.n_ov_heads, 5):  # the stored location holds the stored value
+        for j in range(4):
+            if tops.values[h, j] != 0:
+                assert z[tops.seq[h, j], tops.pos[h, j], h] == pytest.approx(tops.values[h, j].item(), abs=1e-6)
+    assert torch.allclose(tops.frequency, (z != 0).float().sum((0, 1)) / (toks != 1).sum())
+
+
+def test_host_scores_equal_loops(setup):
+    model, lorsa, toks = setup
+    s = head_scores(model, lorsa, toks, n_random=4, half=6, bos_token_id=1)
+    rep = repeated_random_tokens(model, 4, 6, bos_token_id=1)
+    _, cache = model.run_with_cache(rep)
+    pat = cache["blocks.1.attn.hook_pattern"]
+    for h in range(2):
+        vals = [pat[b, h, t, t - 6 + 1].item() for b in range(4) for t in range(7, 13)]
+        assert s.host.loc[h, "induction"] == pytest.approx(sum(vals) / len(vals), abs=1e-5)
+    _, cache = model.run_with_cache(toks)
+    pat = cache["blocks.1.attn.hook_pattern"]
+    for h in range(2):
+        prev = [pat[b, h, t, t - 1].item() for b in range(10) for t in range(2, 14)]
+        sink = [pat[b, h, t, 0].item() for b in range(10) for t in range(2, 14)]
+        assert s.host.loc[h, "previous_token"] == pytest.approx(sum(prev) / len(prev), abs=1e-5)
+        assert s.host.loc[h, "sink"] == pytest.approx(sum(sink) / len(sink), abs=1e-5)
+    # The Lorsa copies the host QK: an OV head's score is an activation-weighted average of its
+    # parent head's per-position values, so it lies within their range.
+    per_pos = torch.stack([pat[:, h, 2:].diagonal(offset=-1, dim1=-2, dim2=-1) for h in range(2)])
+    for i in range(0, lorsa.cfg.n_ov_heads, 3):
+        v = s.lorsa.loc[i, "previous_token"]
+        if v == v:  # not NaN
+            parent = per_pos[i // lorsa.cfg.group_size]
+            assert parent.min() - 1e-6 <= v <= parent.max() + 1e-6
+
+
+def test_ov_readout_direct(setup):
+    model, lorsa, _ = setup
+    df = ov_readout(model, lorsa, 3, k=5)
+    logits = lorsa.W_O[3] @ (model.W_U * model.ln_final.w[:, None])
+    assert df["promoted_logit"].tolist() == pytest.approx(logits.topk(5).values.tolist(), abs=1e-5)
+    assert df["suppressed_logit"].iloc[0] == pytest.approx(logits.min().item(), abs=1e-5)
+
+
+def test_loss_attribution_matches_finite_difference(setup):
+    model, lorsa, toks = setup
+    toks = toks[:4]
+    attr = head_loss_attribution(model, lorsa, toks, batch_size=4, bos_token_id=1, progress=False)
+    keep = (toks != 1).unsqueeze(-1)
+    head = int(attr.abs().argmax())
+
+    def loss(scale: float) -> float:
+        def grab(act, hook):
+            store["x"] = act
+
+        def splice(act, hook):
+            z = lorsa.encode(store["x"])
+            z[..., head] *= scale
+            return torch.where(keep, lorsa.decode(z), act)
+
+        store = {}
+        with torch.no_grad():
+            return model.run_with_hooks(toks, return_type="loss", fwd_hooks=[(lorsa.cfg.hook_in, grab),
+                                                                               (lorsa.cfg.hook_out, splice)]).item()
+
+    eps = 1e-3  # removing a fraction eps of the head: first-order change is eps * contribution
+    fd = (loss(1 - eps) - loss(1 + eps)) / (2 * eps)
+    assert attr[head].item() == pytest.approx(fd, rel=1e-2, abs=1e-6)
+
+
+def test_head_browser_reacts(setup):
+    pytest.importorskip("ipywidgets")
+    from widgets.head_browser import HeadBrowser
+
+    model, lorsa, toks = setup
+    b = HeadBrowser(lorsa, model, toks, k=4)
+    first_head = b.head.value
+    z0 = b.fig.data[0].z
+    b.sort.value = "loss_contribution"
+    ranked = b.ranked_heads()
+    assert b.head.value == ranked[0]
+    vals = b.table.loc[ranked, "loss_contribution"].tolist()
+    assert vals == sorted(vals, reverse=True)
+    if b.head.value == first_head:
+        b.head.value = ranked[1]
+    assert b.fig.data[0].z is not z0 and f"head {b.head.value}" in b.contexts_html.value
+    b.context.value = min(1, b.context.max)
+    bundle = b._repr_mimebundle_()
+    assert "text/html" in bundle and "plotly" in bundle["text/html"]
