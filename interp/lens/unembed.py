@@ -19,9 +19,10 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-DEFAULT_CHUNK = 32_768
-"""Vocabulary columns unembedded at once; a whole vocabulary at most this size is one matmul,
-so small models get the very same operation as their own forward pass."""
+DEFAULT_CHUNK = 8_192
+"""Vocabulary columns unembedded at once. A vocabulary of at most this size is unembedded in one
+call of the model's own op (so the last layer reproduces its logits bit for bit); larger ones are
+streamed in chunks that read ``W_U`` in place (no copy of the unembedding matrix)."""
 
 
 @dataclass
@@ -92,8 +93,8 @@ def unembed_topk(
     lse: Tensor | None = None
     for start in range(0, vocab, chunk_size):
         stop = min(start + chunk_size, vocab)
-        # F.linear with the transposed (contiguous) slice: the op of TransformerLens's Unembed
-        logits = F.linear(x, W_U[:, start:stop].T.contiguous(), b_U[start:stop]).float()
+        # a strided view of W_U's columns: BLAS reads it in place, nothing is copied
+        logits = torch.addmm(b_U[start:stop], x, W_U[:, start:stop]).float()
         logits = _softcap(logits, cap)
         chunk_lse = torch.logsumexp(logits, dim=-1)
         lse = chunk_lse if lse is None else torch.logaddexp(lse, chunk_lse)
