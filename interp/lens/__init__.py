@@ -8,7 +8,7 @@
 from interp.lens._inputs import encode_prompts
 from interp.lens.decode import decode_layers, decode_residuals, layer_hook_name, resolve_layers
 from interp.lens.result import LensResult, layer_label
-from interp.lens.tuned import TunedLens, TunedLensConfig, attached_lens
+from interp.lens.tuned import TunedLens, TunedLensConfig, attached_lens, kl_by_layer
 from interp.lens.unembed import unembed_topk
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "TunedLens",
     "TunedLensConfig",
     "attached_lens",
+    "kl_by_layer",
     "encode_prompts",
     "unembed_topk",
 ]

@@ -113,15 +113,9 @@ class TunedLens(nn.Module):
             raise ValueError(f"The training texts hold {stream.numel()} tokens, fewer than one window of {ctx}.")
         return stream[: n * ctx].reshape(n, ctx)
 
-    def kl_by_layer(
-        self_or_none, model: "HookedTransformer", tokens: Int[Tensor, "n ctx"], *, rows_chunk: int = 4096
-    ) -> Float[Tensor, "n_layers"]:
-        """Mean KL(final || lens) per lens index ``0..n_layers-1`` on ``tokens``; call on the
-        class (``TunedLens.kl_by_layer(None, model, tokens)``) for the plain logit lens."""
-        lens = self_or_none
-        with torch.no_grad():
-            resid, final_lp = _residuals_and_final(model, tokens.to(model.cfg.device))
-            return _kl_per_layer(model, lens, resid, final_lp, rows_chunk).cpu()
+    def kl_by_layer(self, model: "HookedTransformer", tokens: Int[Tensor, "n ctx"]) -> Float[Tensor, "n_layers"]:
+        """Mean KL(final || this lens) per lens index ``0..n_layers-1`` on ``tokens``."""
+        return kl_by_layer(model, tokens, self)
 
     @classmethod
     def train(
@@ -195,6 +189,16 @@ class TunedLens(nn.Module):
         return lens
 
 
+def kl_by_layer(
+    model: "HookedTransformer", tokens: Int[Tensor, "n ctx"], lens: "TunedLens | None" = None, *, rows_chunk: int = 4096
+) -> Float[Tensor, "n_layers"]:
+    """Mean KL(model's final distribution || lens distribution) per lens index ``0..n_layers-1``;
+    ``lens=None`` measures the plain logit lens (how unfaithful it is, layer by layer)."""
+    with torch.no_grad():
+        resid, final_lp = _residuals_and_final(model, tokens.to(model.cfg.device))
+        return _kl_per_layer(model, lens, resid, final_lp, rows_chunk).cpu()
+
+
 def _residuals_and_final(model: "HookedTransformer", tokens: Tensor):
     """Residuals at lens indices 0..n_layers-1 ([batch*pos, n_layers, d]) and the final log-probs."""
     from interp.lens.decode import layer_hook_name
@@ -212,6 +216,8 @@ def _kl_per_layer(model, lens: "TunedLens | None", resid: Tensor, final_lp: Tens
     n = resid.shape[1]
     total = torch.zeros(n, device=resid.device)
     rows = resid.shape[0]
+    # bound the [n_layers, rows, vocab] log-prob block to ~2**27 floats (512 MiB) for big vocabularies
+    rows_chunk = max(1, min(rows_chunk, 2**27 // (n * model.cfg.d_vocab)))
     for start in range(0, rows, rows_chunk):  # chunk rows: rows x vocab logits for every layer
         x = resid[start:start + rows_chunk][None]  # [1, rows, n, d] -> translate wants [b, sel, pos, d]
         x = x.permute(0, 2, 1, 3)
