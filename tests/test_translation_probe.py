@@ -157,3 +157,16 @@ def test_presence_and_resource_levels(handmade):
     assert inter.loc["es-hi", "en"] == 3 and inter.loc["es-hi", "es"] == 1
     summary = handmade.summary()
     assert summary["overall"]["n"] == 6 and summary["pivot_en_share_by_layer"][1] == pytest.approx(4 / 6, abs=1e-4)
+
+
+def test_chat_template_wraps_the_zero_shot_text(stories, lexicon):
+    import copy
+
+    from interp.translation import CHAT, build_prompt
+
+    tok = copy.deepcopy(stories.tokenizer)
+    tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}[assistant]{% endif %}")
+    text = build_prompt(CHAT, src="Spanish", tgt="Hindi", word="perro", tokenizer=tok)
+    assert text.startswith("[user] Translate the following word from Spanish to Hindi.")
+    assert "Word: perro\nTranslation:" in text and text.endswith("[assistant]")
