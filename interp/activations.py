@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["ActivationBatch", "ActivationStream", "token_mask", "sample_tokens", "TokenSource"]
+__all__ = ["ActivationBatch", "ActivationStream", "token_mask", "sample_tokens", "text_tokens", "TokenSource"]
 
 TokenSource = Tensor | Iterable[Tensor]
 """A LongTensor [n_seq, ctx], or an iterable of LongTensors [b, ctx] (streamed, read once)."""
@@ -251,3 +251,28 @@ def sample_tokens(
             seq[:, t] = step[:, 0]
         out.append(seq.cpu())
     return torch.cat(out)
+
+
+def text_tokens(model: "HookedTransformer", texts: Iterable[str], ctx: int) -> Int[Tensor, "n_seq ctx"]:
+    """Pack documents into [n_seq, ctx] rows, each starting with BOS (documents joined by EOS when
+    the tokenizer has one); the ragged tail is dropped. A token source from a bundled corpus.
+
+    Example:
+        >>> tokens = text_tokens(model, ["Once upon a time ...", "..."], ctx=128)  # doctest: +SKIP
+    """
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        raise ValueError("text_tokens needs a model with a tokenizer; pass token ids to ActivationStream instead.")
+    if ctx < 2:
+        raise ValueError(f"ctx={ctx} must be at least 2 (BOS plus one token).")
+    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    sep = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(tok(text, add_special_tokens=False)["input_ids"] + sep)
+    body = ctx - 1
+    n = len(stream) // body
+    if n == 0:
+        raise ValueError(f"The texts give {len(stream)} tokens, fewer than one row of {body}.")
+    rows = torch.tensor(stream[: n * body], dtype=torch.long).view(n, body)
+    return torch.cat([torch.full((n, 1), bos, dtype=torch.long), rows], dim=1)
