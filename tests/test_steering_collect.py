@@ -110,3 +110,14 @@ def test_stop_strings_end_rows(setup):
         hits = [i for i, t in enumerate(full.tolist()) if any(w in model.tokenizer.decode([t]) for w in stop)]
         assert int(n) == hits[0] <= 1
         assert torch.equal(row[: int(n) + 1], full[: int(n) + 1])
+
+
+def test_collection_views(setup):
+    model, saes, task = setup
+    col = collect(model, saes, task, batch_size=12, progress=False)
+    frame = col.to_frame(top=2)
+    assert len(frame) == 4 and set(frame.hook) == set(HOOKS)
+    best = frame.groupby("hook").r.max()
+    for h in HOOKS:
+        assert best[h] == pytest.approx(float(col.stats[h].correlation().max()))
+    assert len(col.plot().data) == 2 and "Collection" in col._repr_html_()

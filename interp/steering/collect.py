@@ -25,6 +25,7 @@ from interp.steering.stats import CorrelationStats
 from interp.steering.tasks import Pooling, TaskProtocol
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
     from transformer_lens import HookedTransformer
 
 __all__ = ["Collection", "collect", "pool_steps"]
@@ -82,6 +83,23 @@ class Collection:
                 rows.append({"hook": h, "feature": i, "r": float(r[i]), "coefficient": float(coef[i]),
                              "firing_rate": float(rate[i])})
         return pd.DataFrame(rows)
+
+    def plot(self, top: int = 50) -> "go.Figure":
+        """The ``top`` largest correlations of each hook, sorted: how far the best features stand out."""
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        for h, r in self.correlations().items():
+            vals = torch.sort(r, descending=True).values[:top].numpy()
+            fig.add_trace(go.Scatter(y=vals, mode="lines+markers", name=h))
+        fig.update_layout(title=f"Feature-correctness correlation ({self.task_name}, pooling={self.pooling})",
+                          xaxis_title="feature rank", yaxis_title="Pearson r")
+        return fig
+
+    def _repr_html_(self) -> str:
+        head = (f"<b>Collection</b> {self.task_name}: {len(self.labels)} samples, accuracy {self.accuracy:.3f}, "
+                f"pooling {self.pooling}")
+        return head + self.to_frame(top=3).to_html(index=False, float_format=lambda x: f"{x:.3f}")
 
 
 @torch.no_grad()
