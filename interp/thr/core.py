@@ -124,11 +124,6 @@ def _check_inputs(
             )
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= V):
             raise THRInputError(f"Response {j}: token ids must lie in [0, {V}); got {int(t.min())}..{int(t.max())}.")
-        if not torch.isfinite(lg).all():
-            raise THRInputError(
-                f"Response {j}: logits contain NaN or inf. Check the forward pass (dtype overflow in "
-                "float16 is a common cause) before computing THR."
-            )
         if not torch.isfinite(h).all():
             raise THRInputError(f"Response {j}: hidden states contain NaN or inf.")
     return g
@@ -188,7 +183,8 @@ def token_hidden_reward(
             the effect on the *other* correct responses, and is no longer the exact derivative of
             the full correct-set likelihood.
         chunk_size: vocabulary columns processed at once; bounds memory at
-            O(groups * G * T * chunk + groups * chunk * d) floats.
+            O(groups * G * T * chunk + groups * chunk * d) floats (the log-sum-exp pass reads blocks
+            of whole rows of about chunk_size * 1024 logits).
 
     Returns:
         One float32 tensor ``[T_j]`` per response, on the device of ``hidden``.
@@ -234,11 +230,24 @@ def token_hidden_reward(
     corr_w = correct.gather(1, corr_idx)                                              # 1 real, 0 padding
 
     # log-sum-exp over the full vocabulary, chunked, float32: q must be the true distribution
-    # even when only a few columns enter g (vocab="group").
-    lse = torch.full((B, G, T), -math.inf, device=device)
-    for c0 in range(0, V, chunk_size):
-        chunk = _pack([lg[:, c0 : c0 + chunk_size].detach() for lg in logits], B, G, T, min(chunk_size, V - c0), device)
-        lse = torch.logaddexp(lse, torch.logsumexp(chunk * inv_t, dim=-1))
+    # even when only a few columns enter g (vocab="group"). One pass over the logits per response;
+    # it doubles as the NaN / +inf check (-inf logits are allowed: they mean q = 0).
+    # Blocks of whole rows (contiguous reads) holding about chunk_size * 1024 logits each.
+    rows_per_block = max(1, (chunk_size * 1024) // V)
+    lse_rows = []
+    for j, lg in enumerate(logits):
+        parts = []
+        for r0 in range(0, lg.shape[0], rows_per_block):
+            block = lg[r0 : r0 + rows_per_block].detach().float()
+            parts.append(torch.logsumexp(block * inv_t if inv_t != 1.0 else block, dim=-1))
+        acc = torch.cat(parts).to(device) if parts else torch.zeros(0, device=device)
+        if not (torch.isfinite(acc) | (acc == -math.inf)).all() or (acc == -math.inf).any():
+            raise THRInputError(
+                f"Response {j}: logits contain NaN or +inf (or a row that is all -inf). Check the forward pass "
+                "(dtype overflow in float16 is a common cause) before computing THR."
+            )
+        lse_rows.append(acc)
+    lse = _pack(lse_rows, B, G, T, 0, device)
 
     if vocab == "full":
         col_sets = None
