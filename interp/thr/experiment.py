@@ -25,7 +25,7 @@ from interp.thr.grpo import GRPOConfig, GRPOTrainer
 from interp.thr.policy import Policy, as_policy
 from interp.thr.tasks import VerifiableTask
 
-__all__ = ["pass_at_k", "EvalResult", "evaluate", "Variant", "DEFAULT_VARIANTS", "run_experiment"]
+__all__ = ["pass_at_k", "EvalResult", "evaluate", "Variant", "DEFAULT_VARIANTS", "run_experiment", "summarize"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -116,6 +116,29 @@ def run_experiment(
     return results
 
 
+def summarize(results: dict[str, Any], metrics: tuple[str, ...] = ("greedy", "pass@1", "pass@4", "pass@16"),
+              ) -> tuple["Any", "Any"]:
+    """Two tables, as "mean ± standard error over seeds": held-out metrics per variant and
+    evaluation step, and per variant the training-time statistics averaged over each run's steps
+    (training reward, THR density, share of dominant tokens with THR > 0, overlap of the top-10%
+    |THR| tokens with the top-10% entropy tokens, chance = 0.1)."""
+    import pandas as pd
+
+    def fmt(g: Any) -> Any:
+        m, se = g.mean(), g.sem()
+        return m.combine(se, lambda a, b: f"{a:.3f} ± {0.0 if pd.isna(b) else b:.3f}")
+
+    ev = pd.DataFrame([{"variant": r["variant"], "seed": r["seed"], **{k: e[k] for k in ("step",) + metrics}}
+                       for r in results["runs"] for e in r["evals"]])
+    evals = ev.groupby(["step", "variant"])[list(metrics)].apply(fmt)
+    cols = ("reward_mean", "thr_density", "dominant_positive", "overlap_thr_entropy", "entropy_all")
+    tr = pd.DataFrame([{"variant": r["variant"], "seed": r["seed"],
+                        **{c: float(pd.DataFrame(r["log"])[c].mean()) for c in cols if c in pd.DataFrame(r["log"])}}
+                       for r in results["runs"]])
+    train = tr.groupby("variant")[[c for c in cols if c in tr]].apply(fmt)
+    return evals, train
+
+
 def _main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="stories260K", help="stories260K or a zoo name (toy-lm)")
@@ -132,7 +155,15 @@ def _main() -> None:
     ap.add_argument("--variants", nargs="+", default=["plain", "p=+0.5", "p=-0.5"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("out/thr_experiment"))
+    ap.add_argument("--summarize", type=Path, default=None, help="print the summary of a results.json and exit")
     a = ap.parse_args()
+    if a.summarize is not None:
+        import pandas as pd
+
+        with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
+            evals, train = summarize(json.loads(a.summarize.read_text()))
+            print(evals.to_string(), "\n\nTraining-time means over steps:\n", train.to_string(), sep="")
+        return
     torch.set_num_threads(a.threads)  # one thread per process is fastest on a shared CPU
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
