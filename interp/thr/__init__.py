@@ -13,8 +13,20 @@ from interp.thr.core import (
     thr_weights,
     token_hidden_reward,
 )
+from interp.thr.grpo import GRPOConfig, GRPOTrainer, rollout_thr
+from interp.thr.result import GRPOLog, THRResult
+from interp.thr.tasks import TaskItem, VerifiableTask, story_word_task, zoo_task
 
 __all__ = [
+    "GRPOConfig",
+    "GRPOLog",
+    "GRPOTrainer",
+    "THRResult",
+    "TaskItem",
+    "VerifiableTask",
+    "rollout_thr",
+    "story_word_task",
+    "zoo_task",
     "Normalize",
     "THRInputError",
     "Vocab",
