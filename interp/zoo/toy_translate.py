@@ -169,22 +169,71 @@ def train(
     }
     (out_dir / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
     if probe_concepts:
-        card["probe"] = measure_probe(out_dir, n_concepts=probe_concepts, progress=progress)
-        (out_dir / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False))
+        update_card(out_dir, n_concepts=probe_concepts, progress=progress)
     return out_dir
 
 
-def measure_probe(folder: Path, *, n_concepts: int = 40, progress: bool = True) -> dict[str, Any]:
-    """Run the translation probe on a trained toy and summarise it for the card."""
-    from interp.models import load_model
-    from interp.translation import TranslationProbe
+def _first_token_curves(report) -> dict[str, list[float]]:
+    """Mean probability, by layer at the first answer step, of the first token of the English,
+    target and source words (pairs without English only): does the pivot surface?"""
+    rows = [r for r in report.rows if "en" not in (r["src"], r["tgt"])]
+    if not rows:
+        return {}
+    n = len(report.layers)
 
+    def mean(key) -> list[float]:
+        return [round(sum(key(r)[i] for r in rows) / len(rows), 4) for i in range(n)]
+
+    return {"layers": report.layers, "english": mean(lambda r: r["first_token_prob"]["en"]),
+            "target": mean(lambda r: r["first_token_prob"][r["tgt"]]),
+            "source": mean(lambda r: r["first_token_prob"][r["src"]])}
+
+
+def measure_probe(folder: Path, *, n_concepts: int = 32, tuned_steps: int = 300, progress: bool = True) -> dict[str, Any]:
+    """Run the translation probe on a trained toy (logit lens, then a tuned lens trained on fresh
+    corpus documents and saved beside the weights) and summarise both for the card."""
+    from interp.lens import TunedLens, TunedLensConfig
+    from interp.models import load_model
+    from interp.translation import ProbeConfig, TranslationProbe
+
+    folder = Path(folder)
     model = load_model(str(folder))
-    card = json.loads((Path(folder) / "card.json").read_text())
+    card = json.loads((folder / "card.json").read_text())
     lex = _lexicon().subset(concepts=card["corpus"]["concepts"])
-    probe = TranslationProbe(model, lex, template=toy_template())
-    t0 = time.perf_counter()
-    report = probe.run(probe_pairs(lex), n_concepts=n_concepts, progress=progress)
-    seconds = time.perf_counter() - t0
-    return report.summary() | {"n_examples": len(report), "seconds": round(seconds, 1),
-                               "examples_per_second": round(len(report) / seconds, 1)}
+    out: dict[str, Any] = {"pairs": [f"{s}-{t}" for s, t in probe_pairs(lex)], "n_concepts_per_pair": n_concepts}
+    for name in ("logit", "tuned"):
+        lens: Any = "logit"
+        if name == "tuned":
+            spec = CorpusSpec(n_docs=4000, seed=card["corpus"]["seed"] + 1,
+                              n_concepts=card["corpus"]["n_concepts"])
+            lens = TunedLens.train(model, build_corpus(spec, _lexicon()), TunedLensConfig(steps=tuned_steps),
+                                   ctx=32, progress=progress)
+            lens.save(folder / "tuned_lens")
+        probe = TranslationProbe(model, lex, template=toy_template(), config=ProbeConfig(lens=lens))
+        t0 = time.perf_counter()
+        report = probe.run(probe_pairs(lex), n_concepts=n_concepts, progress=progress)
+        seconds = time.perf_counter() - t0
+        out[f"{name}_lens"] = report.summary() | {
+            "n_examples": len(report), "seconds": round(seconds, 1),
+            "examples_per_second": round(len(report) / seconds, 1),
+            "first_token_prob_by_layer": _first_token_curves(report),
+            "by_pair": report.by_pair().round(4).to_dict("records"),
+        }
+    return out
+
+
+def update_card(folder: Path, **kwargs: Any) -> dict[str, Any]:
+    """Measure the probe on a trained checkpoint and record it in its ``card.json``."""
+    folder = Path(folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["probe"] = measure_probe(folder, **kwargs)
+    (folder / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False, default=_json_default))
+    return card
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"Cannot write {type(value).__name__} to the card.")
