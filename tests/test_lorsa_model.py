@@ -180,9 +180,11 @@ def test_z_pattern_rows_sum_to_activation():
 def test_query_chunking_matches():
     lorsa = _small_lorsa("relu")
     x = torch.randn(2, 23, 12, generator=torch.Generator().manual_seed(7))
+    lorsa.cfg.query_chunk_size = 0
     full = lorsa.encode_pre(x)
-    lorsa.cfg.query_chunk_size = 5
-    assert torch.allclose(lorsa.encode_pre(x), full, atol=1e-6)
+    for chunk in (5, 22, None):
+        lorsa.cfg.query_chunk_size = chunk
+        assert torch.allclose(lorsa.encode_pre(x), full, atol=1e-6)
 
 
 def test_fold_normalisation_and_save_load(tmp_path):

@@ -87,7 +87,8 @@ class LorsaConfig:
     layer: int | None = None
     hook_in: str | None = None
     hook_out: str | None = None
-    # Runtime knob: compute z~ in chunks of this many query positions to bound memory.
+    # Runtime knob: compute z~ in chunks of this many query positions (bounds memory, skips masked
+    # work). None: automatic (128); 0: one causal attention call over all positions.
     query_chunk_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -115,8 +116,8 @@ class LorsaConfig:
                 raise LorsaConfigError(
                     f"rotary_dim={self.rotary_dim} must be even and at most d_qk_head={self.d_qk_head}."
                 )
-        if self.query_chunk_size is not None and self.query_chunk_size < 1:
-            raise LorsaConfigError(f"query_chunk_size={self.query_chunk_size} must be a positive integer or None.")
+        if self.query_chunk_size is not None and self.query_chunk_size < 0:
+            raise LorsaConfigError(f"query_chunk_size={self.query_chunk_size} must be >= 0 (0: no chunking) or None (auto).")
 
     @property
     def group_size(self) -> int:
