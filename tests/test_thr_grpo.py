@@ -14,7 +14,7 @@ from interp.thr.grpo import GRPOConfig, GRPOTrainer
 from interp.thr.policy import as_policy
 from interp.thr.tasks import TaskItem, VerifiableTask, prefix_reward, story_word_task, word_reward
 
-pytestmark = pytest.mark.skipif(not (shared_model_dir() / "config.json").is_file(),
+_NEEDS_STORIES = pytest.mark.skipif(not (shared_model_dir() / "config.json").is_file(),
                                 reason="stories260K is not present at interp.models.shared_model_dir()")
 
 @pytest.fixture(autouse=True, scope="module")
@@ -60,6 +60,7 @@ def _hf():
     return AutoModelForCausalLM.from_pretrained(shared_model_dir()), AutoTokenizer.from_pretrained(shared_model_dir())
 
 
+@_NEEDS_STORIES
 @pytest.mark.parametrize("kind", ["tl", "hf"])
 def test_forward_captures_unembedding_input_and_kv_sampling_matches_full_forward(kind):
     policy = as_policy(_tl()) if kind == "tl" else as_policy(*_hf())
@@ -78,6 +79,7 @@ def test_forward_captures_unembedding_input_and_kv_sampling_matches_full_forward
     assert alone.response_list()[0].tolist() == ro.response_list()[1].tolist()
 
 
+@_NEEDS_STORIES
 def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tmp_path, story_task):
     cfg = GRPOConfig(thr=True, thr_p=0.5, seed=7, **TINY)
     straight = GRPOTrainer(_tl(), story_task, cfg)
@@ -102,6 +104,7 @@ def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tmp_path, story_ta
         GRPOTrainer(_tl(), story_task, cfg).load(tmp_path / "nothing")
 
 
+@_NEEDS_STORIES
 @pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
 def test_hf_model_trains_with_each_aggregation_and_logs_thr(loss_type, story_task):
     model, tok = _hf()
@@ -116,6 +119,7 @@ def test_hf_model_trains_with_each_aggregation_and_logs_thr(loss_type, story_tas
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+@_NEEDS_STORIES
 def test_thr_with_p_zero_is_plain_grpo_and_p_nonzero_differs(story_task):
     def run(**kw):
         model, tok = _hf()
@@ -194,3 +198,16 @@ def test_config_rejects_bad_settings():
         GRPOConfig(loss_type="ppo")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="group_size"):
         GRPOConfig(group_size=1)
+
+
+def test_zoo_task_splits_and_reward_use_the_zoo_checker():
+    from interp.thr.tasks import zoo_task
+    from interp.zoo import tasks as zt
+
+    task = zoo_task("arith", n_train=40, n_test=10)
+    assert not {i.prompt for i in task.train} & {i.prompt for i in task.test}
+    for it in task.test[:5]:
+        a, b = (int(x) for x in it.prompt.removeprefix("Add:").rstrip("=").split("+"))
+        assert it.target == str(a + b)  # independent of the zoo: the answer is the sum
+        assert task.reward(it, f" {a + b}.") == 1.0 and task.reward(it, f" {a + b + 1}") == 0.0
+    assert task.max_new_tokens == zt.MAX_NEW_TOKENS["arith"]
