@@ -10,6 +10,15 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from interp.lens import TunedLens, TunedLensConfig, attached_lens, decode_layers, kl_by_layer
 
 
+@pytest.fixture()
+def one_thread():
+    # many tiny backward passes: on a shared CPU two spinning OpenMP threads run them ~10x slower
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def model():
     cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_ctx=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=61,
@@ -36,7 +45,7 @@ def test_fresh_lens_is_the_logit_lens(model, data):
     torch.testing.assert_close(plain.top_logprobs, tuned.top_logprobs, atol=1e-6, rtol=0)
 
 
-def test_training_beats_logit_lens_on_held_out_tokens(model, data):
+def test_training_beats_logit_lens_on_held_out_tokens(model, data, one_thread):
     train, held = data[:60], data[60:]
     lens = TunedLens.train(model, train, TunedLensConfig(steps=120, batch_size=8, lr=3e-3), progress=False)
     logit_kl = kl_by_layer(model, held)

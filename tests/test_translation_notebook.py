@@ -7,6 +7,7 @@ import json
 import pytest
 
 
+@pytest.mark.slow  # ~40-75 s on a shared 2-core machine (kernel start, probe, tuned lens, figure export)
 def test_notebook_01_executes(tmp_path):
     from interp import zoo
     from interp.figures import find_chromium
@@ -26,7 +27,8 @@ def test_notebook_01_executes(tmp_path):
     report = json.loads((tmp_path / "out" / "probe_report.json").read_text())
     assert len(report["rows"]) == 12 and report["meta"]["lens"] == "tuned"
     html = run.html.read_text()
-    assert "translation failure share by pair" in html.lower() or "translation_failure_share" in html
+    assert "Plotly.newPlot" in html  # figures survive in the static HTML
+    assert "ProbeReport" in html
     if export:
         for name in ("01_heatmap_accuracy", "01_language_presence", "01_example", "01_example_probs"):
             assert (tmp_path / "out" / f"{name}.pdf").stat().st_size > 0
