@@ -63,7 +63,7 @@ def test_training_beats_logit_lens_on_held_out_tokens(model, data, one_thread):
     assert res.lens == "tuned"
 
 
-def test_save_load_roundtrip(model, data, tmp_path):
+def test_save_load_roundtrip(model, data, tmp_path, one_thread):
     lens = TunedLens.train(model, data, TunedLensConfig(steps=5), progress=False, attach=False)
     lens.save(tmp_path / "lens")
     assert sorted(p.name for p in (tmp_path / "lens").iterdir()) == ["tuned_lens.json", "tuned_lens.safetensors"]
