@@ -20,7 +20,7 @@ N_NEW = 5
 def setup():
     model = tiny_llama_with_tokenizer()
     saes = [make_sae(HOOKS[0]), make_sae(HOOKS[1], kind="topk", seed=1)]
-    prompts = random_prompts(24, seed=2)
+    prompts = random_prompts(16, seed=2)
     first = [t.split(" ")[0] if t else "" for t in decode_generations(model, greedy_generate(model, prompts, 1))]
     # half the answers are what the model says, half are not: both labels occur
     answers = [f if i % 2 == 0 else "zzz" for i, f in enumerate(first)]
@@ -83,7 +83,7 @@ def test_collect_matches_brute_force(setup, brute, pooling):
 def test_cache_and_batching_do_not_change_results(setup):
     model, saes, task = setup
     a = collect(model, saes, task, batch_size=5, progress=False)
-    b = collect(model, saes, task, batch_size=24, use_kv_cache=False, progress=False)
+    b = collect(model, saes, task, batch_size=16, use_kv_cache=False, progress=False)
     assert a.generations == b.generations
     for h in a.hooks:
         torch.testing.assert_close(a.stats[h].correlation(), b.stats[h].correlation(), atol=1e-5, rtol=0)
