@@ -304,5 +304,15 @@ def train_zoo_saes(
 
     model = zoo.load(name)
     tokens = corpus_tokens(model, n_train_seq + n_eval_seq, ctx)
-    return train_saes(model, tokens[:n_train_seq], hooks, config, out_root=out_root or zoo_sae_dir(name),
-                      eval_tokens=tokens[n_train_seq:], progress=progress)
+    root = Path(out_root or zoo_sae_dir(name))
+    saes = train_saes(model, tokens[:n_train_seq], hooks, config, out_root=root, eval_tokens=tokens[n_train_seq:],
+                      progress=progress)
+    # the card: what was trained on what, and how good each SAE is (quality on held-out corpus tokens)
+    card = {"model": name, "token_source": f"interp.zoo.corpus seed 1 (unseen documents), ctx {ctx}",
+            "n_train_sequences": n_train_seq, "n_eval_sequences": n_eval_seq,
+            "config": asdict(config or SAETrainConfig()), "saes": {}}
+    for hook in hooks:
+        info = json.loads((root / hook_dir_name(hook) / "quality.json").read_text())
+        card["saes"][hook] = {"quality": info.get("quality"), "train_seconds": info.get("train_seconds")}
+    (root / "card.json").write_text(json.dumps(card, indent=1))
+    return saes
