@@ -86,3 +86,18 @@ def test_bad_input(tiny, tokens):
         ActivationStream(tiny, tokens, HOOKS, batch_size=5, world_size=2)
     with pytest.raises(ValueError, match="integer tensor"):
         ActivationStream(tiny, tokens.float(), HOOKS, batch_size=4)
+
+
+def test_text_tokens_pack_documents(stories_model):
+    from interp.activations import text_tokens
+
+    tok = stories_model.tokenizer
+    docs = ["Once upon a time there was a cat.", "The dog ran to the park and played all day long."]
+    rows = text_tokens(stories_model, docs, ctx=8)
+    assert (rows[:, 0] == tok.bos_token_id).all()
+    stream = []
+    for d in docs:
+        stream += tok(d, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert rows[:, 1:].reshape(-1).tolist() == stream[: rows.shape[0] * 7]
+    with pytest.raises(ValueError, match="fewer than one row"):
+        text_tokens(stories_model, ["hi"], ctx=64)
