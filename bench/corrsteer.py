@@ -67,7 +67,7 @@ def _task(model_name: str, n: int):
     return ExactMatchTask("bench", [Example(p, "the") for p in _prompts(model_name, n)], max_new_tokens=8)
 
 
-def _best(fn, repeats: int) -> float:
+def _best(fn, repeats: int) -> float:  # noqa: D103
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -113,21 +113,27 @@ def main() -> None:
         for i in range(0, n, 64):
             greedy_generate(model, prompts[i : i + 64], max_new, stop_at_eos=False)
 
-    t_plain = _best(plain, reps)
-    t_collect = _best(lambda: collect(model, saes, task, max_new_tokens=max_new, batch_size=64, progress=False), reps)
-    print(f"[1] collection {t_collect:.2f}s vs plain greedy generation {t_plain:.2f}s: "
-          f"overhead {t_collect / t_plain:.2f}x (aim <= 1.5x)")
-
     feats = [SelectedFeature(s.cfg.metadata.hook_name, 3, 0.3, 2.0, 0.5) for s in saes]
     vecs = to_vectors(feats, {s.cfg.metadata.hook_name: s for s in saes})
+
+    def collecting():
+        collect(model, saes, task, max_new_tokens=max_new, batch_size=64, progress=False)
 
     def steered():
         with steer(model, vecs):
             plain()
 
-    t_steer = _best(steered, reps)
-    t_plain2 = _best(plain, reps)
-    print(f"[2] steered generation {t_steer:.2f}s vs unsteered {t_plain2:.2f}s: overhead {t_steer / t_plain2:.2f}x "
+    # interleaved repeats, best of each: a shared machine's load drifts between runs
+    times: dict[str, list[float]] = {"plain": [], "collect": [], "steered": []}
+    for _ in range(reps):
+        for key, fn in (("plain", plain), ("collect", collecting), ("steered", steered)):
+            t = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t)
+    t_plain, t_collect, t_steer = (min(times[k]) for k in ("plain", "collect", "steered"))
+    print(f"[1] collection {t_collect:.2f}s vs plain greedy generation {t_plain:.2f}s: "
+          f"overhead {t_collect / t_plain:.2f}x (aim <= 1.5x)")
+    print(f"[2] steered generation {t_steer:.2f}s vs unsteered {t_plain:.2f}s: overhead {t_steer / t_plain:.2f}x "
           f"(aim <= 1.1x; {len(vecs)} hooks steered)")
 
     rss = {}

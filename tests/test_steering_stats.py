@@ -54,6 +54,7 @@ def test_real_valued_labels_and_class_means():
     np.testing.assert_allclose(s.correlation().numpy()[ok], ref[ok], atol=1e-10)
     with pytest.raises(ValueError, match="0/1 labels"):
         s.mean_active(1)
+    torch.testing.assert_close(s.firing_rate(), (x > 0).double().mean(0))
     b = CorrelationStats(x.shape[1]).update(x, y.bool())
     torch.testing.assert_close(b.mean_active(1), x[y == 1].double().mean(0))
     torch.testing.assert_close(b.mean_active(0), x[y == 0].double().mean(0))

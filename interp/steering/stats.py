@@ -85,20 +85,23 @@ class CorrelationStats:
         if not torch.isfinite(x).all() or not torch.isfinite(y).all():
             raise ValueError("acts and labels must be finite (found NaN or inf).")
         is_binary = bool(((y == 0) | (y == 1)).all())
-        if is_binary:
-            ones = y.bool()
-            self.sum_x_by_label[1] += x[ones].sum(0)
-            self.sum_x_by_label[0] += x[~ones].sum(0)
-            self.n_active_by_label[1] += (x[ones] > 0).sum(0)
-            self.n_active_by_label[0] += (x[~ones] > 0).sum(0)
-            self.n_by_label[1] += int(ones.sum())
-            self.n_by_label[0] += int((~ones).sum())
-        else:
+        active = (x > 0).to(torch.float64)
+        if is_binary:  # per-class sums as matrix-vector products (one pass each, no boolean copies)
+            n_pos = int(y.sum())
+            sum_pos, act_pos = y @ x, y @ active
+            self.sum_x_by_label[1] += sum_pos
+            self.sum_x_by_label[0] += x.sum(0) - sum_pos
+            self.n_active_by_label[1] += act_pos
+            self.n_active_by_label[0] += active.sum(0) - act_pos
+            self.n_by_label[1] += n_pos
+            self.n_by_label[0] += x.shape[0] - n_pos
+        else:  # only the overall firing count is meaningful without classes
             self.binary = False
+            self.n_active_by_label[0] += active.sum(0)
         n = x.shape[0]
         mx, my = x.mean(0), float(y.mean())
         dx, dy = x - mx, y - my
-        batch = _Batch(n, mx, (dx * dx).sum(0), my, float((dy * dy).sum()), (dx * dy[:, None]).sum(0))
+        batch = _Batch(n, mx, torch.einsum("nf,nf->f", dx, dx), my, float(dy @ dy), dy @ dx)
         self._combine(batch)
         return self
 
