@@ -6,7 +6,7 @@ warmup / constant / linear cool-down, optional K annealing and an auxiliary loss
 heads. Checkpoints hold weights, optimizer, schedule position, dead-head counters and the data
 position, so an interrupted run resumes to bit-identical parameters.
 
-Multi-process: ``torchrun --nproc_per_node=N -m interp.lorsa.train ...`` (gloo on CPU, NCCL on
+Multi-process: ``torchrun --nproc_per_node=N -m interp.lorsa ...`` (gloo on CPU, NCCL on
 GPUs). Every rank computes its own slice of each global batch; gradients are summed across ranks
 and the loss is normalised by the *global* token count, so the update equals the single-process
 one. Heads live whole on every rank (no tensor parallelism yet); the per-head parameters are the
@@ -415,7 +415,7 @@ def train_lorsa(
 
 # ----------------------------------------------------------------------------------- torchrun entry
 def main(argv: list[str] | None = None) -> None:
-    """``torchrun --nproc_per_node=2 -m interp.lorsa.train --model M --layer 2 --tokens t.safetensors --out dir``"""
+    """``torchrun --nproc_per_node=2 -m interp.lorsa --model M --layer 2 --tokens t.safetensors --out dir``"""
     from interp.models import load_model
 
     p = argparse.ArgumentParser(description="Train a Lorsa (single process or under torchrun).")
