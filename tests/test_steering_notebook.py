@@ -20,6 +20,25 @@ def test_notebook_parameters_cell_and_stripped_outputs():
 
 
 @pytest.mark.slow
+def test_notebook_executes_on_stories260k_with_saved_saes(tmp_path, stories_dir):
+    """The notebook with a local folder model and a folder of SAEs (random ones: only execution is checked)."""
+    from test_steering_fixtures import make_sae
+
+    from interp.notebooks import execute_notebook
+
+    sae_dir = tmp_path / "saes"
+    for i, hook in enumerate(("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")):
+        make_sae(hook, d_sae=64, d_in=64, kind="topk", seed=i).save_model(sae_dir / hook)
+    run = execute_notebook(NOTEBOOK, out_dir=tmp_path, parameters={
+        "MODEL": str(stories_dir), "SAE_DIR": str(sae_dir), "TASK": "stories-name", "N_SAMPLES": 40, "N_TRAIN": 20,
+        "N_VAL": 6, "N_RANDOM": 1, "BATCH_SIZE": 20, "OUT_DIR": str(tmp_path / "out"),
+    })
+    report = tmp_path / "out" / "corrsteer_report" / "report.json"
+    assert report.is_file() and "stories/name-recall" in report.read_text()
+    assert "plotly" in run.html.read_text()
+
+
+@pytest.mark.slow
 def test_notebook_executes_with_small_budget(tmp_path):
     from interp import zoo
     from interp.notebooks import execute_notebook
