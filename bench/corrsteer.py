@@ -89,11 +89,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="auto")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on an overloaded machine)")
     ap.add_argument("--memory-child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
         return memory_child(args.model, *args.memory_child)
     torch.set_grad_enabled(False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from interp.steering.collect import collect
     from interp.steering.generate import greedy_generate
     from interp.steering.select import SelectedFeature, to_vectors
@@ -138,8 +141,8 @@ def main() -> None:
 
     rss = {}
     for size in (500, 4000):
-        out = subprocess.run([sys.executable, __file__, "--model", args.model, "--memory-child", str(size), str(d_sae),
-                              "2"], capture_output=True, text=True, check=True)
+        cmd = [sys.executable, __file__, "--model", args.model, "--memory-child", str(size), str(d_sae), "2"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rss[size] = json.loads(out.stdout.strip().splitlines()[-1])["maxrss_mb"]
     print(f"[3] peak RSS of collect: 500 samples {rss[500]:.0f} MB, 4000 samples {rss[4000]:.0f} MB: "
           f"ratio {rss[4000] / rss[500]:.3f} (aim flat within 10%)")
@@ -171,7 +174,7 @@ def main() -> None:
     r_stream, r_store = streaming().numpy(), stored()
     ok = np.isfinite(r_store)
     print(f"[4] {n_s} samples x {f} features: streaming {t_stream:.2f}s vs store + corrcoef {t_store:.2f}s "
-          f"({t_store / t_stream:.1f}x faster); memory: streaming state {state_mb:.2f} MB vs stored path peak "
+          f"(time ratio streaming/stored {t_stream / t_store:.2f}); memory: streaming state {state_mb:.2f} MB vs stored path peak "
           f"{peak_store:.0f} MB ({peak_store / state_mb:.0f}x); max |r difference| "
           f"{np.abs(r_stream[ok] - r_store[ok]).max():.1e}")
 
