@@ -23,13 +23,12 @@ __all__ = [
     "TASK_KINDS",
 ]
 
-Pooling = Literal["max", "mean", "answer", "prompt"]
-"""How per-token SAE activations become one vector per sample.
+Pooling = Literal["max", "mean", "answer"]
+"""How per-step SAE activations become one vector per sample.
 
-``max`` / ``mean`` over generated tokens up to EOS (the paper's defaults), ``answer`` the position
-that predicts the first generated token (the paper's multiple-choice setting), ``prompt`` only the
-last prompt position as well (the same position, named for its use as a leakage check: it cannot
-see the answer being written)."""
+``max`` / ``mean`` over generated tokens up to EOS (the paper's defaults); ``answer`` reads only the
+position that predicts the first generated token, i.e. the last prompt position (the paper's
+multiple-choice setting, and a leakage check for the others: it cannot see the answer being written)."""
 
 LETTERS = "ABCDEFGHIJ"
 
