@@ -118,7 +118,7 @@ class SteeringReport:
         f = self.to_frame()
         colours = {"unsteered": "#555555", "corrsteer": "#1f77b4", "diff_means": "#ff7f0e", "random": "#bbbbbb"}
         fig = make_subplots(rows=1, cols=2, column_widths=[0.65, 0.35],
-                            subplot_titles=("Held-out accuracy (95% CI)", "Side-effect ratio"))
+                            subplot_titles=(f"Held-out accuracy, {self.task} (95% CI)", "Side-effect ratio"))
         fig.add_trace(go.Bar(
             x=f["condition"], y=f["accuracy"], marker_color=[colours.get(k, "#999") for k in f["kind"]],
             error_y=dict(type="data", symmetric=False, array=f["ci_high"] - f["accuracy"],
@@ -128,7 +128,7 @@ class SteeringReport:
         fig.add_trace(go.Bar(x=g["condition"], y=g["ser"], marker_color=[colours.get(k, "#999") for k in g["kind"]],
                              name="SER", showlegend=False), 1, 2)
         fig.update_yaxes(range=[0, 1], row=1, col=2)
-        fig.update_layout(title=f"CorrSteer on {self.task}")
+        fig.update_layout(margin=dict(t=60))  # the subplot titles carry the task; no overlapping figure title
         return fig
 
     def _repr_html_(self) -> str:
