@@ -9,6 +9,7 @@ the top-K heads fire per token, so attention computation splits into interpretab
 >>> evaluate_lorsa(model, lorsa, held_out).to_frame()                         # doctest: +SKIP
 """
 
+from interp.lorsa.analyze import HeadScores, TopContexts, head_loss_attribution, head_scores, ov_readout, top_contexts
 from interp.lorsa.config import Activation, LorsaConfig, LorsaConfigError, UnsupportedModelError, hook_names
 from interp.lorsa.evaluate import LorsaEval, evaluate_lorsa
 from interp.lorsa.init import host_attention, init_from_host
@@ -20,4 +21,5 @@ __all__ = [
     "Lorsa", "LorsaLoadError", "host_attention", "init_from_host",
     "TrainConfig", "TrainResult", "train_lorsa", "CheckpointError",
     "LorsaEval", "evaluate_lorsa",
+    "TopContexts", "top_contexts", "HeadScores", "head_scores", "ov_readout", "head_loss_attribution",
 ]
