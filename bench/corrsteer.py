@@ -105,7 +105,7 @@ def main() -> None:
 
     model, name = _model(args.model)
     d_sae = 512 if args.quick else 2048
-    n, max_new, reps = (64, 8, 2) if args.quick else (256, 8, 3)
+    n, max_new, reps = (64, 8, 3) if args.quick else (256, 8, 5)
     saes = _saes(model, d_sae)
     task = _task(name, n)
     prompts = task.prompts
