@@ -95,7 +95,7 @@ def training_figure(logs: Sequence[GRPOLog], columns: Sequence[str] = ("reward_m
                 fig.add_trace(go.Scatter(x=df["step"], y=df[col], mode="lines", name=log.name, legendgroup=log.name,
                                          showlegend=c == 0, line=dict(color=palette[k % len(palette)])), 1, c + 1)
     fig.update_xaxes(title_text="step")
-    fig.update_layout(title="GRPO training")
+    fig.update_layout(legend_title_text="run")  # panel titles name the curves; a figure title would collide
     return fig
 
 
