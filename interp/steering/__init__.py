@@ -11,7 +11,8 @@ and held-out reports with bootstrap CIs and the side-effect ratio come with it.
 
 from interp.steering.baselines import diff_of_means, random_features
 from interp.steering.collect import Collection, collect
-from interp.steering.corrsteer import CorrSteerConfig, evaluate, run_corrsteer, scale_sweep
+from interp.steering.corrsteer import CorrSteerConfig, compare_generations, evaluate, run_corrsteer, scale_sweep
+from interp.steering.features import logit_readout, top_examples
 from interp.steering.generate import greedy_generate
 from interp.steering.report import Arm, SteeringReport, bootstrap_ci, side_effect_ratio
 from interp.steering.saes import HookError, resolve_saes
@@ -25,6 +26,7 @@ from interp.steering.tasks import (
 )
 
 __all__ = [
+    "compare_generations", "logit_readout", "top_examples",
     "Arm", "Collection", "CorrSteerConfig", "CorrelationStats", "Example", "ExactMatchTask", "HookError",
     "MultipleChoiceTask", "NumericTask", "OneClassLabelsError", "SelectedFeature", "SteeringReport",
     "SteeringVector", "Task", "TaskFormatError", "TaskProtocol", "TaskSplits", "all_reduce", "bootstrap_ci",
