@@ -19,7 +19,7 @@ install: $(STAMP) chromium
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip -c constraints.txt
-	$(PIP) install -q -c constraints.txt -e .
+	$(PIP) install -q -c constraints.txt -e ".[trl]"
 	@touch $(STAMP)
 
 # Static figure export (kaleido) needs a Chromium. Install Debian's when missing and apt is usable;
