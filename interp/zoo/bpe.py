@@ -1,0 +1,59 @@
+"""Byte-level BPE tokenizer trained on a corpus with the ``tokenizers`` library, saved as a Hugging
+Face tokenizer folder (``PreTrainedTokenizerFast``) that prepends ``<s>`` to every text.
+
+Digits are split one per token (arithmetic stays learnable); everything else is byte-level BPE, so
+any text round-trips exactly through ``decode(encode(text))``.
+
+>>> from interp.zoo.bpe import train_bpe
+>>> tok = train_bpe(["Kelmira lives in Dovaren."] * 50, vocab_size=300)
+>>> tok.decode(tok("Kelmira lives in Dovaren.")["input_ids"], skip_special_tokens=True)
+'Kelmira lives in Dovaren.'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+__all__ = ["train_bpe", "SPECIAL_TOKENS", "BOS", "EOS", "PAD"]
+
+BOS, EOS, PAD = "<s>", "</s>", "<pad>"
+SPECIAL_TOKENS = [PAD, BOS, EOS]  # ids 0, 1, 2
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int = 2,
+              out_dir: str | Path | None = None):
+    """Train a byte-level BPE on ``texts``; return a ``PreTrainedTokenizerFast`` (saved to ``out_dir``).
+
+    The tokenizer prepends ``<s>`` (ids: ``<pad>``=0, ``<s>``=1, ``</s>``=2) and decodes without
+    touching spaces (``clean_up_tokenization_spaces=False``), so generations detokenise exactly.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < 256 + len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size={vocab_size} is too small for a byte-level BPE: use at least "
+                         f"{256 + len(SPECIAL_TOKENS)} (256 bytes + special tokens).")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    bos_id = tok.token_to_id(BOS)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=None,
+        clean_up_tokenization_spaces=False, padding_side="right", model_max_length=1_000_000,
+    )
+    if out_dir is not None:
+        fast.save_pretrained(str(out_dir))
+    return fast
