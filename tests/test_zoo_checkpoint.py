@@ -88,9 +88,10 @@ def _naive_greedy(hf_model, tok, prompt, max_new):
     return tok.decode(new)
 
 
+@pytest.mark.slow
 def test_batched_cached_generation_matches_naive_greedy(model, hf):
     hf_model, tok = hf
-    prompts = [it.prompt for task in TASKS for it in make_items(task, 3, seed=5)]
+    prompts = [it.prompt for task in TASKS for it in make_items(task, 2, seed=5)]
     ours_tl = generate(model, prompts, max_new_tokens=8, batch_size=4)
     ours_hf = generate(hf_model, prompts, max_new_tokens=8, batch_size=4, tokenizer=tok)
     assert ours_tl == ours_hf
@@ -100,6 +101,7 @@ def test_batched_cached_generation_matches_naive_greedy(model, hf):
         assert ref.startswith(got) and ("\n" in got or got == ref)
 
 
+@pytest.mark.slow
 def test_card_accuracies_are_reproduced(model, card):
     """Re-evaluate the first n of the card's items: a subset of a fixed sample, so the tolerance is
     3.5 binomial standard errors with the finite-population correction (sqrt(1 - n/N)), plus one item."""
