@@ -70,11 +70,13 @@ def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> Any:
 
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 
 def static_copy(nb: Any) -> Any:
-    """A copy of ``nb`` where outputs that carry both a widget view and a static ``text/html``
-    fallback keep only the fallback.
+    """A copy of ``nb`` fit for static HTML: outputs that carry both a widget view and a static
+    ``text/html`` fallback keep only the fallback, and plotly figures shown with the plotly mime type
+    alone get an HTML rendering.
 
     nbconvert renders a widget view in preference to everything else, and without a live kernel
     (or a network for the widget manager's scripts) that shows nothing; interp's widgets put a
@@ -82,12 +84,18 @@ def static_copy(nb: Any) -> Any:
     """
     import copy
 
+    import plotly.io as pio
+
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if WIDGET_MIME in data and "text/html" in data:
                 del data[WIDGET_MIME]
+            if PLOTLY_MIME in data and "text/html" not in data:
+                # JupyterLab renders the plotly mime type itself; nbconvert cannot, so give the page
+                # the same figure as HTML (plotly.js is inlined once by notebook_html).
+                data["text/html"] = pio.to_html(data[PLOTLY_MIME], include_plotlyjs=False, full_html=False)
     return nb
 
 

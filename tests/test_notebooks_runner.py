@@ -68,3 +68,16 @@ def test_html_export_shows_static_fallback_of_widgets(tmp_path):
     html = run.html.read_text()
     assert "marker-trace" in html and "Plotly.newPlot" in html
     assert '<script src="https://cdn.plot.ly' not in html
+
+
+def test_html_export_renders_plotly_mime_figures(tmp_path):
+    body = (
+        "import plotly.graph_objects as go, plotly.io as pio\n"
+        "pio.renderers.default = 'plotly_mimetype'\n"
+        "go.Figure(go.Scatter(y=[1, 2], name='mime-only-trace')).show()"
+    )
+    run = execute_notebook(_notebook(tmp_path / "p.ipynb", body=body), out_dir=tmp_path / "out")
+    data = nbformat.read(run.executed, as_version=4).cells[-1].outputs[0]["data"]
+    assert set(data) >= {"application/vnd.plotly.v1+json"} and "text/html" not in data
+    html = run.html.read_text()
+    assert "mime-only-trace" in html and "Plotly.newPlot" in html
