@@ -39,11 +39,11 @@ def zoo_smoke_figure(name: str = "toy-lm", *, n_items: int = 50, seed: int = 123
     model = zoo.load(name, device="cpu")
     card = zoo.card(name)
     measured = {t: tasks.evaluate(model, tasks.make_items(t, n_items, seed))[t] for t in tasks.TASKS}
-    recorded = {t: card.get("task_accuracy", {}).get(t, {}).get("accuracy") for t in tasks.TASKS}
+    recorded = {t: card.get("evaluation", {}).get("accuracy", {}).get(t) for t in tasks.TASKS}
     fig = go.Figure(
         [
             go.Bar(name=f"measured now (n={n_items})", x=list(measured), y=list(measured.values())),
-            go.Bar(name="model card", x=list(recorded), y=[v if v is not None else 0 for v in recorded.values()]),
+            go.Bar(name="model card (n=100)", x=list(recorded), y=[v if v is not None else 0 for v in recorded.values()]),
         ]
     )
     fig.update_layout(

@@ -73,7 +73,7 @@ def test_notebooks_render_and_respond_in_jupyterlab(tmp_path):
         for nb_path in NOTEBOOKS:
             name = nb_path.name
             problems: list[str] = []
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page = browser.new_page(viewport={"width": 1500, "height": 1300})
             start = time.perf_counter()
             open_notebook(page, server, name)
             run_all_cells(page)
@@ -121,10 +121,15 @@ def test_notebooks_render_and_respond_in_jupyterlab(tmp_path):
                     _wait_changed(page, before, "moving the slider")
                 except AssertionError as err:
                     problems.append(str(err))
+            widgets_on_page = page.locator(".jp-OutputArea-output .jupyter-widgets")
+            if widgets_on_page.count():
+                # JupyterLab scrolls inside the notebook panel: show the first widget, not the end.
+                widgets_on_page.first.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             page.screenshot(path=str(SCREENSHOTS / f"{nb_path.stem}.png"), full_page=True)
             timings[name] = time.perf_counter() - start
             page.close()
+            server.shutdown_kernels()
             if problems:
                 failures[name] = problems
     print("browser timings (s):", {k: round(v, 1) for k, v in timings.items()})

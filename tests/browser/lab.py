@@ -96,6 +96,16 @@ class LabServer:
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}?token={self.token}"
 
+    def shutdown_kernels(self) -> None:
+        """End every kernel, so one notebook's memory does not weigh on the next."""
+        with urllib.request.urlopen(f"{self.base}/api/kernels?token={self.token}", timeout=10) as r:
+            kernels = json.load(r)
+        for kernel in kernels:
+            req = urllib.request.Request(
+                f"{self.base}/api/kernels/{kernel['id']}?token={self.token}", method="DELETE"
+            )
+            urllib.request.urlopen(req, timeout=30).close()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -138,7 +148,9 @@ KERNEL_BUSY = """() => {
 
 
 def open_notebook(page, server: LabServer, name: str, timeout_ms: int = 120_000) -> None:
-    page.goto(server.url(f"lab/tree/{name}"))
+    # A workspace per notebook, so JupyterLab does not also restore the notebooks opened before.
+    workspace = "".join(c if c.isalnum() else "-" for c in Path(name).stem)
+    page.goto(server.url(f"lab/workspaces/{workspace}/tree/{name}") + "&reset")
     page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=timeout_ms)
     # Wait for the kernel to be ready before running cells.
     page.wait_for_function(
@@ -154,7 +166,9 @@ def run_all_cells(page, timeout_ms: int = 600_000) -> float:
     page.evaluate(RUN_ALL)
     page.wait_for_function(
         """() => { const w = window.jupyterapp.shell.currentWidget;
-                  const k = w.sessionContext.session.kernel;
+                  const s = w && w.sessionContext && w.sessionContext.session;
+                  const k = s && s.kernel;
+                  if (!k) return false;
                   const prompts = [...document.querySelectorAll('.jp-InputArea-prompt')].map(e => e.textContent);
                   return k.status === 'idle' && prompts.length > 0 && !prompts.some(t => t.includes('*'))
                          && !prompts.some(t => t.trim() === '[ ]:'); }""",
