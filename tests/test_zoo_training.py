@@ -98,13 +98,15 @@ def test_bad_configs_are_clear_errors(corpus_and_tokenizer, tmp_path):
 def test_toy_lm_recipe_smoke(tmp_path):
     from interp import zoo
     from interp.models import load_model
+    from interp.zoo.toy_lm import recipe_from_overrides
 
     out = zoo.train("toy-lm", out_dir=tmp_path / "toy", progress=False, steps=2, n_docs=24, eval_n=2,
                     vocab_size=300, d_model=32, n_layers=1, d_mlp=64, batch_size=4, warmup_steps=1,
                     continue_steps=2, continue_n_docs=12, continue_batch_size=4)
     card = json.loads((out / "card.json").read_text())
     stages = card["training"]["stages"]
-    assert [s["steps"] for s in stages] == [2, 2] and card["corpus"]["stages"][0]["documents"] == 24
+    assert [s["steps"] for s in stages] == [2] * (1 + len(recipe_from_overrides().continuations))
+    assert card["corpus"]["stages"][0]["documents"] == 24
     assert card["corpus"]["tokens"] == sum(s["tokens"] for s in card["corpus"]["stages"])
     assert not (out / "stage1").exists()
     assert set(card["evaluation"]["accuracy"]) >= {"qa", "mc", "arith", "copy", "induction", "successor"}
