@@ -129,10 +129,11 @@ def test_notebooks_render_and_respond_in_jupyterlab(tmp_path):
                     _wait_changed(page, before, "moving the slider")
                 except AssertionError as err:
                     problems.append(str(err))
-            widgets_on_page = page.locator(".jp-OutputArea-output .jupyter-widgets")
-            if widgets_on_page.count():
-                # JupyterLab scrolls inside the notebook panel: show the first widget, not the end.
-                widgets_on_page.first.scroll_into_view_if_needed()
+            # JupyterLab scrolls inside the notebook panel: show the first widget holding a plot (not
+            # a progress bar, which is a widget too), not the end of the notebook.
+            views = page.locator(".jp-OutputArea-output .jupyter-widgets:has(.js-plotly-plot)")
+            if views.count():
+                views.first.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             page.screenshot(path=str(SCREENSHOTS / f"{nb_path.stem}.png"), full_page=True)
             timings[name] = time.perf_counter() - start
