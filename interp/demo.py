@@ -49,7 +49,14 @@ def zoo_smoke_figure(name: str = "toy-lm", *, n_items: int = 50, seed: int = 123
     fig.update_layout(
         barmode="group", title=f"{name}: greedy accuracy on planted tasks", yaxis=dict(title="accuracy", range=[0, 1])
     )
-    return paper_layout(fig, "single")
+    paper_layout(fig, "single", height_in=2.6)
+    # Every task labelled (plotly skips category labels when they crowd) and the legend on top.
+    fig.update_layout(
+        legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"),
+        xaxis=dict(tickmode="array", tickvals=list(measured), ticktext=list(measured), tickangle=-45),
+        title=None,
+    )
+    return fig
 
 
 def run_demo(
