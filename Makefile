@@ -47,8 +47,9 @@ lab: install
 zoo: install
 	$(VENV)/bin/interp zoo train --all
 
+# Benchmarks print ratios against a baseline measured in the same run (minutes each on a CPU).
 bench: install
-	$(PY) bench/run_all.py
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b --threads 1 || exit 1; done
 
 clean:
 	rm -rf out .pytest_cache
