@@ -30,14 +30,6 @@ def tokens():
     return torch.randint(0, 97, (4, 12), generator=torch.Generator().manual_seed(1))
 
 
-@pytest.fixture(scope="module")
-def stories():
-    from interp.models import load_model, shared_model_dir
-
-    if not (shared_model_dir() / "config.json").is_file():
-        pytest.skip("stories260K is not available beside the project")
-    return load_model(shared_model_dir())
-
 
 def reference_layer_logprobs(model, tokens, *, final_norm=True):
     """Independent: full cache, every layer unembedded at every position (the common recipe)."""
@@ -127,7 +119,7 @@ def test_one_forward_pass_and_early_stop(tiny, tokens):
         tiny.reset_hooks()
 
 
-def test_stories260k_matches_transformers_hidden_states(stories):
+def test_stories260k_matches_transformers_hidden_states(stories_model):
     """Independent computation: Hugging Face's own forward with output_hidden_states, its own
     final RMSNorm (model.model.norm) and lm_head."""
     from transformers import AutoModelForCausalLM
@@ -136,13 +128,13 @@ def test_stories260k_matches_transformers_hidden_states(stories):
 
     hf = AutoModelForCausalLM.from_pretrained(shared_model_dir(), dtype=torch.float32).eval()
     prompts = ["Once upon a time, there was a little", "The dog ran to the"]
-    res = decode_layers(stories, prompts, k=5, positions=[-1, -2])
+    res = decode_layers(stories_model, prompts, k=5, positions=[-1, -2])
     for b, text in enumerate(prompts):
-        ids = stories.to_tokens(text)  # same BOS convention as decode_layers
+        ids = stories_model.to_tokens(text)  # same BOS convention as decode_layers
         with torch.no_grad():
             out = hf(ids, output_hidden_states=True)
         hs = out.hidden_states  # [0] = embeddings, [i] = after layer i; the last one is already normed
-        n = stories.cfg.n_layers
+        n = stories_model.cfg.n_layers
         assert len(hs) == n + 1
         for i in range(n + 1):
             h = hs[i][0, [-1, -2]]
@@ -155,11 +147,11 @@ def test_stories260k_matches_transformers_hidden_states(stories):
         torch.testing.assert_close(res.top_logits[b, -1, 0], out.logits[0, -1].topk(5).values, atol=2e-4, rtol=0)
 
 
-def test_left_padding_gives_the_same_answers_as_single_prompts(stories):
+def test_left_padding_gives_the_same_answers_as_single_prompts(stories_model):
     prompts = ["Once upon a time, there was a little girl named", "Tom", "The sun"]
-    batch = decode_layers(stories, prompts, k=4, positions=[-1, 0, 1], target_ids=[10, 200])
+    batch = decode_layers(stories_model, prompts, k=4, positions=[-1, 0, 1], target_ids=[10, 200])
     for b, text in enumerate(prompts):
-        one = decode_layers(stories, text, k=4, positions=[-1, 0, 1], target_ids=[10, 200])
+        one = decode_layers(stories_model, text, k=4, positions=[-1, 0, 1], target_ids=[10, 200])
         assert torch.equal(batch.top_ids[b], one.top_ids[0])
         torch.testing.assert_close(batch.top_logprobs[b], one.top_logprobs[0], atol=1e-4, rtol=0)
         torch.testing.assert_close(batch.target_logprobs[b], one.target_logprobs[0], atol=1e-4, rtol=0)
@@ -167,8 +159,8 @@ def test_left_padding_gives_the_same_answers_as_single_prompts(stories):
     assert batch.input_tokens(1)[1] == batch.input_tokens(0)[1]
 
 
-def test_positions_all_marks_padding_invalid(stories):
-    res = decode_layers(stories, ["Once upon a time", "Hi"], positions="all", k=2)
+def test_positions_all_marks_padding_invalid(stories_model):
+    res = decode_layers(stories_model, ["Once upon a time", "Hi"], positions="all", k=2)
     lengths = res.attention_mask.sum(-1)
     assert res.position_valid.sum(-1).tolist() == lengths.tolist()
 

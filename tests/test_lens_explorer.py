@@ -7,19 +7,11 @@ import pytest
 from interp.translation import Lexicon, ProbeConfig, TranslationProbe
 
 
-@pytest.fixture(scope="module")
-def stories():
-    from interp.models import load_model, shared_model_dir
-
-    if not (shared_model_dir() / "config.json").is_file():
-        pytest.skip("stories260K is not available beside the project")
-    return load_model(shared_model_dir())
-
 
 @pytest.fixture(scope="module")
-def report(stories):
+def report(stories_model):
     lex = Lexicon.bundled().subset(languages=["en", "es", "fr"])
-    probe = TranslationProbe(stories, lex, config=ProbeConfig(max_new_tokens=3))
+    probe = TranslationProbe(stories_model, lex, config=ProbeConfig(max_new_tokens=3))
     rep = probe.run([("es", "en"), ("es", "fr")], n_concepts=4, progress=False)
     # make sure two outcomes exist so the outcome filter has something to do
     rep.rows[0]["outcome"] = "correct" if rep.rows[0]["outcome"] != "correct" else "task_failure"
@@ -51,13 +43,13 @@ def test_selectors_change_the_figures(report):
     assert report.rows[0]["outcome"].replace("_", " ") in ex.badge.value
 
 
-def test_static_fallback_and_lens_result(stories, report):
+def test_static_fallback_and_lens_result(stories_model, report):
     from interp.lens import decode_layers
     from widgets.lens_explorer import LensExplorer
 
     bundle = LensExplorer(report)._repr_mimebundle_()
     assert "plotly" in bundle["text/html"] and "application/vnd.jupyter.widget-view+json" in bundle
-    res = decode_layers(stories, ["Once upon a time", "The cat sat"], positions="all", k=3)
+    res = decode_layers(stories_model, ["Once upon a time", "The cat sat"], positions="all", k=3)
     ex = LensExplorer(res)
     z0 = [list(r) for r in ex.grid.data[0].z]
     ex.example.value = 1

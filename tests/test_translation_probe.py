@@ -18,14 +18,6 @@ from interp.translation import (
 )
 
 
-@pytest.fixture(scope="module")
-def stories():
-    from interp.models import load_model, shared_model_dir
-
-    if not (shared_model_dir() / "config.json").is_file():
-        pytest.skip("stories260K is not available beside the project")
-    return load_model(shared_model_dir())
-
 
 @pytest.fixture(scope="module")
 def lexicon():
@@ -33,13 +25,13 @@ def lexicon():
 
 
 @pytest.fixture(scope="module")
-def report(stories, lexicon):
-    probe = TranslationProbe(stories, lexicon, config=ProbeConfig(max_new_tokens=4, batch_size=5))
+def report(stories_model, lexicon):
+    probe = TranslationProbe(stories_model, lexicon, config=ProbeConfig(max_new_tokens=4, batch_size=5))
     return probe.run([("es", "en"), ("es", "sw")], n_concepts=6, progress=False)
 
 
-def test_probe_rows_are_complete_and_consistent(stories, report, lexicon):
-    n = stories.cfg.n_layers
+def test_probe_rows_are_complete_and_consistent(stories_model, report, lexicon):
+    n = stories_model.cfg.n_layers
     assert len(report) == 12
     assert report.layers == list(range(n + 1))
     for row in report.rows:
@@ -55,24 +47,24 @@ def test_probe_rows_are_complete_and_consistent(stories, report, lexicon):
     assert {r["pair"] for r in report.rows} == {"es-en", "es-sw"}
 
 
-def test_probe_is_deterministic_and_batch_size_free(stories, lexicon, report):
-    again = TranslationProbe(stories, lexicon, config=ProbeConfig(max_new_tokens=4, batch_size=12)).run(
+def test_probe_is_deterministic_and_batch_size_free(stories_model, lexicon, report):
+    again = TranslationProbe(stories_model, lexicon, config=ProbeConfig(max_new_tokens=4, batch_size=12)).run(
         [("es", "en"), ("es", "sw")], n_concepts=6, progress=False)
     assert [r["layer_strings"] for r in again.rows] == [r["layer_strings"] for r in report.rows]
 
 
-def test_few_shot_and_chat_templates(stories, lexicon):
-    probe = TranslationProbe(stories, lexicon, template=FEW_SHOT)
+def test_few_shot_and_chat_templates(stories_model, lexicon):
+    probe = TranslationProbe(stories_model, lexicon, template=FEW_SHOT)
     ex = probe.examples([("es", "en")], n_concepts=2)
     assert all(e.prompt.count("Word:") == 4 for e in ex)
     from interp.translation import CHAT
 
     with pytest.raises(ValueError, match="has none"):
-        TranslationProbe(stories, lexicon, template=CHAT).examples([("es", "en")], n_concepts=1)
+        TranslationProbe(stories_model, lexicon, template=CHAT).examples([("es", "en")], n_concepts=1)
 
 
-def test_probe_input_errors(stories, lexicon):
-    probe = TranslationProbe(stories, lexicon)
+def test_probe_input_errors(stories_model, lexicon):
+    probe = TranslationProbe(stories_model, lexicon)
     with pytest.raises(KeyError, match="not in the lexicon"):
         probe.run([("es", "xx")])
     with pytest.raises(ValueError, match="into itself"):
@@ -159,12 +151,12 @@ def test_presence_and_resource_levels(handmade):
     assert summary["overall"]["n"] == 6 and summary["pivot_en_share_by_layer"][1] == pytest.approx(4 / 6, abs=1e-4)
 
 
-def test_chat_template_wraps_the_zero_shot_text(stories, lexicon):
+def test_chat_template_wraps_the_zero_shot_text(stories_model, lexicon):
     import copy
 
     from interp.translation import CHAT, build_prompt
 
-    tok = copy.deepcopy(stories.tokenizer)
+    tok = copy.deepcopy(stories_model.tokenizer)
     tok.chat_template = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
                          "{% if add_generation_prompt %}[assistant]{% endif %}")
     text = build_prompt(CHAT, src="Spanish", tgt="Hindi", word="perro", tokenizer=tok)
