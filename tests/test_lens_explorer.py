@@ -19,9 +19,12 @@ def report(stories_model):
 
 
 def test_selectors_change_the_figures(report):
-    from widgets.lens_explorer import LensExplorer
+    from interp.display import visible_token
+    from widgets.lens_explorer import ALL, NO_EXAMPLE, LensExplorer
 
     ex = LensExplorer(report)
+    # the filters open on a real option (a None value renders as a blank box in JupyterLab)
+    assert ex.pair.value == ex.outcome.value == ALL and ex.pair.index == ex.outcome.index == 0
     first_title = ex.grid.layout.title.text
     first_probs = ex.probs.data[0].y
     assert len(ex.example.options) == len(report)
@@ -35,12 +38,20 @@ def test_selectors_change_the_figures(report):
     assert list(ex.probs.data[0].y) != list(first_probs) or row is not report.rows[0]
     # the grid has one row per inspected layer and shows the top-1 tokens
     assert len(ex.grid.data[0].z) == len(report.layers)
-    assert ex.grid.data[0].text[-1][0] == repr(row["grid"][-1][0][0][0])[1:-1]
+    assert ex.grid.data[0].text[-1][0] == visible_token(row["grid"][-1][0][0][0])
     # outcome filter
-    ex.pair.value = None
+    ex.pair.value = ALL
     ex.outcome.value = report.rows[0]["outcome"]
     assert all(report.rows[i]["outcome"] == report.rows[0]["outcome"] for _, i in ex.example.options)
     assert report.rows[0]["outcome"].replace("_", " ") in ex.badge.value
+    # filters that match nothing leave a visible "(no example matches)" choice, not a blank box
+    pairs = {r["pair"] for r in report.rows}
+    empty = next(((p, o) for p in pairs for o in ex.outcome.options[1:]
+                  if not report.select(pair=p, outcome=o[1])), None)
+    assert empty is not None, "the fixture should leave some pair x outcome without examples"
+    ex.pair.value, ex.outcome.value = empty[0], empty[1][1]
+    assert ex.example.index == 0 and ex.example.value == NO_EXAMPLE
+    assert "No example matches" in ex.badge.value and len(ex.grid.data) == 0
 
 
 def test_static_fallback_and_lens_result(stories_model, report):

@@ -13,6 +13,7 @@ import ipywidgets as ipw
 import plotly.graph_objects as go
 import torch
 
+from interp.display import visible_token
 from interp.figures import export as export_figure
 from interp.figures import paper_layout
 from interp.lorsa.analyze import (
@@ -114,11 +115,11 @@ class HeadBrowser:
                                                  stop_at_layer=self.lorsa.cfg.layer + 1)
             zp = self.lorsa.z_pattern(cache[self.lorsa.cfg.hook_in].float(), h)[0].cpu()
         lo = max(0, pos + 1 - self.window)
-        labels = [f"{i}:{self.model.to_string(toks[0, i:i + 1])}" for i in range(lo, pos + 1)]
+        labels = [f"{i}:{visible_token(self.model.to_string(toks[0, i:i + 1]))}" for i in range(lo, pos + 1)]
         sub = zp[lo:, lo:]
         m = float(sub.abs().max()) or 1.0
         fig.add_heatmap(z=sub.numpy(), x=labels, y=labels, colorscale="RdBu", zmid=0, zmin=-m, zmax=m,
-                        colorbar=dict(title="z contribution"))
+                        colorbar=dict(title="z"))  # a long colourbar title squeezed the heatmap at paper widths
         fig.update_layout(title=f"Lorsa L{self.lorsa.cfg.layer} head {h}: z-pattern", xaxis_title="source token",
                           yaxis_title="query token", yaxis_autorange="reversed", width=560, height=520)
         return fig

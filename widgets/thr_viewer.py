@@ -14,6 +14,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
+from interp.display import visible_token
 from interp.thr.result import GRPOLog, THRResult
 
 __all__ = ["THRViewer", "token_figure", "histogram_figure", "training_figure"]
@@ -48,14 +49,14 @@ def token_figure(result: THRResult, group: int = 0, *, p: float = 0.5, which: Fi
         thr = result.thr[i].numpy().astype(float)
         keep = dominant[i].numpy() if dominant_only else np.ones(n, dtype=bool)
         z[r, :n] = np.where(keep, thr, np.nan)
-        text[r, :n] = [t.replace("\n", "\\n") for t in result.token_text[i]]
+        text[r, :n] = [visible_token(t) for t in result.token_text[i]]
         custom[r, :n] = np.stack([thr, result.prob[i].numpy(), result.entropy[i].numpy(), weights[i].numpy()], -1)
     finite = np.abs(z[np.isfinite(z)])
     zmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     adv = result.advantages
     labels = [f"{'✓' if adv[i] > 0 else ('✗' if adv[i] < 0 else '·')} r={float(result.rewards[i]):.2f} #{i}" for i in rows]
     fig = go.Figure(go.Heatmap(
-        z=z, text=text, texttemplate="%{text}", textfont=dict(size=9), customdata=custom,
+        z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=custom,
         colorscale=_SCALE, zmid=0.0, zmin=-zmax, zmax=zmax, xgap=1, ygap=2,
         colorbar=dict(title="THR"),
         hovertemplate="token %{text}<br>THR %{customdata[0]:.4g}<br>prob %{customdata[1]:.3f}"
@@ -66,6 +67,7 @@ def token_figure(result: THRResult, group: int = 0, *, p: float = 0.5, which: Fi
         title=f"Group {group}: {html.escape(result.prompts[group][:60])}… (τ={tau:.3g})",
         xaxis=dict(title="response token", showgrid=False),
         yaxis=dict(tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed", showgrid=False),
+        height=max(320, 160 + 34 * len(rows)),  # rows stay tall enough to read their tokens
     )
     return fig
 

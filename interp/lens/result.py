@@ -10,6 +10,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from interp.display import visible_token
+
 
 def layer_label(index: int, n_layers: int) -> str:
     """Human label of a lens index: ``embed`` for 0, ``L{i}`` after block ``i-1``."""
@@ -114,7 +116,7 @@ class LensResult:
         n_show = min(5, self.top_ids.shape[-1])
         strings = [self.top_tokens(example, r) for r in range(n_show)]
         cols = valid.nonzero().reshape(-1).tolist()
-        text = [[repr(strings[0][li][p])[1:-1] for p in cols] for li in range(len(self.layers))]
+        text = [[visible_token(strings[0][li][p]) for p in cols] for li in range(len(self.layers))]
         hover = [
             [
                 "<br>".join(
@@ -126,7 +128,7 @@ class LensResult:
             for li in range(len(self.layers))
         ]
         inputs = self.input_tokens(example)
-        xlab = [f"{j}:{repr(inputs[p])[1:-1]}" for j, p in enumerate(cols)]
+        xlab = [f"{j}:{visible_token(inputs[p])}" for j, p in enumerate(cols)]
         fig = go.Figure(
             go.Heatmap(
                 z=lp, x=xlab, y=self.layer_labels, text=text, texttemplate="%{text}",

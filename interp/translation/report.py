@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
+from interp.display import visible_token
 from interp.translation.matching import Outcome
 
 __all__ = ["ProbeReport", "FORMAT"]
@@ -244,7 +245,7 @@ class ProbeReport:
         for li, cells in enumerate(row["grid"]):
             lang = row["layer_languages"][li]
             z.append([codes.index(lang) if lang in codes else 0] * max(1, n_steps))
-            text.append([repr(c[0][0])[1:-1] if c else "" for c in cells] or [""])
+            text.append([visible_token(c[0][0]) if c else "" for c in cells] or [""])
             hover.append(["<br>".join(f"{repr(t)[1:-1]}: {p:.3f}" for t, p in c) for c in cells] or [""])
         n_codes = len(codes)
         scale = []
@@ -261,6 +262,8 @@ class ProbeReport:
             title=(f"{row['pair']}: {row['source_word']} → {row['final']!r} "
                    f"[{row['outcome'].replace('_', ' ')}] (refs: {', '.join(row['references'])})"),
             xaxis_title="generated step", yaxis_title="layer",
+            # tall enough for one colourbar tick per language (they overlapped in short figures)
+            height=max(420, 140 + 26 * len(labels), 120 + 20 * n_codes),
         )
         return fig
 
