@@ -3,7 +3,8 @@
 For each notebook: open it, run all cells, check every widget rendered (no "Error displaying
 widget", nothing left "Loading widget...", a plotly graph on the page, no traceback), then use each
 widget the way a person would (choose another item in a selector, move a slider) and check that
-the view changed. A screenshot per notebook goes to ``out/screenshots/``.
+the view changed. Screenshots per notebook go to ``out/screenshots/``: ``NAME.png`` as the widget
+first renders and ``NAME_after_interaction.png``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import nbformat
 import pytest
 
 from interp.notebooks import inject_parameters
-from tests.browser.lab import PLOT_STATE, find_chromium, lab_session, open_notebook, page_problems, run_all_cells
+from tests.browser.lab import (
+    PLOT_STATE, find_chromium, lab_session, open_notebook, page_problems, run_all_cells, wait_widgets_rendered,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -71,6 +74,16 @@ def _some_selection_changes_view(page, selects, max_selects: int = 4, max_option
     return False
 
 
+def _screenshot(page, path: Path) -> None:
+    # JupyterLab scrolls inside the notebook panel: show the first widget holding a plot (not a
+    # progress bar, which is a widget too), not the end of the notebook.
+    views = page.locator(".jp-OutputArea-output .jupyter-widgets:has(.js-plotly-plot)")
+    if views.count():
+        views.first.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True)
+
+
 def _prepare(tmp_path: Path) -> list[Path]:
     prepared = []
     for nb_path in NOTEBOOKS:
@@ -102,13 +115,13 @@ def test_notebooks_render_and_respond_in_jupyterlab(tmp_path):
                 page.wait_for_selector(".js-plotly-plot", timeout=60_000)
             except Exception:
                 problems.append("no plotly graph on the page")
-            # Widgets may take a moment to render after the kernel goes idle.
-            deadline = time.time() + 30
-            while time.time() < deadline and page_problems(page):
-                page.wait_for_timeout(1000)
+            # Widgets take a moment to render after the kernel goes idle.
+            if not wait_widgets_rendered(page):
+                problems.append("widget outputs still without a rendered view after 60 s")
             problems += page_problems(page)
             if page.locator(".jupyter-widgets").count() == 0:
                 problems.append("no widget rendered")
+            _screenshot(page, SCREENSHOTS / f"{nb_path.stem}.png")  # as it first renders
 
             selects = page.locator(".jp-OutputArea-output .widget-dropdown select")
             if selects.count() == 0:
@@ -129,13 +142,7 @@ def test_notebooks_render_and_respond_in_jupyterlab(tmp_path):
                     _wait_changed(page, before, "moving the slider")
                 except AssertionError as err:
                     problems.append(str(err))
-            # JupyterLab scrolls inside the notebook panel: show the first widget holding a plot (not
-            # a progress bar, which is a widget too), not the end of the notebook.
-            views = page.locator(".jp-OutputArea-output .jupyter-widgets:has(.js-plotly-plot)")
-            if views.count():
-                views.first.scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(SCREENSHOTS / f"{nb_path.stem}.png"), full_page=True)
+            _screenshot(page, SCREENSHOTS / f"{nb_path.stem}_after_interaction.png")
             timings[name] = time.perf_counter() - start
             page.close()
             server.shutdown_kernels()

@@ -17,9 +17,17 @@ import plotly.graph_objects as go
 from interp.lens.result import LensResult
 from interp.translation.report import ProbeReport
 
-__all__ = ["LensExplorer"]
+__all__ = ["LensExplorer", "ALL"]
 
 _BADGE = {"correct": "#2ca02c", "translation_failure": "#d62728", "target_lost": "#ff7f0e", "task_failure": "#7f7f7f"}
+
+
+ALL = "(all)"  # the filter value that keeps every pair / outcome
+NO_EXAMPLE = -1  # the example value when no example matches the filters
+
+
+def _or_none(value: str | None) -> str | None:
+    return None if value in (ALL, None) else value
 
 
 def _fill(target: go.FigureWidget, source: go.Figure) -> None:
@@ -56,9 +64,11 @@ class LensExplorer:
         if isinstance(result, ProbeReport):
             pairs = list(dict.fromkeys(r["pair"] for r in result.rows))
             outcomes = list(dict.fromkeys(r["outcome"] for r in result.rows))
-            self.pair = W.Dropdown(options=[("all pairs", None)] + [(p, p) for p in pairs], description="pair")
-            self.outcome = W.Dropdown(options=[("all outcomes", None)] + [(o.replace("_", " "), o) for o in outcomes],
-                                      description="outcome")
+            # "all" is a string, not None: a Dropdown whose value is None shows a blank box in the browser
+            self.pair = W.Dropdown(options=[("all pairs", ALL)] + [(p, p) for p in pairs], value=ALL,
+                                   description="pair")
+            self.outcome = W.Dropdown(options=[("all outcomes", ALL)] + [(o.replace("_", " "), o) for o in outcomes],
+                                      value=ALL, description="outcome")
             self.example = W.Dropdown(description="example")
             self.pair.observe(self._refilter, names="value")
             self.outcome.observe(self._refilter, names="value")
@@ -76,12 +86,12 @@ class LensExplorer:
 
     # ---- callbacks --------------------------------------------------------------------------
     def _refilter(self, *_: Any) -> None:
-        rows = self.result.select(pair=self.pair.value, outcome=self.outcome.value)
+        rows = self.result.select(pair=_or_none(self.pair.value), outcome=_or_none(self.outcome.value))
         options = [(f"{self.result.rows[i]['pair']} {self.result.rows[i]['source_word']} → "
                     f"{self.result.rows[i]['final']}", i) for i in rows]
         current = self.example.value
-        self.example.options = options or [("(no example matches)", None)]
-        self.example.value = current if current in rows else (rows[0] if rows else None)
+        self.example.options = options or [("(no example matches)", NO_EXAMPLE)]
+        self.example.value = current if current in rows else (rows[0] if rows else NO_EXAMPLE)
         self._redraw()
 
     def _redraw(self, *_: Any) -> None:
@@ -90,7 +100,7 @@ class LensExplorer:
             _fill(self.grid, self.result.plot(i))
             self.badge.value = f"<b>{self.result.lens} lens</b>, final_norm={self.result.final_norm}"
             return
-        if i is None:
+        if i is None or i == NO_EXAMPLE:
             _fill(self.grid, go.Figure())
             _fill(self.probs, go.Figure())
             self.badge.value = "<i>No example matches these filters.</i>"

@@ -60,6 +60,11 @@ class LabServer:
         (notify / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
+        # Every cell stays in the DOM and rendered (no windowing), so the checks see every widget,
+        # not only those near the viewport.
+        tracker = work / "settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         env = dict(os.environ)
         env.update(
             JUPYTER_CONFIG_DIR=str(work / "config"),
@@ -178,8 +183,39 @@ def run_all_cells(page, timeout_ms: int = 600_000) -> float:
     return time.perf_counter() - start
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def wait_widgets_rendered(page, timeout_ms: int = 60_000) -> bool:
+    """Wait until every widget output in the notebook's model has a view in the page (or an error):
+    the kernel going idle does not mean the browser has drawn the views yet. False on timeout."""
+    try:
+        page.wait_for_function(
+            f"""() => {{
+          const nb = window.jupyterapp.shell.currentWidget.content;
+          let expected = 0;
+          for (const cell of nb.model.cells) {{
+            if (cell.type !== 'code') continue;
+            for (let i = 0; i < cell.outputs.length; i++) {{
+              const data = cell.outputs.get(i).data;
+              if (data && data['{WIDGET_MIME}']) expected++;
+            }}
+          }}
+          const views = document.querySelectorAll('.jp-OutputArea-output > .jupyter-widgets').length;
+          const errors = (document.body.innerText.match(/Error displaying widget/g) || []).length;
+          return expected > 0 && views + errors >= expected && !document.body.innerText.includes('Loading widget...');
+        }}""",
+            timeout=timeout_ms, polling=500,
+        )
+        page.wait_for_timeout(1000)  # views fill their children (plots, options) just after attaching
+        return True
+    except Exception:  # playwright TimeoutError
+        return False
+
+
 def page_problems(page) -> list[str]:
-    """What a user would see as broken: widget errors, widgets stuck loading, tracebacks."""
+    """What a user would see as broken: widget errors, widgets stuck loading, tracebacks, a selector
+    showing a blank box (a Dropdown whose value matches none of its options, e.g. ``None``)."""
     return page.evaluate(
         """() => {
       const out = [];
@@ -188,6 +224,12 @@ def page_problems(page) -> list[str]:
       if (text.includes('Loading widget...')) out.push('Loading widget... left on the page');
       document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]').forEach(e => {
         if (e.innerText.includes('Traceback') || e.innerText.includes('Error')) out.push('stderr: ' + e.innerText.slice(0, 300));
+      });
+      document.querySelectorAll('.widget-dropdown select').forEach(e => {
+        if (e.options.length && e.selectedIndex < 0) {
+          const label = e.closest('.widget-dropdown').querySelector('label');
+          out.push('blank selector: ' + (label ? label.innerText : '(no description)'));
+        }
       });
       document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]').forEach(e => {
         out.push('error: ' + e.innerText.slice(0, 300));
