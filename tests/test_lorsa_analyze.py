@@ -70,6 +70,17 @@ def test_host_scores_equal_loops(setup):
             assert parent.min() - 1e-6 <= v <= parent.max() + 1e-6
 
 
+def test_type_score_plot_shows_every_host_head_beside_the_histogram(setup):
+    model, lorsa, toks = setup
+    s = head_scores(model, lorsa, toks, n_random=4, half=6, bos_token_id=1)
+    hist, host = s.plot("induction").data
+    assert hist.type == "histogram" and len(hist.x) == int(s.lorsa["induction"].notna().sum())
+    # host heads are markers in their own strip (under the bars they were hidden), one per head
+    assert host.xaxis == "x2" or host.yaxis == "y2"
+    assert list(host.x) == pytest.approx(s.host["induction"].tolist())
+    assert list(host.text) == [f"host head {h}" for h in range(model.cfg.n_heads)]
+
+
 def test_ov_readout_direct(setup):
     model, lorsa, _ = setup
     df = ov_readout(model, lorsa, 3, k=5)

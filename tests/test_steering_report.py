@@ -78,6 +78,19 @@ def test_report_frame_save_load_plot(tmp_path):
         SteeringReport("t", {**arms, "A": Arm("A", "corrsteer", [1], ["a"])})
 
 
+def test_plot_labels_every_side_effect_bar():
+    """A SER of 0 or an undefined SER draws no bar; each bar is labelled so the panel is never blank."""
+    arms = {"unsteered": Arm("unsteered", "unsteered", [1, 0, 1, 0], ["a", "b", "c", "d"]),
+            "S": Arm("S", "corrsteer", [1, 1, 0, 0], ["a", "x", "y", "d"]),    # 2 changed, 1 broke
+            "A": Arm("A", "corrsteer", [1, 1, 1, 0], ["a", "x", "c", "d"]),    # 1 changed, none broke
+            "P": Arm("P", "corrsteer", [1, 0, 1, 0], ["a", "b", "c", "d"])}    # nothing changed
+    ser = SteeringReport("t", arms, n_boot=50).plot().data[1]
+    assert list(ser.x) == ["S", "A", "P"]
+    assert list(ser.text) == ["0.50", "0.00", "n/a"]
+    assert list(ser.y) == [0.5, 0.0, 0.0]
+    assert [tuple(c) for c in ser.customdata] == [(2, 4), (1, 4), (0, 4)]
+
+
 @pytest.fixture(scope="module")
 def pipeline():
     model = tiny_llama_with_tokenizer(seed=3)
