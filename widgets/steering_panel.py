@@ -35,7 +35,11 @@ def readout_figure(frame: Any, title: str) -> go.Figure:
 
 
 def _table(frame: Any) -> str:
-    return frame.to_html(index=False, float_format=lambda x: f"{x:.3f}", escape=True, border=0)
+    # Text cells wrap at a readable width instead of growing the table past the output area.
+    style = ("<style>.interp-table td{max-width:38em;white-space:pre-wrap;vertical-align:top;"
+             "font-family:monospace;font-size:12px}.interp-table td:first-child{white-space:nowrap}</style>")
+    return style + frame.to_html(index=False, float_format=lambda x: f"{x:.3f}", escape=True, border=0,
+                                 classes="interp-table")
 
 
 class SteeringPanel:
@@ -58,7 +62,7 @@ class SteeringPanel:
         labels = [(f"{f.hook} #{f.feature} (r={f.r:.3f})", i) for i, f in enumerate(self.features)]
         self.feature_select = W.Dropdown(options=labels, value=0, description="feature")
         self.scale = W.FloatSlider(value=1.0, min=0.0, max=8.0, step=0.25, description="× coefficient",
-                                   continuous_update=False)
+                                   continuous_update=False, style={"description_width": "initial"})
         default_prompt = prompt or (task.examples[0].prompt if task is not None else "")
         self.prompt = W.Textarea(value=default_prompt, description="prompt", layout=W.Layout(width="98%", height="80px"))
         self.run_button = W.Button(description="generate")
@@ -74,7 +78,9 @@ class SteeringPanel:
         self.widget = W.VBox([
             W.HTML("<b>Selected features</b> (r, coefficient = mean activation on correct samples, firing rate)"),
             self.table, self.summary,
-            W.HBox([self.feature_select, self.scale]), W.HBox([self.readout, self.examples]),
+            # The readout and the examples table stack: side by side, the table squeezed its prompts
+            # into a one-word column beside the plot.
+            W.HBox([self.feature_select, self.scale]), self.readout, self.examples,
             self.prompt, self.run_button, self.generations,
         ])
 
