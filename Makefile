@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test demo lab zoo chromium bench clean
+.PHONY: install test demo gallery lab zoo chromium bench clean
 
 install: $(STAMP) chromium
 
@@ -34,12 +34,27 @@ chromium:
 	else \
 		echo "NOTE: no Chromium found and apt is not usable; install chromium (or google-chrome) for static figure export."; \
 	fi
+	@# The lexicon's Hindi, Telugu, Arabic and Chinese words need fonts beyond DejaVu, or figures show boxes.
+	@if command -v fc-list >/dev/null 2>&1 && [ -n "$$(fc-list :lang=hi)" ] && [ -n "$$(fc-list :lang=zh)" ]; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Noto and WenQuanYi fonts so figures render every script..."; \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-core fonts-wqy-microhei >/dev/null \
+			|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-core fonts-wqy-microhei >/dev/null)) \
+			|| echo "WARNING: could not install fonts; non-Latin tokens in figures may show as boxes."; \
+	else \
+		echo "NOTE: install Noto fonts (Devanagari, Telugu, Arabic) and a CJK font, or figures show boxes for those scripts."; \
+	fi
 
 test: install
 	$(PY) -m pytest -q -ra --durations=15
 
 demo: install
 	$(VENV)/bin/interp demo --out out
+
+# The demo, with the README gallery written into docs/gallery (committed) instead of out/gallery.
+gallery: install
+	$(VENV)/bin/interp demo --out out --gallery docs/gallery
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

@@ -46,7 +46,7 @@ def _zoo_train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from interp.demo import run_demo
 
-    print(run_demo(args.out, notebooks=args.notebooks or None, model=args.model))
+    print(run_demo(args.out, notebooks=args.notebooks or None, model=args.model, gallery_dir=args.gallery))
     return 0
 
 
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the notebooks headless and export every figure")
     demo.add_argument("--out", default="out")
     demo.add_argument("--model", default="toy-lm")
+    demo.add_argument("--gallery", default=None, help="where the README gallery PNGs go (default: OUT/gallery)")
     demo.add_argument("notebooks", nargs="*", help="substrings of notebook names to run (default: all)")
     demo.set_defaults(func=_demo)
     return parser

@@ -12,21 +12,32 @@ import plotly.graph_objects as go
 
 from interp.figures import export, paper_layout
 
-__all__ = ["DemoResult", "zoo_smoke_figure", "run_demo", "NOTEBOOK_DIR"]
+__all__ = ["DemoResult", "GALLERY", "zoo_smoke_figure", "write_gallery", "run_demo", "NOTEBOOK_DIR"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+# The README gallery: one figure per method, by the name its notebook exports it under in
+# ``OUT_DIR`` (``out/figures`` in the demo) -> the gallery file's name.
+GALLERY: dict[str, str] = {
+    "01_example": "translation_barrier.png",
+    "lorsa_induction_scores": "lorsa.png",
+    "corrsteer_accuracy": "corrsteer.png",
+    "thr_tokens": "thr.png",
+}
 
 
 @dataclass
 class DemoResult:
     out_dir: Path
     figures: list[Path] = field(default_factory=list)
+    gallery: list[Path] = field(default_factory=list)
     notebooks: dict[str, float] = field(default_factory=dict)  # name -> seconds
 
     def __str__(self) -> str:
         lines = [f"Demo output in {self.out_dir}:"]
         lines += [f"  figure   {p}" for p in self.figures]
         lines += [f"  notebook {n} ({s:.0f} s)" for n, s in self.notebooks.items()]
+        lines += [f"  gallery  {p}" for p in self.gallery]
         return "\n".join(lines)
 
 
@@ -61,14 +72,44 @@ def zoo_smoke_figure(name: str = "toy-lm", *, n_items: int = 50, seed: int = 123
     return fig
 
 
+def write_gallery(figures_dir: str | os.PathLike[str], gallery_dir: str | os.PathLike[str], *,
+                  width_px: int = 900, figures: dict[str, str] | None = None) -> list[Path]:
+    """Copy each gallery figure's PNG from ``figures_dir`` into ``gallery_dir``, shrunk to at most
+    ``width_px`` wide (the exported PNGs are 300 dpi print files, too heavy for a README).
+
+    >>> write_gallery("out/figures", "docs/gallery")  # doctest: +SKIP  (after `interp demo`)
+    """
+    from PIL import Image
+
+    figures = GALLERY if figures is None else figures
+    src_dir, dst_dir = Path(figures_dir), Path(gallery_dir)
+    missing = [f"{stem}.png" for stem in figures if not (src_dir / f"{stem}.png").is_file()]
+    if missing:
+        raise FileNotFoundError(f"Gallery figures missing from {src_dir}: {', '.join(missing)}. Run the notebooks "
+                                "first (`interp demo` exports them) or pass the folder they were exported to.")
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, name in figures.items():
+        with Image.open(src_dir / f"{stem}.png") as image:
+            image = image.convert("RGB")  # plotly's PNGs carry an alpha channel the README does not need
+            if image.width > width_px:
+                image = image.resize((width_px, round(image.height * width_px / image.width)), Image.LANCZOS)
+            # 256 colours keep flat-coloured plots sharp at a fraction of the size
+            image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(dst_dir / name, optimize=True)
+        written.append(dst_dir / name)
+    return written
+
+
 def run_demo(
     out_dir: str | os.PathLike[str] = "out",
     *,
     notebooks: list[str] | None = None,
     model: str = "toy-lm",
     progress: bool = True,
+    gallery_dir: str | os.PathLike[str] | None = None,
 ) -> DemoResult:
-    """Run the zoo smoke figure and every notebook (or those named) headless into ``out_dir``."""
+    """Run the zoo smoke figure and every notebook (or those named) headless into ``out_dir``, then
+    write the README gallery into ``gallery_dir`` (default ``out_dir/gallery``) when every notebook ran."""
     from tqdm.auto import tqdm
 
     from interp.notebooks import execute_notebook
@@ -85,4 +126,6 @@ def run_demo(
         result.notebooks[path.name] = run.seconds
     result.figures += sorted(p for p in (out / "figures").glob("*") if p.suffix in {".png", ".pdf", ".svg"}
                              and p not in result.figures)
+    if not notebooks:
+        result.gallery = write_gallery(out / "figures", gallery_dir if gallery_dir is not None else out / "gallery")
     return result

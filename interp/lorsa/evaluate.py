@@ -72,9 +72,13 @@ class LorsaEval:
         import plotly.express as px
 
         freq = self.head_frequency.clamp_min(1e-7).log10()
-        fig = px.histogram(x=freq.numpy(), nbins=50, labels={"x": "log10 firing frequency"},
-                           title=f"Lorsa L{self.layer}: EV {self.explained_variance:.3f}, "
-                                 f"loss recovered {self.loss_recovered:.1%}, L0 {self.l0:.1f}")
+        dead = int((self.head_frequency == 0).sum())
+        # two title lines: one line was clipped at single-column width
+        fig = px.histogram(x=freq.numpy(), nbins=50, labels={"x": "log10 firing frequency (never fired: -7)"},
+                           title=f"Lorsa L{self.layer} head firing frequency<br>"
+                                 f"<sup>EV {self.explained_variance:.3f} · loss recovered {self.loss_recovered:.1%} · "
+                                 f"L0 {self.l0:.1f} · {dead} never fired</sup>")
+        fig.update_yaxes(title_text="heads")
         return fig
 
     def _repr_html_(self) -> str:
