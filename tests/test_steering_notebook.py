@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from static_html import assert_every_widget_has_a_static_figure
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_corrsteer.ipynb"
 
 
@@ -53,3 +55,4 @@ def test_notebook_executes_with_small_budget(tmp_path):
     })
     assert (tmp_path / "out" / "corrsteer_report" / "report.json").is_file()
     assert "plotly" in run.html.read_text()
+    assert_every_widget_has_a_static_figure(run, "SteeringPanel")

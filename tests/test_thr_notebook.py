@@ -9,6 +9,8 @@ import pytest
 from interp import zoo
 from interp.models import shared_model_dir
 
+from static_html import assert_every_widget_has_a_static_figure
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_thr_attribution.ipynb"
 
 
@@ -30,6 +32,7 @@ def test_notebook_04_runs_with_a_small_budget(tmp_path):
                   OUT_DIR=str(tmp_path / "figs"))
     run = execute_notebook(NOTEBOOK, parameters=params, out_dir=tmp_path, timeout=300)
     assert run.html is not None and "plotly" in run.html.read_text().lower()
+    assert_every_widget_has_a_static_figure(run, "THRViewer")
     from interp.figures import find_chromium
 
     if find_chromium() is not None:

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from static_html import assert_every_widget_has_a_static_figure
+
 
 @pytest.mark.slow  # ~40-75 s on a shared 2-core machine (kernel start, probe, tuned lens, figure export)
 def test_notebook_01_executes(tmp_path):
@@ -29,6 +31,7 @@ def test_notebook_01_executes(tmp_path):
     html = run.html.read_text()
     assert "Plotly.newPlot" in html  # figures survive in the static HTML
     assert "ProbeReport" in html
+    assert_every_widget_has_a_static_figure(run, "LensExplorer")
     if export:
         for name in ("01_heatmap_accuracy", "01_language_presence", "01_example", "01_example_probs"):
             assert (tmp_path / "out" / f"{name}.pdf").stat().st_size > 0
