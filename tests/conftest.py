@@ -45,3 +45,13 @@ def stories_model(stories_dir):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture()
+def one_thread():
+    """Run the test single-threaded: tiny matmuls and many small backward passes are several times
+    slower with two OpenMP threads spinning on a shared 2-core CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

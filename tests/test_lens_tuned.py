@@ -10,15 +10,6 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from interp.lens import TunedLens, TunedLensConfig, attached_lens, decode_layers, kl_by_layer
 
 
-@pytest.fixture()
-def one_thread():
-    # many tiny backward passes: on a shared CPU two spinning OpenMP threads run them ~10x slower
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def model():
     cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_ctx=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=61,

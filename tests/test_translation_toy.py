@@ -18,17 +18,6 @@ def card():
         pytest.skip("toy-translate checkpoint not trained")
 
 
-@pytest.fixture()
-def one_thread():
-    # tiny matmuls: on a shared CPU two spinning OpenMP threads are several times slower than one
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_card_probe_numbers_are_reproduced(card, one_thread):
     from interp.translation import Lexicon, TranslationProbe
     from interp.zoo.toy_translate import probe_pairs, toy_template
