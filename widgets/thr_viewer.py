@@ -94,7 +94,9 @@ def training_figure(logs: Sequence[GRPOLog], columns: Sequence[str] = ("reward_m
         df = log.to_frame()
         for c, col in enumerate(columns):
             if col in df:
-                fig.add_trace(go.Scatter(x=df["step"], y=df[col], mode="lines", name=log.name, legendgroup=log.name,
+                # markers too: a NaN (no group with mixed rewards) breaks the line and would hide lone points
+                fig.add_trace(go.Scatter(x=df["step"], y=df[col], mode="lines+markers", marker=dict(size=4),
+                                         name=log.name, legendgroup=log.name,
                                          showlegend=c == 0, line=dict(color=palette[k % len(palette)])), 1, c + 1)
     fig.update_xaxes(title_text="step")
     fig.update_layout(legend_title_text="run")  # panel titles name the curves; a figure title would collide
