@@ -198,11 +198,19 @@ class ProbeReport:
             for row in frame.to_dict("records"):
                 z[srcs.index(row["src"])][tgts.index(row["tgt"])] = row[metric]
             res = self.meta.get("resource", {})
-            fig = go.Figure(go.Heatmap(z=z, x=[f"{t} ({res.get(t, '?')})" for t in tgts], y=srcs,
-                                       colorscale="Magma", zmin=0, zmax=1, colorbar=dict(title=metric.replace("_", " ")),
+            labels = [f"{t} ({res.get(t, '?')})" for t in tgts]
+            rank = {"high": 0, "mid": 1, "low": 2}
+            levels = [rank.get(res.get(t), 3) for t in tgts]
+            ordered = levels == sorted(levels) and len(set(levels)) > 1
+            fig = go.Figure(go.Heatmap(z=z, x=labels, y=srcs, colorscale="Magma", zmin=0, zmax=1,
+                                       colorbar=dict(title=None, thickness=10),
                                        hovertemplate="%{y} → %{x}: %{z:.2f}<extra></extra>"))
-            fig.update_layout(title=f"{metric.replace('_', ' ')} by pair", xaxis_title="target (resource level)",
-                              yaxis_title="source")
+            # Codes only on the axis, every one shown (plotly drops crowded category labels and the
+            # "(high)" suffixes overlapped at paper widths); resource levels go in the hover and the axis
+            # title. Grey marks pairs not run (source = target), so no empty cell reads as a value.
+            fig.update_layout(title=f"{metric.replace('_', ' ')} by pair", yaxis_title="source", plot_bgcolor="#d0d0d0",
+                              xaxis=dict(tickmode="array", tickvals=labels, ticktext=list(tgts), tickangle=-90,
+                                         title="target (high → low resource)" if ordered else "target"))
             return fig
         if kind == "presence":
             frame = self.language_presence(relative=True)
