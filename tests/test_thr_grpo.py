@@ -211,3 +211,31 @@ def test_zoo_task_splits_and_reward_use_the_zoo_checker():
         assert it.target == str(a + b)  # independent of the zoo: the answer is the sum
         assert task.reward(it, f" {a + b}.") == 1.0 and task.reward(it, f" {a + b + 1}") == 0.0
     assert task.max_new_tokens == zt.MAX_NEW_TOKENS["arith"]
+
+
+def test_suggested_lr_keeps_toy_lm_working_where_a_large_lr_collapses_it():
+    """The notebook's default learning rate for toy-lm: 3 plain GRPO steps leave greedy arith accuracy
+    where it was; the same steps at 5e-4 (stories260K's rate) wreck it."""
+    import copy
+
+    from interp import zoo
+    from interp.thr.experiment import evaluate
+    from interp.thr.grpo import suggested_lr
+    from interp.thr.tasks import zoo_task
+
+    try:
+        model = zoo.load("toy-lm", device="cpu")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    task = zoo_task("arith", n_test=24, seed=0)
+    start = evaluate(model, task, n_samples=1, ks=(1,)).flat()["greedy"]
+    after = {}
+    for lr in (suggested_lr("toy-lm"), 5e-4):
+        cfg = GRPOConfig(group_size=8, prompts_per_step=8, lr=lr, seed=0)
+        trainer = GRPOTrainer(copy.deepcopy(model), task, cfg)
+        trainer.train(3, progress=False)
+        after[lr] = evaluate(trainer.policy, task, n_samples=1, ks=(1,)).flat()["greedy"]
+    assert start > 0.6
+    assert after[suggested_lr("toy-lm")] >= start - 0.1
+    assert after[5e-4] < start / 2
+    assert suggested_lr("../shared/models/stories260K") == 5e-4

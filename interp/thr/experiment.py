@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from interp.thr.grpo import GRPOConfig, GRPOTrainer
+from interp.thr.grpo import GRPOConfig, GRPOTrainer, suggested_lr
 from interp.thr.policy import Policy, as_policy
 from interp.thr.tasks import VerifiableTask
 
@@ -144,7 +144,7 @@ def _main() -> None:
     ap.add_argument("--model", default="stories260K", help="stories260K or a zoo name (toy-lm)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--lr", type=float, default=None, help="default: interp.thr.grpo.suggested_lr(model)")
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--eval-every", type=int, default=10)
@@ -190,7 +190,8 @@ def _main() -> None:
             variants.append(table[name])
         else:  # "p=<value>"
             variants.append(Variant(name, {"thr": True, "thr_p": float(name.split("=")[1])}))
-    base = GRPOConfig(group_size=a.group_size, prompts_per_step=a.prompts, lr=a.lr, loss_type=a.loss_type,
+    lr = a.lr if a.lr is not None else suggested_lr(a.model)
+    base = GRPOConfig(group_size=a.group_size, prompts_per_step=a.prompts, lr=lr, loss_type=a.loss_type,
                       thr_exclude_self=a.exclude_self, max_new_tokens=a.max_new_tokens)
     run_experiment(make_model, task, base=base, steps=a.steps, seeds=tuple(a.seeds), variants=tuple(variants),
                    eval_every=a.eval_every, n_samples=a.n_samples, out=a.out)
