@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp.activations import ActivationStream, token_mask
+from interp.core.activations import ActivationStream
+from interp.core.tokens import token_mask
 
 HOOKS = ["blocks.1.ln1.hook_normalized", "blocks.1.hook_attn_out"]
 
@@ -89,7 +90,7 @@ def test_bad_input(tiny, tokens):
 
 
 def test_text_tokens_pack_documents(stories_model):
-    from interp.activations import text_tokens
+    from interp.core.activations import text_tokens
 
     tok = stories_model.tokenizer
     docs = ["Once upon a time there was a cat.", "The dog ran to the park and played all day long."]

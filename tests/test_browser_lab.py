@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from interp.notebooks import inject_parameters
+from interp.app.notebooks import inject_parameters
 from tests.browser.lab import (
     PLOT_STATE, find_chromium, lab_session, open_notebook, page_problems, run_all_cells, wait_widgets_rendered,
 )

@@ -124,7 +124,7 @@ def test_stories260k_matches_transformers_hidden_states(stories_model):
     final RMSNorm (model.model.norm) and lm_head."""
     from transformers import AutoModelForCausalLM
 
-    from interp.models import shared_model_dir
+    from conftest import shared_model_dir
 
     hf = AutoModelForCausalLM.from_pretrained(shared_model_dir(), dtype=torch.float32).eval()
     prompts = ["Once upon a time, there was a little", "The dog ran to the"]

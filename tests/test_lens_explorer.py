@@ -19,7 +19,7 @@ def report(stories_model):
 
 
 def test_selectors_change_the_figures(report):
-    from interp.display import visible_token
+    from interp.viz.display import visible_token
     from widgets.lens_explorer import ALL, NO_EXAMPLE, LensExplorer
 
     ex = LensExplorer(report)
@@ -69,7 +69,7 @@ def test_static_fallback_and_lens_result(stories_model, report):
 
 
 def test_export_writes_paper_figures(report, tmp_path, monkeypatch):
-    import interp.figures as figures
+    import interp.viz.figures as figures
     from widgets.lens_explorer import LensExplorer
 
     written = []

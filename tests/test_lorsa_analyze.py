@@ -115,22 +115,34 @@ def test_loss_attribution_matches_finite_difference(setup):
     assert attr[head].item() == pytest.approx(fd, rel=1e-2, abs=1e-6)
 
 
-def test_head_browser_reacts(setup):
+def test_head_browser_shows_the_selected_heads_z_pattern(setup):
     pytest.importorskip("ipywidgets")
+    from interp.lorsa.analyze import head_loss_attribution, head_scores, top_contexts
     from widgets.head_browser import HeadBrowser
 
     model, lorsa, toks = setup
-    b = HeadBrowser(lorsa, model, toks, k=4)
-    first_head = b.head.value
-    z0 = b.fig.data[0].z
+    tops = top_contexts(model, lorsa, toks, k=4, progress=False)
+    scores = head_scores(model, lorsa, toks, n_random=4, half=6)
+    contribution = head_loss_attribution(model, lorsa, toks, progress=False)
+    b = HeadBrowser(lorsa, model, tops, scores, loss_contribution=contribution)
     b.sort.value = "loss_contribution"
     ranked = b.ranked_heads()
     assert b.head.value == ranked[0]
     vals = b.table.loc[ranked, "loss_contribution"].tolist()
     assert vals == sorted(vals, reverse=True)
-    if b.head.value == first_head:
-        b.head.value = ranked[1]
-    assert b.fig.data[0].z is not z0 and f"head {b.head.value}" in b.contexts_html.value
+    for head in ranked[:2]:  # what the widget draws is the head's z-pattern on its own top context
+        b.head.value = head
+        seq, pos = int(tops.seq[head, 0]), int(tops.pos[head, 0])
+        with torch.no_grad():
+            _, cache = model.run_with_cache(toks[seq : seq + 1, : pos + 1], names_filter=[lorsa.cfg.hook_in])
+            x = cache[lorsa.cfg.hook_in]
+            pattern = lorsa.attention_pattern(x)[0, head // lorsa.cfg.group_size]
+            expected = pattern * (x[0] @ lorsa.W_V[head] + lorsa.b_V[head])[None, :]
+        lo = max(0, pos + 1 - b.window)
+        torch.testing.assert_close(torch.tensor(b.fig.data[0].z), expected[lo:, lo:].float(), rtol=1e-5, atol=1e-6)
+        assert f"head {head}" in b.contexts_html.value
     b.context.value = min(1, b.context.max)
     bundle = b._repr_mimebundle_()
     assert "text/html" in bundle and "plotly" in bundle["text/html"]
+    with pytest.raises(TypeError, match="library results"):
+        HeadBrowser(lorsa, model, toks, scores)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp.activations import sample_tokens
+from interp.core.activations import sample_tokens
 from interp.lorsa import Lorsa, LorsaConfigError, evaluate_lorsa
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "interp" / "lorsa" / "pretrained" / "stories260K-L2"

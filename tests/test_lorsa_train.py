@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp.lorsa import CheckpointError, LorsaConfig, TrainConfig, evaluate_lorsa, train_lorsa
+from interp.lorsa import CheckpointError, LorsaConfig, LorsaTrainConfig, evaluate_lorsa, train_lorsa
 from interp.lorsa.train import k_at, lr_at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ def _cfgs(**train_kw):
     kw = dict(batch_size=4, n_steps=12, lr=3e-3, buffer_sequences=16, log_every=1, progress=False,
               dead_after_tokens=60, norm_sequences=8, bos_token_id=1)
     kw.update(train_kw)
-    return lc, TrainConfig(**kw)
+    return lc, LorsaTrainConfig(**kw)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def model():
 
 
 def test_schedule_shapes():
-    tc = TrainConfig(lr=1.0, warmup_frac=0.1, cooldown_frac=0.2, k_anneal_frac=0.5, k_start=40)
+    tc = LorsaTrainConfig(lr=1.0, warmup_frac=0.1, cooldown_frac=0.2, k_anneal_frac=0.5, k_start=40)
     lrs = [lr_at(s, 100, tc) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == 1.0 and lrs[50] == 1.0
     assert lrs[80] == pytest.approx(1.0) and lrs[99] == pytest.approx(0.05)

@@ -8,11 +8,11 @@ import torch
 
 from interp.steering.baselines import diff_of_means, random_features
 from interp.steering.collect import collect
-from interp.steering.corrsteer import CorrSteerConfig, evaluate, run_corrsteer
+from interp.steering.corrsteer import CorrSteerConfig, evaluate_vectors, run_corrsteer
 from interp.steering.report import Arm, SteeringReport, bootstrap_ci, side_effect_ratio
 from interp.steering.select import select_features, variant_a, variant_p, variant_s
 from interp.steering.stats import CorrelationStats
-from interp.steering.tasks import Example, ExactMatchTask
+from interp.core.tasks import Example, ExactMatchTask
 
 from test_steering_fixtures import make_sae, random_prompts, tiny_llama_with_tokenizer
 
@@ -96,7 +96,7 @@ def pipeline():
     model = tiny_llama_with_tokenizer(seed=3)
     saes = [make_sae(HOOKS[0], seed=2), make_sae(HOOKS[1], kind="topk", seed=3)]
     prompts = random_prompts(40, seed=5)
-    base = evaluate(model, ExactMatchTask("x", [Example(p, "a") for p in prompts], max_new_tokens=3))[1]
+    base = evaluate_vectors(model, ExactMatchTask("x", [Example(p, "a") for p in prompts], max_new_tokens=3))[1]
     answers = [t.split(" ")[0] if i % 2 == 0 else "zzz" for i, t in enumerate(base)]
     task = ExactMatchTask("toy", [Example(p, a) for p, a in zip(prompts, answers)], max_new_tokens=3,
                           match="first_word")

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from interp.steering.collect import collect
-from interp.steering.corrsteer import CorrSteerConfig, evaluate, run_corrsteer
+from interp.steering.corrsteer import CorrSteerConfig, evaluate_vectors, run_corrsteer
 from interp.steering.features import logit_readout
-from interp.steering.tasks import Example, ExactMatchTask
+from interp.core.tasks import Example, ExactMatchTask
 
 from test_steering_fixtures import make_sae, random_prompts, tiny_llama_with_tokenizer
 
@@ -20,7 +20,7 @@ def setup():
     model = tiny_llama_with_tokenizer(seed=4)
     saes = [make_sae(HOOKS[0], seed=5), make_sae(HOOKS[1], seed=6)]
     prompts = random_prompts(24, seed=9)
-    said = evaluate(model, ExactMatchTask("x", [Example(p, "a") for p in prompts], max_new_tokens=3))[1]
+    said = evaluate_vectors(model, ExactMatchTask("x", [Example(p, "a") for p in prompts], max_new_tokens=3))[1]
     answers = [t.split(" ")[0] if i % 2 == 0 else "zzz" for i, t in enumerate(said)]  # both labels occur
     task = ExactMatchTask("toy", [Example(p, a) for p, a in zip(prompts, answers)], max_new_tokens=3,
                           match="first_word")
@@ -53,7 +53,7 @@ def test_panel_reacts_and_has_static_view(setup):
 
 
 def test_panel_export(setup, tmp_path):
-    from interp.figures import find_chromium
+    from interp.viz.figures import find_chromium
     from widgets.steering_panel import SteeringPanel
 
     if find_chromium() is None:

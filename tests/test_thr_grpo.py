@@ -8,14 +8,16 @@ import math
 import pytest
 import torch
 
-from interp.models import shared_model_dir
+from conftest import shared_model_dir
 from interp.thr.experiment import pass_at_k
 from interp.thr.grpo import GRPOConfig, GRPOTrainer
 from interp.thr.policy import as_policy
-from interp.thr.tasks import TaskItem, VerifiableTask, prefix_reward, story_word_task, word_reward
+from interp.core.tasks import Example
+from interp.thr.tasks import VerifiableTask, prefix_reward, word_reward
+from interp.zoo.stories import story_word_task
 
 _NEEDS_STORIES = pytest.mark.skipif(not (shared_model_dir() / "config.json").is_file(),
-                                reason="stories260K is not present at interp.models.shared_model_dir()")
+                                reason="stories260K is not present at ../shared/models/stories260K")
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -29,16 +31,16 @@ def _one_thread():
 TINY = dict(group_size=4, prompts_per_step=2, max_new_tokens=5, lr=1e-3)
 
 
-def _letter_reward(item: TaskItem, completion: str) -> float:
+def _letter_reward(item: Example, completion: str) -> float:
     # a real-valued reward that is rarely equal across a group, so most groups carry a signal
-    return float(completion.count(item.target))
+    return float(completion.count(item.answer))
 
 
 @pytest.fixture(scope="module")
 def story_task():
     base = story_word_task(max_new_tokens=5)
-    return VerifiableTask("letters", [TaskItem(i.prompt, "e") for i in base.train],
-                          [TaskItem(i.prompt, "e") for i in base.test], _letter_reward, max_new_tokens=5)
+    return VerifiableTask("letters", [Example(i.prompt, "e") for i in base.train],
+                          [Example(i.prompt, "e") for i in base.test], _letter_reward, max_new_tokens=5)
 
 
 _TL_CACHE: list = []
@@ -47,7 +49,7 @@ _TL_CACHE: list = []
 def _tl():
     import copy
 
-    from interp.models import load_model
+    from interp import load_model
 
     if not _TL_CACHE:
         _TL_CACHE.append(load_model(shared_model_dir()))
@@ -181,9 +183,9 @@ def test_pass_at_k_matches_enumeration():
 
 
 def test_rewards_and_task_splits():
-    it = TaskItem("x", "ball")
+    it = Example("x", "ball")
     assert word_reward(it, "the Ball rolled") == 1.0 and word_reward(it, "balloon") == 0.0
-    num = TaskItem("3+4=", "7")
+    num = Example("3+4=", "7")
     assert prefix_reward(num, " 7.") == 1.0 and prefix_reward(num, "71") == 0.0 and prefix_reward(num, "a7") == 0.0
     task = story_word_task()
     assert not {i.prompt for i in task.train} & {i.prompt for i in task.test}
@@ -201,14 +203,13 @@ def test_config_rejects_bad_settings():
 
 
 def test_zoo_task_splits_and_reward_use_the_zoo_checker():
-    from interp.thr.tasks import zoo_task
     from interp.zoo import tasks as zt
 
-    task = zoo_task("arith", n_train=40, n_test=10)
+    task = zt.planted_grpo_task("arith", n_train=40, n_test=10)
     assert not {i.prompt for i in task.train} & {i.prompt for i in task.test}
     for it in task.test[:5]:
         a, b = (int(x) for x in it.prompt.removeprefix("Add:").rstrip("=").split("+"))
-        assert it.target == str(a + b)  # independent of the zoo: the answer is the sum
+        assert it.answer == str(a + b)  # independent of the zoo: the answer is the sum
         assert task.reward(it, f" {a + b}.") == 1.0 and task.reward(it, f" {a + b + 1}") == 0.0
     assert task.max_new_tokens == zt.MAX_NEW_TOKENS["arith"]
 
@@ -219,23 +220,22 @@ def test_suggested_lr_keeps_toy_lm_working_where_a_large_lr_collapses_it():
     import copy
 
     from interp import zoo
-    from interp.thr.experiment import evaluate
-    from interp.thr.grpo import suggested_lr
-    from interp.thr.tasks import zoo_task
+    from interp.thr.experiment import evaluate_policy
 
     try:
         model = zoo.load("toy-lm", device="cpu")
     except FileNotFoundError as err:
         pytest.skip(str(err))
-    task = zoo_task("arith", n_test=24, seed=0)
-    start = evaluate(model, task, n_samples=1, ks=(1,)).flat()["greedy"]
+    task = zoo.tasks.planted_grpo_task("arith", n_test=24, seed=0)
+    start = evaluate_policy(model, task, n_samples=1, ks=(1,)).flat()["greedy"]
     after = {}
-    for lr in (suggested_lr("toy-lm"), 5e-4):
+    suggested = zoo.suggested_grpo_lr("toy-lm")
+    for lr in (suggested, 5e-4):
         cfg = GRPOConfig(group_size=8, prompts_per_step=8, lr=lr, seed=0)
         trainer = GRPOTrainer(copy.deepcopy(model), task, cfg)
         trainer.train(3, progress=False)
-        after[lr] = evaluate(trainer.policy, task, n_samples=1, ks=(1,)).flat()["greedy"]
+        after[lr] = evaluate_policy(trainer.policy, task, n_samples=1, ks=(1,)).flat()["greedy"]
     assert start > 0.6
-    assert after[suggested_lr("toy-lm")] >= start - 0.1
+    assert after[suggested] >= start - 0.1
     assert after[5e-4] < start / 2
-    assert suggested_lr("../shared/models/stories260K") == 5e-4
+    assert zoo.suggested_grpo_lr("../shared/models/stories260K") == 5e-4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp.models import shared_model_dir
+from conftest import shared_model_dir
 
 trl = pytest.importorskip("trl", reason="TRL is an optional extra (pip install -c constraints.txt trl); adapter not tested")
 

@@ -69,7 +69,7 @@ def test_viewer_has_a_static_fallback_and_exports(result, tmp_path):
     bundle = v._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert "plotly" in bundle["text/html"].lower()
-    from interp.figures import find_chromium
+    from interp.viz.figures import find_chromium
 
     if find_chromium() is None:
         pytest.skip("no Chromium for kaleido: static export not testable here")

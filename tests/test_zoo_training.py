@@ -8,7 +8,7 @@ import torch
 
 from interp.zoo.bpe import train_bpe
 from interp.zoo.corpus import CorpusConfig, generate_corpus
-from interp.zoo.training import ModelConfig, TrainConfig, _lr_at, tokenize_texts, train_causal_lm
+from interp.zoo.training import ModelConfig, LMTrainConfig, _lr_at, tokenize_texts, train_causal_lm
 
 TINY = ModelConfig(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=64, max_len=64)
 
@@ -28,10 +28,10 @@ def _weights(folder):
 def test_train_writes_a_loadable_folder_matching_transformers(tmp_path, corpus_and_tokenizer):
     from transformers import AutoModelForCausalLM
 
-    from interp.models import load_model
+    from interp.core.models import load_model
 
     docs, tok = corpus_and_tokenizer
-    stats = train_causal_lm(docs, tok, TINY, TrainConfig(steps=3, batch_size=4, warmup_steps=1), tmp_path,
+    stats = train_causal_lm(docs, tok, TINY, LMTrainConfig(steps=3, batch_size=4, warmup_steps=1), tmp_path,
                             progress=False)
     for name in ["config.json", "model.safetensors", "tokenizer.json"]:
         assert (tmp_path / name).is_file()
@@ -50,7 +50,7 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, corpus_and_tokenize
     docs, tok = corpus_and_tokenizer
     runs = {}
     for name, seed in [("a", 0), ("b", 0), ("c", 1)]:
-        train_causal_lm(docs, tok, TINY, TrainConfig(steps=2, batch_size=4, seed=seed), tmp_path / name,
+        train_causal_lm(docs, tok, TINY, LMTrainConfig(steps=2, batch_size=4, seed=seed), tmp_path / name,
                         progress=False)
         runs[name] = _weights(tmp_path / name)
     assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
@@ -59,7 +59,7 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, corpus_and_tokenize
 
 def test_loss_goes_down_on_a_repeated_text(tmp_path, corpus_and_tokenizer):
     docs, tok = corpus_and_tokenizer
-    stats = train_causal_lm([docs[0]] * 8, tok, TINY, TrainConfig(steps=30, batch_size=4, lr=1e-2, warmup_steps=2,
+    stats = train_causal_lm([docs[0]] * 8, tok, TINY, LMTrainConfig(steps=30, batch_size=4, lr=1e-2, warmup_steps=2,
                                                                   val_fraction=0.0, log_every=1),
                             tmp_path, progress=False)
     first, last = stats.loss_curve[0][1], stats.loss_curve[-1][1]
@@ -78,7 +78,7 @@ def test_documents_start_with_bos_end_with_eos_and_are_cut(corpus_and_tokenizer)
 
 
 def test_lr_schedule_is_warmup_then_cosine():
-    cfg = TrainConfig(steps=110, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    cfg = LMTrainConfig(steps=110, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
     assert _lr_at(0, cfg) == pytest.approx(0.1)
     assert _lr_at(9, cfg) == pytest.approx(1.0)
     assert _lr_at(10, cfg) == pytest.approx(1.0)
@@ -92,12 +92,12 @@ def test_bad_configs_are_clear_errors(corpus_and_tokenizer, tmp_path):
     with pytest.raises(ValueError, match="multiple of n_kv_heads"):
         ModelConfig(d_model=32, n_heads=4, n_kv_heads=3)
     with pytest.raises(ValueError, match="at least one text"):
-        train_causal_lm([], corpus_and_tokenizer[1], TINY, TrainConfig(steps=1), tmp_path, progress=False)
+        train_causal_lm([], corpus_and_tokenizer[1], TINY, LMTrainConfig(steps=1), tmp_path, progress=False)
 
 
 def test_toy_lm_recipe_smoke(tmp_path):
     from interp import zoo
-    from interp.models import load_model
+    from interp.core.models import load_model
     from interp.zoo.toy_lm import recipe_from_overrides
 
     out = zoo.train("toy-lm", out_dir=tmp_path / "toy", progress=False, steps=2, n_docs=24, eval_n=2,

@@ -126,7 +126,7 @@ class LensExplorer:
 
     def export(self, path: str | Path, *, width: str = "double", formats=("png", "pdf", "svg")) -> list[Path]:
         """Write the current views as paper figures: ``path`` (the grid) and ``path_probs``."""
-        from interp.figures import export_many, paper_layout
+        from interp.viz.figures import export_many, paper_layout
 
         path = Path(path)
         items = []

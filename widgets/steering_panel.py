@@ -19,7 +19,7 @@ from interp.steering.features import logit_readout, top_examples
 from interp.steering.report import SteeringReport
 from interp.steering.saes import resolve_saes
 from interp.steering.select import SelectedFeature, to_vectors
-from interp.steering.tasks import TaskProtocol
+from interp.core.tasks import TaskProtocol
 
 __all__ = ["SteeringPanel", "readout_figure"]
 
@@ -133,8 +133,8 @@ class SteeringPanel:
 
     def export(self, path: str | Path, *, width: Literal["single", "double"] = "double",
                formats: Sequence[str] = ("png", "pdf", "svg")) -> list[Path]:
-        """Write the accuracy / SER chart as a paper figure (``interp.figures.export``)."""
-        from interp.figures import export, paper_layout
+        """Write the accuracy / SER chart as a paper figure (``interp.viz.figures.export``)."""
+        from interp.viz.figures import export, paper_layout
 
         return export(paper_layout(self.figure(), width), path, formats=tuple(formats))
 

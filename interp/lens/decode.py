@@ -18,56 +18,25 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.lens._inputs import Prompts, encode_prompts
+from interp.core.tokens import Prompts, encode_prompts
+from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult
+from interp.lens.tuned import TunedLens, attached_lens
 from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-    from interp.lens.tuned import TunedLens
-
-__all__ = ["decode_layers", "layer_hook_name", "decode_residuals", "LensKind", "resolve_layers"]
+__all__ = ["decode_layers", "layer_hook_name", "decode_residuals", "LensKind", "resolve_layers", "resolve_lens"]
 
 LensKind = Literal["logit", "tuned"]
 Positions = int | Sequence[int] | Literal["all"]
 
 
-def layer_hook_name(index: int, n_layers: int) -> str:
-    """Hook whose residual is decoded at lens layer ``index`` (0 = embeddings, i = after block i-1)."""
-    if not 0 <= index <= n_layers:
-        raise ValueError(f"Layer index {index} is outside 0..{n_layers} (0 = embeddings, {n_layers} = last block).")
-    return "blocks.0.hook_resid_pre" if index == 0 else f"blocks.{index - 1}.hook_resid_post"
-
-
-def resolve_layers(layers: Sequence[int] | int | None, n_layers: int) -> list[int]:
-    """Normalise a layer selection: None = all ``0..n_layers``; an int ``-m`` = the last ``m``;
-    negative entries count from the end (``-1`` is the last layer)."""
-    if layers is None:
-        return list(range(n_layers + 1))
-    if isinstance(layers, int):
-        if layers >= 0:
-            raise ValueError(
-                f"layers={layers}: an int selects the last |layers| layers and must be negative (e.g. -10); "
-                "pass a list such as [3] for one layer."
-            )
-        return list(range(max(0, n_layers + 1 + layers), n_layers + 1))
-    out = []
-    for i in layers:
-        j = i + n_layers + 1 if i < 0 else i
-        if not 0 <= j <= n_layers:
-            raise ValueError(f"Layer index {i} is outside 0..{n_layers} (or -{n_layers + 1}..-1).")
-        out.append(int(j))
-    if len(set(out)) != len(out):
-        raise ValueError(f"Layer selection {list(layers)} repeats a layer.")
-    return sorted(out)
-
-
-def _resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | None") -> "TunedLens | None":
+def resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | None") -> "TunedLens | None":
+    """The tuned lens ``lens`` names (None for the logit lens); clear errors for anything else."""
     if lens is None or lens == "logit":
         return None
-    from interp.lens.tuned import TunedLens, attached_lens
-
     if isinstance(lens, TunedLens):
         lens.check_model(model)
         return lens
@@ -222,7 +191,7 @@ def decode_layers(
         raise ValueError(f"k must be at least 1, got {k}.")
     n_layers = model.cfg.n_layers
     sel = resolve_layers(layers, n_layers)
-    tuned = _resolve_lens(model, lens)
+    tuned = resolve_lens(model, lens)
     tokens, mask = encode_prompts(model, prompts, prepend_bos=prepend_bos)
     pos_idx, valid = _position_index(positions, mask)
     tgt = _as_target_tensor(target_ids, tokens.shape[0], tokens.device)

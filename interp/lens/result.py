@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from interp.display import visible_token
+from interp.viz.display import visible_token
 
 
 def layer_label(index: int, n_layers: int) -> str:

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from interp.lens.layers import layer_hook_name
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
@@ -107,11 +109,10 @@ class TunedLens(nn.Module):
         texts = [data] if isinstance(data, str) else list(data)
         if not texts or not all(isinstance(t, str) for t in texts):
             raise ValueError("Training data must be a [n, ctx] token tensor or a non-empty list of strings.")
-        stream = torch.cat([model.to_tokens(t, prepend_bos=False)[0] for t in texts])
-        n = stream.numel() // ctx
-        if n == 0:
-            raise ValueError(f"The training texts hold {stream.numel()} tokens, fewer than one window of {ctx}.")
-        return stream[: n * ctx].reshape(n, ctx)
+        from interp.core.activations import text_tokens
+
+        # BOS-first windows, as the model sees text: without the BOS the first positions are off-distribution
+        return text_tokens(model, texts, ctx)
 
     def kl_by_layer(self, model: "HookedTransformer", tokens: Int[Tensor, "n ctx"]) -> Float[Tensor, "n_layers"]:
         """Mean KL(final || this lens) per lens index ``0..n_layers-1`` on ``tokens``."""
@@ -128,7 +129,9 @@ class TunedLens(nn.Module):
         progress: bool = True,
         attach: bool = True,
     ) -> "TunedLens":
-        """Train a tuned lens on token windows (or texts cut into ``ctx``-token windows)."""
+        """Train a tuned lens on token windows, or on texts packed into BOS-first ``ctx``-token windows
+        (:func:`interp.core.activations.text_tokens`). Train on held-out text, never on the prompts
+        you will probe. Each model parameter's ``requires_grad`` is restored as it was."""
         from tqdm.auto import tqdm
 
         cfg = config or TunedLensConfig()
@@ -136,21 +139,25 @@ class TunedLens(nn.Module):
         lens = cls.for_model(model)
         gen = torch.Generator().manual_seed(cfg.seed)
         opt = torch.optim.AdamW(lens.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        for p in model.parameters():  # the model is frozen; remember to restore
-            p.requires_grad_(False)
-        bar = tqdm(range(cfg.steps), desc="tuned lens", disable=not progress)
-        for _ in bar:
-            pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
-            with torch.no_grad():
-                resid, final_lp = _residuals_and_final(model, windows[pick].to(model.cfg.device))
-            loss = _kl_per_layer(model, lens, resid, final_lp, cfg.vocab_chunk_rows).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            lens.history.append(float(loss.detach()))
-            bar.set_postfix(kl=f"{lens.history[-1]:.3f}")
-        for p in model.parameters():
-            p.requires_grad_(True)
+        params = list(model.parameters())
+        was = [p.requires_grad for p in params]  # the model is frozen while the lens trains
+        try:
+            for p in params:
+                p.requires_grad_(False)
+            bar = tqdm(range(cfg.steps), desc="tuned lens", disable=not progress)
+            for _ in bar:
+                pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
+                with torch.no_grad():
+                    resid, final_lp = _residuals_and_final(model, windows[pick].to(model.cfg.device))
+                loss = _kl_per_layer(model, lens, resid, final_lp, cfg.vocab_chunk_rows).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                lens.history.append(float(loss.detach()))
+                bar.set_postfix(kl=f"{lens.history[-1]:.3f}")
+        finally:
+            for p, flag in zip(params, was):  # restore each parameter as it was, even after an error
+                p.requires_grad_(flag)
         if attach:
             lens.attach(model)
         return lens
@@ -201,7 +208,6 @@ def kl_by_layer(
 
 def _residuals_and_final(model: "HookedTransformer", tokens: Tensor):
     """Residuals at lens indices 0..n_layers-1 ([batch*pos, n_layers, d]) and the final log-probs."""
-    from interp.lens.decode import layer_hook_name
 
     n = model.cfg.n_layers
     names = [layer_hook_name(i, n) for i in range(n)]

@@ -14,7 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.activations import token_mask
+from interp.core.tokens import token_mask
 from interp.lorsa.init import host_attention
 from interp.lorsa.model import Lorsa
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TopContexts", "top_contexts", "ov_readout", "HeadScores", "head_scores", "ORDINAL_SEQUENCES",
-    "repeated_random_tokens", "context_strings", "head_loss_attribution",
+    "repeated_random_tokens", "context_strings", "head_loss_attribution", "ZPattern", "context_z_pattern",
 ]
 
 ORDINAL_SEQUENCES: dict[str, list[str]] = {
@@ -117,6 +117,42 @@ def top_contexts(
     best_i = torch.where(best_v != 0, best_i, torch.zeros_like(best_i))
     return TopContexts(values=best_v.cpu(), seq=(best_i // ctx).cpu(), pos=(best_i % ctx).cpu(),
                        frequency=(fires / max(count, 1)).cpu(), tokens=tokens.cpu())
+
+
+@dataclass
+class ZPattern:
+    """Head ``head``'s activation at each query of a context window, split over its sources: entry
+    ``[t, s]`` is A[t, s] (x_s . w_V + b_V); row t sums to the head's pre-activation at query t."""
+
+    values: Float[Tensor, "q k"]
+    labels: list[str]
+    head: int
+    layer: int
+    position: int
+
+    def plot(self):
+        from interp.lorsa.plots import z_pattern_figure
+
+        return z_pattern_figure(self)
+
+    def __repr__(self) -> str:
+        return f"ZPattern(head={self.head}, layer={self.layer}, window={len(self.labels)}, query position={self.position})"
+
+
+@torch.no_grad()
+def context_z_pattern(model: "HookedTransformer", lorsa: Lorsa, tokens: Int[Tensor, "n_seq ctx"], seq: int, pos: int,
+                      head: int, *, window: int = 24) -> ZPattern:
+    """The z-pattern of ``head`` on ``tokens[seq, :pos+1]``, cut to the last ``window`` positions (the
+    host runs up to the Lorsa's layer only)."""
+    from interp.viz.display import visible_token
+
+    lorsa.check_host(model)
+    toks = tokens[seq : seq + 1, : pos + 1].to(model.cfg.device)
+    _, cache = model.run_with_cache(toks, names_filter=[lorsa.cfg.hook_in], stop_at_layer=lorsa.cfg.layer + 1)
+    zp = lorsa.z_pattern(cache[lorsa.cfg.hook_in].float(), head)[0].cpu()
+    lo = max(0, pos + 1 - window)
+    labels = [f"{i}:{visible_token(model.to_string(toks[0, i:i + 1]))}" for i in range(lo, pos + 1)]
+    return ZPattern(zp[lo:, lo:], labels, head, int(lorsa.cfg.layer), pos)
 
 
 def context_strings(model: "HookedTransformer", tokens: Tensor, seq: int, pos: int, window: int = 12) -> tuple[str, str, str]:

@@ -17,7 +17,7 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.activations import token_mask
+from interp.core.tokens import token_mask
 from interp.lorsa.model import Lorsa
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ warmup / constant / linear cool-down, optional K annealing and an auxiliary loss
 heads. Checkpoints hold weights, optimizer, schedule position, dead-head counters and the data
 position, so an interrupted run resumes to bit-identical parameters.
 
-Multi-process: ``torchrun --nproc_per_node=N -m interp.lorsa ...`` (gloo on CPU, NCCL on
+Multi-process: ``torchrun --nproc_per_node=N -m interp.app.lorsa_train ...`` (gloo on CPU, NCCL on
 GPUs). Every rank computes its own slice of each global batch; gradients are summed across ranks
 and the loss is normalised by the *global* token count, so the update equals the single-process
 one. Heads live whole on every rank (no tensor parallelism yet); the per-head parameters are the
@@ -15,7 +15,6 @@ leading axis of W_V/b_V/W_O, which is where a head-parallel split would cut.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -32,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.activations import ActivationStream
+from interp.core.activations import ActivationStream
 from interp.lorsa.config import LorsaConfig, LorsaConfigError, hook_names
 from interp.lorsa.init import init_from_host
 from interp.lorsa.model import Lorsa
@@ -40,7 +39,7 @@ from interp.lorsa.model import Lorsa
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["TrainConfig", "TrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation"]
+__all__ = ["LorsaTrainConfig", "LorsaTrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation"]
 
 Init = Literal["model", "random"]
 
@@ -50,11 +49,11 @@ class CheckpointError(RuntimeError):
 
 
 @dataclass
-class TrainConfig:
+class LorsaTrainConfig:
     """Optimisation settings. ``n_steps=None`` trains one pass over the tokens.
 
     Example:
-        >>> TrainConfig(batch_size=8, lr=1e-3, n_steps=600).warmup_steps
+        >>> LorsaTrainConfig(batch_size=8, lr=1e-3, n_steps=600).warmup_steps
         30
     """
 
@@ -96,7 +95,7 @@ class TrainConfig:
 
 
 @dataclass
-class TrainResult:
+class LorsaTrainResult:
     """What a run produced: the trained Lorsa (acting on raw activations) and its loss log."""
 
     lorsa: Lorsa
@@ -116,7 +115,7 @@ class TrainResult:
         return px.line(self.to_frame(), x="step", y=["mse", "fvu"], log_y=True, title="Lorsa training")
 
 
-def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, n_steps: int, cfg: LorsaTrainConfig) -> float:
     """Warmup (linear from 0), constant, then linear cool-down to 0 over the last ``cooldown_frac``."""
     warm = max(1, int(cfg.warmup_frac * n_steps))
     cool = int(cfg.cooldown_frac * n_steps)
@@ -127,7 +126,7 @@ def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
     return cfg.lr
 
 
-def k_at(step: int, n_steps: int, top_k: int, cfg: TrainConfig) -> int:
+def k_at(step: int, n_steps: int, top_k: int, cfg: LorsaTrainConfig) -> int:
     """Top-K for this step: linear from ``k_start`` down to ``top_k`` over ``k_anneal_frac``."""
     if not cfg.k_anneal_frac or cfg.k_start is None:
         return top_k
@@ -148,7 +147,7 @@ def fold_normalisation(lorsa: Lorsa, in_scale: float, out_scale: float) -> Lorsa
     return lorsa
 
 
-def _dist() -> tuple[int, int]:
+def distributed_rank() -> tuple[int, int]:
     """(rank, world_size); initialises the process group under torchrun when needed."""
     if not dist.is_available():
         return 0, 1
@@ -166,7 +165,7 @@ def _all_sum(t: Tensor, world: int) -> Tensor:
 
 
 @torch.no_grad()
-def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], cfg: TrainConfig) -> tuple[float, float]:
+def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], cfg: LorsaTrainConfig) -> tuple[float, float]:
     """Scales making the mean norm of input and target sqrt(d_model), from the first sequences
     (identical on every rank, so no communication is needed)."""
     stream = ActivationStream(model, tokens[: cfg.norm_sequences], list(hooks), batch_size=min(cfg.norm_sequences, tokens.shape[0]),
@@ -285,24 +284,24 @@ def train_lorsa(
     layer: int,
     tokens: Tensor,
     cfg: LorsaConfig | None = None,
-    train_cfg: TrainConfig | None = None,
+    train_cfg: LorsaTrainConfig | None = None,
     *,
     stop_after: int | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
-) -> TrainResult:
+) -> LorsaTrainResult:
     """Train a Lorsa replacing attention layer ``layer`` of ``model`` on ``tokens`` [n_seq, ctx].
 
-    Returns a :class:`TrainResult` whose ``lorsa`` acts on raw host activations. Under torchrun
+    Returns a :class:`LorsaTrainResult` whose ``lorsa`` acts on raw host activations. Under torchrun
     (or an initialised process group) each rank trains on its slice of every global batch and all
     ranks end with identical parameters. ``stop_after`` ends the run early at that step (after
     writing a checkpoint when ``checkpoint_dir`` is set): how the resume test interrupts a run.
 
     Example:
         >>> cfg = LorsaConfig.from_model(model, 2, expansion=8, top_k=16)          # doctest: +SKIP
-        >>> result = train_lorsa(model, 2, tokens, cfg, TrainConfig(lr=1e-3))      # doctest: +SKIP
+        >>> result = train_lorsa(model, 2, tokens, cfg, LorsaTrainConfig(lr=1e-3))      # doctest: +SKIP
         >>> result.lorsa.save("lorsa-l2")                                          # doctest: +SKIP
     """
-    train_cfg = train_cfg or TrainConfig()
+    train_cfg = train_cfg or LorsaTrainConfig()
     cfg = cfg or LorsaConfig.from_model(model, layer)
     hook_in, hook_out = hook_names(model, layer)
     if cfg.d_model != model.cfg.d_model:
@@ -310,8 +309,8 @@ def train_lorsa(
     if cfg.hook_in is None:
         cfg.hook_in, cfg.hook_out, cfg.layer = hook_in, hook_out, layer
     if not isinstance(tokens, Tensor) or tokens.ndim != 2:
-        raise ValueError("tokens must be a LongTensor [n_seq, ctx]; make one with interp.activations.sample_tokens.")
-    rank, world = _dist()
+        raise ValueError("tokens must be a LongTensor [n_seq, ctx]; make one with interp.core.activations.sample_tokens.")
+    rank, world = distributed_rank()
     if train_cfg.batch_size % world:
         raise ValueError(f"batch_size={train_cfg.batch_size} must be divisible by the {world} ranks.")
     device = torch.device(model.cfg.device)
@@ -410,43 +409,4 @@ def train_lorsa(
     if world > 1:
         dist.barrier()
     trained = fold_normalisation(lorsa, in_scale, out_scale)
-    return TrainResult(lorsa=trained, log=log, in_scale=in_scale, out_scale=out_scale, tokens_seen=tokens_seen)
-
-
-# ----------------------------------------------------------------------------------- torchrun entry
-def main(argv: list[str] | None = None) -> None:
-    """``torchrun --nproc_per_node=2 -m interp.lorsa --model M --layer 2 --tokens t.safetensors --out dir``"""
-    from interp.models import load_model
-
-    p = argparse.ArgumentParser(description="Train a Lorsa (single process or under torchrun).")
-    p.add_argument("--model", required=True, help="zoo name, local HF folder or hub name")
-    p.add_argument("--layer", type=int, required=True)
-    p.add_argument("--tokens", required=True, help="safetensors file with a 'tokens' LongTensor [n_seq, ctx]")
-    p.add_argument("--out", required=True, help="folder for the trained Lorsa (written by rank 0)")
-    p.add_argument("--expansion", type=int, default=8)
-    p.add_argument("--top-k", type=int, default=16)
-    p.add_argument("--activation", default="relu", choices=["relu", "signed"])
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--checkpoint-dir", default=None)
-    p.add_argument("--checkpoint-every", type=int, default=200)
-    p.add_argument("--init", default="model", choices=["model", "random"])
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    rank, world = _dist()
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    model = load_model(a.model, device=device)
-    tokens = load_file(a.tokens)["tokens"]
-    cfg = LorsaConfig.from_model(model, a.layer, expansion=a.expansion, top_k=a.top_k, activation=a.activation)
-    tc = TrainConfig(batch_size=a.batch_size, n_steps=a.steps, lr=a.lr, checkpoint_dir=a.checkpoint_dir,
-                     checkpoint_every=a.checkpoint_every, init=a.init, seed=a.seed)
-    result = train_lorsa(model, a.layer, tokens, cfg, tc)
-    if rank == 0:
-        result.lorsa.save(a.out, extra={"log": result.log, "tokens_seen": result.tokens_seen, "world_size": world})
-    if world > 1:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()
+    return LorsaTrainResult(lorsa=trained, log=log, in_scale=in_scale, out_scale=out_scale, tokens_seen=tokens_seen)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -19,16 +19,29 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.steering.generate import decode_generations, greedy_generate
+from interp.core.generation import generate
 from interp.steering.saes import SAEs, resolve_saes
 from interp.steering.stats import CorrelationStats
-from interp.steering.tasks import Pooling, TaskProtocol
+from interp.core.tasks import TaskProtocol
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
     from transformer_lens import HookedTransformer
 
-__all__ = ["Collection", "collect", "pool_steps"]
+__all__ = ["Collection", "collect", "pool_steps", "Pooling", "default_pooling"]
+
+Pooling = Literal["max", "mean", "answer"]
+"""How per-step SAE activations become one vector per sample.
+
+``max`` / ``mean`` over generated tokens up to EOS (the paper's defaults); ``answer`` reads only the
+position that predicts the first generated token, i.e. the last prompt position (the paper's
+multiple-choice setting, and a leakage check for the others: it cannot see the answer being written)."""
+
+
+def default_pooling(task: TaskProtocol) -> Pooling:
+    """The paper's pooling for a task's answer format: the answer position for a choice letter, the mean
+    for a number (long-form math), the max over generated tokens otherwise."""
+    return {"choice": "answer", "number": "mean"}.get(getattr(task, "answer_format", "text"), "max")  # type: ignore[return-value]
 
 
 def pool_steps(
@@ -121,7 +134,8 @@ def collect(
         saes: sae-lens SAEs (a list, or a dict keyed by their own hook names).
         pooling: ``"max"`` / ``"mean"`` over generated tokens up to EOS, or ``"answer"`` (only the
             position predicting the first generated token, i.e. the last prompt position; also the
-            leakage check, since it cannot see the answer being written). Defaults to the task's.
+            leakage check, since it cannot see the answer being written). Defaults to
+            :func:`default_pooling` of the task.
         max_new_tokens: defaults to the task's.
 
     Example:
@@ -129,7 +143,7 @@ def collect(
         >>> col.to_frame().head()                                              # doctest: +SKIP
     """
     by_hook = resolve_saes(model, saes)
-    pooling = pooling or task.default_pooling
+    pooling = pooling or default_pooling(task)
     if pooling not in get_args(Pooling):
         raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
     max_new = int(max_new_tokens or task.max_new_tokens)
@@ -157,11 +171,11 @@ def collect(
                 feats[h].append(sae.encode(x.to(sae.W_dec.dtype)).float().cpu())
                 resid[h].append(x.float().cpu())
 
-        out = greedy_generate(model, [e.prompt for e in chunk], max_new, use_kv_cache=use_kv_cache, record=hooks,
-                              on_step=on_step, stop=getattr(task, "stop", ()))
-        texts = decode_generations(model, out)
+        out = generate(model, [e.prompt for e in chunk], max_new, use_kv_cache=use_kv_cache, record=hooks,
+                       on_step=on_step, stop=getattr(task, "stop", ()))
+        texts = out.texts()
         y = torch.tensor([int(task.check(e, t)) for e, t in zip(chunk, texts)])
-        alive = out.steps_alive.cpu()
+        alive = out.alive.cpu()
         for h in hooks:
             pooled = pool_steps(torch.stack(feats[h], 1), alive, pooling)
             # residual means (for difference-of-means) use mean pooling: a max over residual dims has no meaning

@@ -15,18 +15,18 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.steering.baselines import diff_of_means, random_features
-from interp.steering.collect import Collection, collect
-from interp.steering.generate import decode_generations, greedy_generate
+from interp.steering.collect import Collection, Pooling, collect
+from interp.core.generation import generate
 from interp.steering.report import Arm, SteeringReport
 from interp.steering.saes import SAEs, resolve_saes
 from interp.steering.select import select_features, to_vectors, variant_a, variant_p, variant_s
 from interp.steering.steer import Positions, SteeringVector, steer
-from interp.steering.tasks import Pooling, TaskProtocol, TaskSplits
+from interp.core.tasks import TaskProtocol, TaskSplits
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["CorrSteerConfig", "evaluate", "run_corrsteer", "scale_sweep", "compare_generations"]
+__all__ = ["CorrSteerConfig", "evaluate_vectors", "run_corrsteer", "scale_sweep", "compare_generations"]
 
 
 @dataclass
@@ -52,7 +52,7 @@ class CorrSteerConfig:
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_vectors(
     model: "HookedTransformer",
     task: TaskProtocol,
     vectors: Sequence[SteeringVector] = (),
@@ -74,10 +74,10 @@ def evaluate(
         prompts = [e.prompt for e in chunk]
         if vectors:
             with steer(model, list(vectors), positions=positions, scale=scale):
-                out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
+                out = generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
         else:
-            out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
-        texts.extend(decode_generations(model, out))
+            out = generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
+        texts.extend(out.texts())
     labels = np.array([int(task.check(e, t)) for e, t in zip(examples, texts)], dtype=np.int64)
     return labels, texts
 
@@ -87,10 +87,10 @@ def compare_generations(model: "HookedTransformer", prompts: Sequence[str], vect
                         positions: Positions = "generated") -> tuple[list[str], list[str]]:
     """Unsteered and steered greedy continuations of ``prompts`` side by side."""
     with torch.no_grad():
-        plain = decode_generations(model, greedy_generate(model, list(prompts), max_new_tokens, stop=stop))
+        plain = generate(model, list(prompts), max_new_tokens, stop=stop).texts()
         if vectors and scale != 0:
             with steer(model, list(vectors), positions=positions, scale=scale):
-                steered = decode_generations(model, greedy_generate(model, list(prompts), max_new_tokens, stop=stop))
+                steered = generate(model, list(prompts), max_new_tokens, stop=stop).texts()
         else:
             steered = list(plain)
     return plain, steered
@@ -99,7 +99,7 @@ def compare_generations(model: "HookedTransformer", prompts: Sequence[str], vect
 def scale_sweep(model: "HookedTransformer", task: TaskProtocol, vectors: Sequence[SteeringVector],
                 scales: Sequence[float], **kwargs: Any) -> dict[float, float]:
     """Accuracy at each multiple of the vectors' coefficients (0 is the unsteered model)."""
-    return {float(s): float(evaluate(model, task, vectors, scale=s, **kwargs)[0].mean()) for s in scales}
+    return {float(s): float(evaluate_vectors(model, task, vectors, scale=s, **kwargs)[0].mean()) for s in scales}
 
 
 def run_corrsteer(
@@ -132,10 +132,10 @@ def run_corrsteer(
         return to_vectors(features, by_hook, scale=cfg.scale)
 
     # P: solo steering per hook on the validation split
-    base_val = float(evaluate(model, splits.val, **ev)[0].mean())
+    base_val = float(evaluate_vectors(model, splits.val, **ev)[0].mean())
     solo = {}
     for f in tqdm(variant_a(selected), desc="solo (val)", disable=not cfg.progress):
-        solo[f.hook] = float(evaluate(model, splits.val, vecs([f]), **ev)[0].mean())
+        solo[f.hook] = float(evaluate_vectors(model, splits.val, vecs([f]), **ev)[0].mean())
     conditions: dict[str, tuple[str, list[SteeringVector]]] = {
         "unsteered": ("unsteered", []),
         "S": ("corrsteer", vecs(variant_s(selected))),
@@ -154,7 +154,7 @@ def run_corrsteer(
         if name == "P" and not vs:  # no hook qualified: P is the unsteered model
             arms[name] = Arm(name, kind, list(arms["unsteered"].labels), list(arms["unsteered"].generations), [])
             continue
-        labels, texts = evaluate(model, splits.test, vs, **ev)
+        labels, texts = evaluate_vectors(model, splits.test, vs, **ev)
         arms[name] = Arm(name, kind, labels.tolist(), texts, [v.to_dict() for v in vs])
     meta = {"config": asdict(cfg), "pooling": col.pooling, "n_train": len(col.labels),
             "n_val": len(splits.val), "n_test": len(splits.test), "train_accuracy": col.accuracy,

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
     from interp.steering.collect import Collection
-    from interp.steering.tasks import TaskProtocol
+    from interp.core.tasks import TaskProtocol
 
 __all__ = ["logit_readout", "top_examples"]
 

@@ -29,8 +29,7 @@ if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-__all__ = ["SAETrainConfig", "SAEQuality", "train_sae", "train_saes", "evaluate_sae", "hook_dir_name", "load_saes",
-           "train_zoo_saes", "zoo_sae_dir", "corpus_tokens", "ZOO_SAE_HOOKS"]
+__all__ = ["SAETrainConfig", "SAEQuality", "train_sae", "train_saes", "evaluate_sae", "hook_dir_name", "load_saes"]
 
 
 @dataclass
@@ -238,33 +237,6 @@ def evaluate_sae(
                       ce["clean"] / n_pred, ce["spliced"] / n_pred, ce["zero"] / n_pred, n_tok)
 
 
-# ---------------------------------------------------------------------------- SAEs for the bundled zoo model
-ZOO_SAE_HOOKS: tuple[str, ...] = tuple(f"blocks.{i}.hook_resid_post" for i in range(4))
-
-
-def zoo_sae_dir(name: str = "toy-lm") -> Path:
-    """Where the SAEs shipped for a zoo model live: ``interp/zoo/checkpoints/<name>-saes/<hook_name>/``."""
-    from interp.zoo.registry import CHECKPOINTS
-
-    return CHECKPOINTS / f"{name}-saes"
-
-
-def corpus_tokens(model: "HookedTransformer", n_seq: int, ctx: int = 64, *, seed: int = 1) -> Int[Tensor, "n_seq ctx"]:
-    """``n_seq`` sequences of ``ctx`` tokens (BOS first) from the toy-lm synthetic corpus; ``seed`` 1 draws
-    documents the model was not trained on (it used seed 0)."""
-    from interp.zoo.corpus import CorpusConfig, generate_corpus
-    from interp.zoo.training import tokenize_texts
-
-    assert model.tokenizer is not None
-    rows: list[list[int]] = []
-    n_docs = n_seq * 2
-    while len(rows) < n_seq:
-        seqs, _ = tokenize_texts(generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed)), model.tokenizer, 10_000)
-        rows = [s[:ctx] for s in seqs if len(s) >= ctx]
-        n_docs *= 2
-    return torch.tensor(rows[:n_seq], dtype=torch.long)
-
-
 def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str = "cpu") -> dict[str, "SAE[Any]"]:
     """Load every SAE saved under ``root/<hook_name>/`` (sae-lens format), keyed by its own hook name."""
     from sae_lens import SAE
@@ -278,41 +250,11 @@ def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str 
             raise FileNotFoundError(f"No saved SAE in {missing}; train them with train_saes(..., out_root={str(root)!r}).")
     if not folders:
         raise FileNotFoundError(
-            f"No SAEs under {str(root)!r}. Train them with interp.steering.sae_training.train_zoo_saes() "
-            "(a few minutes on CPU) or pass sae_lens SAEs you have."
+            f"No SAEs under {str(root)!r}. Train them with interp.steering.sae_training.train_saes(...) "
+            "(a few minutes on CPU for a small model) or pass sae_lens SAEs you have."
         )
     out = {}
     for f in folders:
         sae = SAE.load_from_disk(str(f), device=device)
         out[sae_hook_name(sae)] = sae.eval()
     return out
-
-
-def train_zoo_saes(
-    name: str = "toy-lm",
-    hooks: Sequence[str] = ZOO_SAE_HOOKS,
-    config: SAETrainConfig | None = None,
-    *,
-    n_train_seq: int = 6000,
-    n_eval_seq: int = 200,
-    ctx: int = 64,
-    out_root: str | Path | None = None,
-    progress: bool = True,
-) -> dict[str, "SAE[Any]"]:
-    """Train (and save, with ``quality.json``) residual SAEs for a zoo model on its own corpus."""
-    from interp import zoo
-
-    model = zoo.load(name)
-    tokens = corpus_tokens(model, n_train_seq + n_eval_seq, ctx)
-    root = Path(out_root or zoo_sae_dir(name))
-    saes = train_saes(model, tokens[:n_train_seq], hooks, config, out_root=root, eval_tokens=tokens[n_train_seq:],
-                      progress=progress)
-    # the card: what was trained on what, and how good each SAE is (quality on held-out corpus tokens)
-    card = {"model": name, "token_source": f"interp.zoo.corpus seed 1 (unseen documents), ctx {ctx}",
-            "n_train_sequences": n_train_seq, "n_eval_sequences": n_eval_seq,
-            "config": asdict(config or SAETrainConfig()), "saes": {}}
-    for hook in hooks:
-        info = json.loads((root / hook_dir_name(hook) / "quality.json").read_text())
-        card["saes"][hook] = {"quality": info.get("quality"), "train_seconds": info.get("train_seconds")}
-    (root / "card.json").write_text(json.dumps(card, indent=1))
-    return saes

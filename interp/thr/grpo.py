@@ -20,12 +20,14 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
+from interp.core.generation import make_generator
 from interp.thr.core import Vocab, group_advantages, thr_weights, token_hidden_reward
 from interp.thr.policy import Policy, Rollout, as_policy
 from interp.thr.result import GRPOLog, THRResult, thr_statistics
-from interp.thr.tasks import TaskItem, VerifiableTask
+from interp.core.tasks import Example
+from interp.thr.tasks import VerifiableTask
 
-__all__ = ["LossType", "GRPOConfig", "GRPOTrainer", "ScoredBatch", "score_rollouts", "rollout_thr", "suggested_lr"]
+__all__ = ["LossType", "GRPOConfig", "GRPOTrainer", "ScoredBatch", "score_rollouts", "rollout_thr"]
 
 LossType = Literal["grpo", "dr_grpo", "dapo"]
 """Token aggregation of the loss.
@@ -35,24 +37,6 @@ LossType = Literal["grpo", "dr_grpo", "dapo"]
 - ``"dapo"``: sum over all tokens / number of tokens (token-level mean), with clip-higher via
   ``clip_eps_high``.
 """
-
-
-def suggested_lr(model: str) -> float:
-    """A learning rate measured to work for GRPO on the bundled models: 2e-5 for a zoo model,
-    5e-4 otherwise (stories260K).
-
-    Plain GRPO, 20 steps of 8 prompts x 8 responses, held-out pass@1 after training
-    (``python -m interp.thr.experiment --model M --variants plain --steps 20 --prompts 8 --lr LR``):
-    toy-lm arith 0.705 at the start, 0.000 at lr 5e-4 (it collapses in one step), 0.733 at 2e-5;
-    stories260K's story task 0.151 at the start, 0.912 at 5e-4, 0.510 at 5e-5. A different model
-    needs its own sweep.
-
-    >>> suggested_lr("toy-lm"), suggested_lr("../shared/models/stories260K")
-    (2e-05, 0.0005)
-    """
-    from interp import zoo
-
-    return 2e-5 if model in zoo.names() else 5e-4
 
 
 @dataclass
@@ -108,7 +92,7 @@ class ScoredBatch:
     old_logp: Float[Tensor, "n R"]
     mask: Bool[Tensor, "n R"]
     result: THRResult | None
-    items: list[TaskItem] = field(default_factory=list)
+    items: list[Example] = field(default_factory=list)
 
 
 def _response_view(policy: Policy, ro: Rollout) -> tuple[Tensor, Tensor]:
@@ -119,7 +103,7 @@ def _response_view(policy: Policy, ro: Rollout) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def score_rollouts(
-    policy: Policy, items: list[TaskItem], task: VerifiableTask, ro: Rollout, *, group_size: int,
+    policy: Policy, items: list[Example], task: VerifiableTask, ro: Rollout, *, group_size: int,
     temperature: float, compute_thr: bool = True, vocab: Vocab = "group", exclude_self: bool = False,
     normalize: Literal["token", "sequence"] = "token", scale_rewards: bool = True,
 ) -> ScoredBatch:
@@ -162,14 +146,14 @@ def rollout_thr(
     """Sample ``group_size`` responses for the first ``n_prompts`` prompts of a split and return
     their THR (one call for the common case).
 
-    >>> from interp.thr.tasks import story_word_task            # doctest: +SKIP
+    >>> from interp.zoo.stories import story_word_task          # doctest: +SKIP
     >>> res = rollout_thr(model, story_word_task(), n_prompts=2)  # doctest: +SKIP
     >>> res.to_frame().head()                                    # doctest: +SKIP
     """
     policy = as_policy(model, tokenizer)
     pool = task.train if split == "train" else task.test
     items = [it for it in pool[:n_prompts] for _ in range(group_size)]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = make_generator(policy.model, seed)
     ro = policy.sample([policy.encode(it.prompt) for it in items], max_new_tokens=task.max_new_tokens,
                        temperature=temperature, generator=gen)
     batch = score_rollouts(policy, items, task, ro, group_size=group_size, temperature=temperature, vocab=vocab,
@@ -182,9 +166,9 @@ class GRPOTrainer:
     """GRPO on a verifiable-reward task, THR reweighting switchable.
 
     Example:
-        >>> from interp.models import load_model, shared_model_dir       # doctest: +SKIP
-        >>> from interp.thr.tasks import story_word_task
-        >>> trainer = GRPOTrainer(load_model(shared_model_dir()), story_word_task(),
+        >>> from interp import load_model                                 # doctest: +SKIP
+        >>> from interp.zoo.stories import story_word_task                # doctest: +SKIP
+        >>> trainer = GRPOTrainer(load_model("../shared/models/stories260K"), story_word_task(),
         ...                       GRPOConfig(thr=True, thr_p=0.5))       # doctest: +SKIP
         >>> log = trainer.train(20)                                      # doctest: +SKIP
         >>> log.plot()                                                   # doctest: +SKIP
@@ -200,7 +184,7 @@ class GRPOTrainer:
         self.max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
-        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.generator = make_generator(self.model, cfg.seed)  # on the model's device: multinomial needs it there
         self.ref_model: nn.Module | None = None
         if cfg.kl_coef > 0:
             self.ref_model = copy.deepcopy(self.model).eval()
@@ -215,10 +199,11 @@ class GRPOTrainer:
         return f"{c.loss_type} THR p={c.thr_p:+.2f}" if c.thr else f"{c.loss_type} (plain)"
 
     # -- one step ---------------------------------------------------------------------------
-    def _sample_items(self) -> list[TaskItem]:
+    def _sample_items(self) -> list[Example]:
         cfg = self.config
         pool = self.task.train
-        idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.generator).tolist()
+        idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.generator,
+                            device=self.generator.device).tolist()
         return [pool[i] for i in idx for _ in range(cfg.group_size)]
 
     def _token_logp(self, policy_model_forward: Policy, ro: Rollout) -> Tensor:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from interp.lens.decode import resolve_layers
+from interp.lens import resolve_layers
 from interp.translation.generate import first_answer_token, generate_with_lens
 from interp.translation.lexicon import Lexicon
 from interp.translation.matching import DEFAULT_RULES, MatchRules, classify_outcome, layer_language

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from interp.display import visible_token
+from interp.viz.display import visible_token
 from interp.translation.matching import Outcome
 
 __all__ = ["ProbeReport", "FORMAT"]

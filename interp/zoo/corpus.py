@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+if TYPE_CHECKING:
+    from jaxtyping import Int
+    from torch import Tensor
 
 __all__ = [
     "CorpusConfig",
@@ -294,3 +298,21 @@ def describe(cfg: CorpusConfig) -> dict:
     d["vocabulary"] = {"names": len(NAMES), "places": len(PLACES), "objects": len(OBJECTS),
                        "colors": len(COLORS), "animals": len(ANIMALS)}
     return d
+
+
+def corpus_tokens(tokenizer: Any, n_seq: int, ctx: int = 64, *, seed: int = 1) -> Int[Tensor, "n_seq ctx"]:
+    """``n_seq`` windows of ``ctx`` tokens (BOS first) from the synthetic corpus, tokenised with ``tokenizer``;
+    ``seed`` 1 draws documents toy-lm was not trained on (its first stage used seed 0)."""
+    import torch
+
+    from interp.zoo.training import tokenize_texts
+
+    if n_seq < 1 or ctx < 2:
+        raise ValueError(f"corpus_tokens needs n_seq >= 1 and ctx >= 2; got n_seq={n_seq}, ctx={ctx}.")
+    rows: list[list[int]] = []
+    n_docs = n_seq * 2
+    while len(rows) < n_seq:
+        seqs, _ = tokenize_texts(generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed)), tokenizer, 10_000)
+        rows = [s[:ctx] for s in seqs if len(s) >= ctx]
+        n_docs *= 2
+    return torch.tensor(rows[:n_seq], dtype=torch.long)

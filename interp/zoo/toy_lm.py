@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from interp.zoo.corpus import CorpusConfig, describe, generate_corpus
-from interp.zoo.training import ModelConfig, TrainConfig, tokenize_texts, train_causal_lm
+from interp.zoo.training import ModelConfig, LMTrainConfig, tokenize_texts, train_causal_lm
 
 __all__ = ["ToyLMRecipe", "Stage", "train", "recipe_from_overrides", "write_card"]
 
@@ -35,7 +35,7 @@ class Stage:
     """A continuation stage: a fresh corpus (its own seed and mix) and the optimisation settings."""
 
     corpus: CorpusConfig
-    train: TrainConfig
+    train: LMTrainConfig
 
 
 _MIX_CONTEXT = {**_MIX_TASKS, "copy": 3.0, "induction": 3.0}
@@ -47,11 +47,11 @@ def _default_continuations() -> list[Stage]:
     # torch thread than with two (measured), and the thread count is part of what makes a run repeatable.
     return [
         Stage(CorpusConfig(n_docs=4000, seed=1, mix=dict(_MIX_TASKS)),
-              TrainConfig(steps=400, batch_size=8, lr=2e-3, warmup_steps=10, log_every=25, seed=1)),
+              LMTrainConfig(steps=400, batch_size=8, lr=2e-3, warmup_steps=10, log_every=25, seed=1)),
         Stage(CorpusConfig(n_docs=16000, seed=5, mix=dict(_MIX_CONTEXT)),
-              TrainConfig(steps=2500, batch_size=8, lr=1.5e-3, warmup_steps=50, log_every=100, seed=5, n_threads=1)),
+              LMTrainConfig(steps=2500, batch_size=8, lr=1.5e-3, warmup_steps=50, log_every=100, seed=5, n_threads=1)),
         Stage(CorpusConfig(n_docs=24000, seed=6, mix=dict(_MIX_CONTEXT)),
-              TrainConfig(steps=4000, batch_size=8, lr=1e-3, warmup_steps=50, log_every=100, seed=6, n_threads=1)),
+              LMTrainConfig(steps=4000, batch_size=8, lr=1e-3, warmup_steps=50, log_every=100, seed=6, n_threads=1)),
     ]
 
 
@@ -68,7 +68,7 @@ class ToyLMRecipe:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(d_model=128, n_layers=4, n_heads=4,
                                                                    n_kv_heads=4, d_mlp=256, max_len=256))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=450, batch_size=16, lr=3e-3,
+    train: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(steps=450, batch_size=16, lr=3e-3,
                                                                    warmup_steps=30, log_every=25))
     continuations: list[Stage] = field(default_factory=_default_continuations)
     vocab_size: int = 1024
@@ -133,13 +133,13 @@ def train(out_dir: Path, progress: bool = True, **overrides: Any) -> Path:
 
 def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]], train_seconds: float) -> dict:
     """Evaluate the checkpoint in ``out_dir`` on every planted task and write ``card.json``."""
-    from interp.models import load_model
-    from interp.zoo.tasks import TASKS, evaluate, make_items
+    from interp.core.models import load_model
+    from interp.zoo.tasks import TASKS, accuracy_by_task, make_items
 
     t_eval = time.perf_counter()
     model = load_model(str(out_dir), device="cpu")
     items = [it for task in TASKS for it in make_items(task, recipe.eval_n, seed=recipe.eval_seed)]
-    accuracy = evaluate(model, items)
+    accuracy = accuracy_by_task(model, items)
     eval_seconds = time.perf_counter() - t_eval
     tokenizer = model.tokenizer
     weights = out_dir / "model.safetensors"

@@ -5,8 +5,8 @@ files) out. AdamW with linear warmup and cosine decay, batches bucketed by lengt
 every document starting with BOS (the attention-sink token) and ending with EOS. Used by the zoo
 recipes (``interp.zoo.toy_lm``) and reusable for any other toy model.
 
->>> from interp.zoo.training import ModelConfig, TrainConfig, train_causal_lm
->>> stats = train_causal_lm(texts, tokenizer, ModelConfig(), TrainConfig(steps=100), "out/my-lm")  # doctest: +SKIP
+>>> from interp.zoo.training import ModelConfig, LMTrainConfig, train_causal_lm
+>>> stats = train_causal_lm(texts, tokenizer, ModelConfig(), LMTrainConfig(steps=100), "out/my-lm")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
 
-__all__ = ["ModelConfig", "TrainConfig", "TrainStats", "train_causal_lm", "build_model", "tokenize_texts"]
+__all__ = ["ModelConfig", "LMTrainConfig", "TrainStats", "train_causal_lm", "build_model", "tokenize_texts"]
 
 
 @dataclass
@@ -50,7 +50,7 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class LMTrainConfig:
     """Optimisation settings. ``steps`` counts optimizer steps of ``batch_size`` documents each."""
 
     steps: int = 3000
@@ -151,7 +151,7 @@ def _loss(model: "LlamaForCausalLM", ids: Tensor, mask: Tensor) -> tuple[Tensor,
     return loss, int(mask[:, 1:].sum())
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg: LMTrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
@@ -163,7 +163,7 @@ def train_causal_lm(
     texts: list[str],
     tokenizer: "PreTrainedTokenizerBase",
     model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
+    train_cfg: LMTrainConfig,
     out_dir: str | Path,
     progress: bool = True,
 ) -> TrainStats:

@@ -1,15 +1,17 @@
-"""Tasks for CorrSteer: prompts, a checker that labels generated text correct or not, seeded splits.
+"""Tasks: prompts with a gold answer, a checker that labels generated text correct or not, and seeded
+splits. CorrSteer labels samples with ``check``; GRPO rewards responses with ``reward``.
 
-Built-ins cover the three checkers of the paper (multiple-choice letter, exact short answer,
-final number); loaders read MMLU-style records and local JSONL / JSON / CSV / parquet files, or a
-``datasets`` name when a network exists. Malformed records raise errors naming the record.
+Built-ins cover the three checkers of the CorrSteer paper (multiple-choice letter, exact short answer,
+final number) and any checking function (:class:`CheckedTask`); loaders read MMLU-style records and
+local JSONL / JSON / CSV / parquet files, or a ``datasets`` name when a network exists. Malformed
+records raise errors naming the record.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -17,18 +19,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
-    "Example", "Task", "TaskProtocol", "TaskSplits", "TaskFormatError", "Pooling",
-    "MultipleChoiceTask", "ExactMatchTask", "NumericTask",
-    "mmlu_task", "load_task", "load_hf_task", "zoo_task", "zoo_qa_task", "ZooTask", "stories_recall_task",
-    "TASK_KINDS",
+    "Example", "Task", "TaskProtocol", "TaskSplits", "TaskFormatError", "AnswerFormat",
+    "MultipleChoiceTask", "ExactMatchTask", "NumericTask", "CheckedTask",
+    "mmlu_task", "load_task", "load_hf_task", "TASK_KINDS",
 ]
 
-Pooling = Literal["max", "mean", "answer"]
-"""How per-step SAE activations become one vector per sample.
-
-``max`` / ``mean`` over generated tokens up to EOS (the paper's defaults); ``answer`` reads only the
-position that predicts the first generated token, i.e. the last prompt position (the paper's
-multiple-choice setting, and a leakage check for the others: it cannot see the answer being written)."""
+AnswerFormat = Literal["text", "choice", "number"]
+"""What an answer looks like: free ``text``, a ``choice`` letter (one token), or a ``number``. Methods
+use it for their defaults (CorrSteer pools a choice at the answer position and a number by mean)."""
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -53,7 +51,7 @@ class TaskProtocol(Protocol):
     name: str
     examples: Sequence[Example]
     max_new_tokens: int
-    default_pooling: Pooling
+    answer_format: AnswerFormat
     stop: tuple[str, ...]
 
     def check(self, example: Example, generated: str) -> bool: ...
@@ -81,7 +79,7 @@ class Task:
     name: str
     examples: Sequence[Example]
     max_new_tokens: int = 8
-    default_pooling: Pooling = "max"
+    answer_format: AnswerFormat = "text"
     stop: tuple[str, ...] = ()  # generation also ends at any token whose text contains one of these
 
     def __post_init__(self) -> None:
@@ -98,6 +96,10 @@ class Task:
 
     def check(self, example: Example, generated: str) -> bool:
         raise NotImplementedError
+
+    def reward(self, example: Example, generated: str) -> float:
+        """1.0 when :meth:`check` accepts the generation, else 0.0 (a verifiable reward for GRPO)."""
+        return 1.0 if self.check(example, generated) else 0.0
 
     def labels(self, generations: Sequence[str]) -> np.ndarray:
         """1 where the generated text is correct, 0 elsewhere."""
@@ -134,7 +136,7 @@ class MultipleChoiceTask(Task):
     """Correct when the first non-space character generated is the gold letter (``A``, ``B``...)."""
 
     max_new_tokens: int = 1
-    default_pooling: Pooling = "answer"
+    answer_format: AnswerFormat = "choice"
 
     def check(self, example: Example, generated: str) -> bool:
         text = generated.strip()
@@ -169,7 +171,7 @@ class NumericTask(Task):
     """Correct when a number in the generation equals the answer (``which="last"`` as in GSM8K)."""
 
     which: Literal["first", "last"] = "last"
-    default_pooling: Pooling = "mean"
+    answer_format: AnswerFormat = "number"
 
     def check(self, example: Example, generated: str) -> bool:
         found = _NUMBER.findall(generated)
@@ -180,6 +182,23 @@ class NumericTask(Task):
             return float(got.replace(",", "")) == float(example.answer.replace(",", ""))
         except ValueError:
             return False
+
+
+@dataclass(frozen=True)
+class CheckedTask(Task):
+    """A task checked by any function ``checker(example, generated) -> bool`` (a zoo task's own checker,
+    a unit test, a regex...)."""
+
+    checker: Callable[[Example, str], bool] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.checker is None:
+            raise TaskFormatError(f"CheckedTask {self.name!r} needs checker=callable(example, generated) -> bool.")
+
+    def check(self, example: Example, generated: str) -> bool:
+        assert self.checker is not None
+        return bool(self.checker(example, generated))
 
 
 TASK_KINDS: dict[str, type[Task]] = {
@@ -316,70 +335,3 @@ def load_hf_task(dataset: str, config: str | None = None, *, split: str = "test"
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return _from_records(list(ds), kind, dataset, prompt_field, answer_field, **kwargs)
-
-
-# ---------------------------------------------------------------------------- the zoo model's planted tasks
-@dataclass(frozen=True)
-class ZooTask(Task):
-    """A planted task of the ``toy-lm`` zoo model, checked by :func:`interp.zoo.tasks.check`."""
-
-    zoo_task: str = "qa"
-    stop: tuple[str, ...] = ("\n",)  # corpus segments end with a newline
-
-    def check(self, example: Example, generated: str) -> bool:
-        from interp.zoo.tasks import check
-
-        return check(self.zoo_task, generated, example.answer)
-
-
-def zoo_task(task: str = "qa", n: int = 1000, seed: int = 0, **kwargs: Any) -> ZooTask:
-    """``n`` held-out items of a toy-lm planted task (``qa``, ``mc``, ``arith``...) as a :class:`Task`.
-
-    >>> zoo_task("qa", 4).max_new_tokens        # doctest: +SKIP
-    6
-    """
-    from interp.zoo.tasks import MAX_NEW_TOKENS, make_items
-
-    items = make_items(task, n, seed=seed)
-    examples = [Example(it.prompt, it.answer, {"choices": tuple(it.choices)} if it.choices else {}) for it in items]
-    kwargs.setdefault("max_new_tokens", MAX_NEW_TOKENS[task])
-    kwargs.setdefault("default_pooling", "answer" if task == "mc" else "max")
-    return ZooTask(f"toy-lm/{task}", examples, zoo_task=task, **kwargs)
-
-
-def zoo_qa_task(n: int = 1000, seed: int = 0, **kwargs: Any) -> ZooTask:
-    """The zoo model's question-answer task, CorrSteer's offline default."""
-    return zoo_task("qa", n, seed, **kwargs)
-
-
-# ---------------------------------------------------------------------------- a recall task for stories260K
-_NAMES = ("Lily", "Tom", "Ben", "Sue", "Mia", "Max", "Anna", "Sam", "Tim", "Lucy", "Jack", "Amy", "Sara", "Bob",
-          "Zoe", "Kate")
-_OBJECTS = ("ball", "doll", "kite", "car", "bike", "book", "hat", "box", "cake", "boat", "train", "bear", "toy",
-            "dog", "cat", "bird")
-
-
-def stories_recall_task(kind: Literal["name", "object"] = "name", n: int = 1000, seed: int = 0) -> ExactMatchTask:
-    """Recall, in a TinyStories-style text, a name or an object stated earlier (for ``stories260K``, which
-    gets these right only part of the time). Correct = the first generated word is the stated one.
-
-    >>> stories_recall_task("object", 2, seed=1).examples[0].prompt.endswith("play with the")
-    True
-    """
-    if kind not in ("name", "object"):
-        raise ValueError(f"kind must be 'name' or 'object', got {kind!r}.")
-    rng = np.random.default_rng(seed)
-    examples = []
-    for _ in range(n):
-        a, b = rng.choice(len(_NAMES), 2, replace=False)
-        name, friend = _NAMES[a], _NAMES[b]
-        obj = _OBJECTS[int(rng.integers(len(_OBJECTS)))]
-        if kind == "name":
-            prompt = (f"Once upon a time, there was a little kid named {name}. {name} had a {obj}. One day, "
-                      f"{friend} came to play. {friend} said, \"Come here,")
-            examples.append(Example(prompt, name, {"friend": friend}))
-        else:
-            prompt = (f"Once upon a time, {name} had a big {obj}. {name} loved the {obj} very much. One day, "
-                      f"{name} and a friend wanted to play with the")
-            examples.append(Example(prompt, obj, {"name": name}))
-    return ExactMatchTask(f"stories/{kind}-recall", examples, max_new_tokens=4, match="first_word", stop=("\n",))

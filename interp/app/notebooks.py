@@ -53,7 +53,7 @@ def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> Any:
     for name in parameters:
         if not str(name).isidentifier():
             raise ValueError(f"Parameter name {name!r} is not a Python identifier.")
-    lines = ["# Parameters injected by interp.notebooks.execute_notebook"]
+    lines = ["# Parameters injected by interp.app.notebooks.execute_notebook"]
     lines += [f"{name} = {value!r}" for name, value in parameters.items()]
     cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
     index = next(

@@ -20,10 +20,14 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.generation import generate
+from interp.core.tokens import bos_token_id as bos_token_id_of
+from interp.core.tokens import start_token_id, token_mask
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["ActivationBatch", "ActivationStream", "token_mask", "sample_tokens", "text_tokens", "TokenSource"]
+__all__ = ["ActivationBatch", "ActivationStream", "sample_tokens", "text_tokens", "TokenSource"]
 
 TokenSource = Tensor | Iterable[Tensor]
 """A LongTensor [n_seq, ctx], or an iterable of LongTensors [b, ctx] (streamed, read once)."""
@@ -39,18 +43,6 @@ class ActivationBatch:
 
     def __getitem__(self, hook: str) -> Tensor:
         return self.acts[hook]
-
-
-def token_mask(
-    tokens: Int[Tensor, "batch ctx"], *, bos_token_id: int | None, pad_token_id: int | None = None
-) -> Bool[Tensor, "batch ctx"]:
-    """True where a token should count in a loss: not BOS (it stays a key) and not padding."""
-    mask = torch.ones_like(tokens, dtype=torch.bool)
-    if bos_token_id is not None:
-        mask &= tokens != bos_token_id
-    if pad_token_id is not None and pad_token_id != bos_token_id:
-        mask &= tokens != pad_token_id
-    return mask
 
 
 def _stop_layer(hooks: Sequence[str], n_layers: int) -> int | None:
@@ -126,9 +118,8 @@ class ActivationStream:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size, self.epochs, self.start_batch = rank, world_size, epochs, start_batch
         self.model_batch_size, self.pad_token_id, self.progress = model_batch_size, pad_token_id, progress
-        tok = getattr(model, "tokenizer", None)
-        if bos_token_id is None and tok is not None:
-            bos_token_id = tok.bos_token_id
+        if bos_token_id is None:
+            bos_token_id = bos_token_id_of(getattr(model, "tokenizer", None))
         self.bos_token_id = bos_token_id if exclude_bos else None
         self.stop_at_layer = _stop_layer(self.hooks, model.cfg.n_layers)
 
@@ -229,27 +220,23 @@ def sample_tokens(
 ) -> Int[Tensor, "n_seq ctx"]:
     """Sequences sampled from ``model`` itself, each starting with BOS (an offline token source).
 
+    Sampled through interp's one generation loop with EOS as an ordinary token (a sampled EOS stays
+    a real key, so the text after it is what the model really predicts there).
+
     Example:
         >>> tokens = sample_tokens(model, 64, 128, seed=0)  # doctest: +SKIP
     """
+    if n_sequences < 1 or ctx < 2:
+        raise ValueError(f"sample_tokens needs n_sequences >= 1 and ctx >= 2; got {n_sequences} and {ctx}.")
     tok = getattr(model, "tokenizer", None)
-    bos = tok.bos_token_id if tok is not None and tok.bos_token_id is not None else 0
-    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-
+    start = start_token_id(tok)
     out = []
-    gen = torch.Generator(device=model.cfg.device).manual_seed(seed)
-    for start in tqdm(range(0, n_sequences, batch_size), desc="sampling", disable=not progress):
-        n = min(batch_size, n_sequences - start)
-        # A hand-written KV-cached loop: model.generate's per-step bookkeeping costs more than the model here.
-        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, n)
-        step = torch.full((n, 1), bos, dtype=torch.long, device=model.cfg.device)
-        seq = torch.empty(n, ctx, dtype=torch.long, device=model.cfg.device)
-        seq[:, 0] = bos
-        for t in range(1, ctx):
-            logits = model(step, past_kv_cache=cache)[:, -1].float()
-            step = torch.multinomial((logits / temperature).softmax(-1), 1, generator=gen)
-            seq[:, t] = step[:, 0]
-        out.append(seq.cpu())
+    for first in tqdm(range(0, n_sequences, batch_size), desc="sampling", disable=not progress):
+        n = min(batch_size, n_sequences - first)
+        prompts = torch.full((n, 1), start, dtype=torch.long)
+        g = generate(model, prompts, ctx - 1, temperature=temperature, seed=seed * 1_000_003 + first,
+                     stop_at_eos=False)
+        out.append(torch.cat([prompts, g.tokens.cpu()], 1))
     return torch.cat(out)
 
 
@@ -265,7 +252,7 @@ def text_tokens(model: "HookedTransformer", texts: Iterable[str], ctx: int) -> I
         raise ValueError("text_tokens needs a model with a tokenizer; pass token ids to ActivationStream instead.")
     if ctx < 2:
         raise ValueError(f"ctx={ctx} must be at least 2 (BOS plus one token).")
-    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    bos = start_token_id(tok)
     sep = [tok.eos_token_id] if tok.eos_token_id is not None else []
     stream: list[int] = []
     for text in texts:

@@ -184,7 +184,7 @@ def export(
     """Write one figure as PDF, SVG and PNG (or the ``formats`` asked for).
 
     >>> import plotly.graph_objects as go
-    >>> from interp.figures import export, paper_layout
+    >>> from interp.viz.figures import export, paper_layout
     >>> fig = paper_layout(go.Figure(go.Bar(y=[1, 2])))
     >>> paths = export(fig, "out/bars")  # doctest: +SKIP  (needs a Chromium)
     """
