@@ -85,8 +85,10 @@ def test_ov_readout_direct(setup):
     model, lorsa, _ = setup
     df = ov_readout(model, lorsa, 3, k=5)
     logits = lorsa.W_O[3] @ (model.W_U * model.ln_final.w[:, None])
-    assert df["promoted_logit"].tolist() == pytest.approx(logits.topk(5).values.tolist(), abs=1e-5)
-    assert df["suppressed_logit"].iloc[0] == pytest.approx(logits.min().item(), abs=1e-5)
+    promoted, suppressed = df[df.direction == "promotes"], df[df.direction == "suppresses"]
+    assert promoted["logit"].tolist() == pytest.approx(logits.topk(5).values.tolist(), abs=1e-5)
+    assert suppressed["logit"].iloc[0] == pytest.approx(logits.min().item(), abs=1e-5)
+    assert promoted["token"].tolist() == [str(i) for i in logits.topk(5).indices.tolist()]  # no tokenizer: ids
 
 
 def test_loss_attribution_matches_finite_difference(setup):

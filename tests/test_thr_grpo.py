@@ -12,6 +12,7 @@ from conftest import shared_model_dir
 from interp.thr.experiment import pass_at_k
 from interp.thr.grpo import GRPOConfig, GRPOTrainer
 from interp.thr.policy import as_policy
+from interp.core.checkpoint import CheckpointError
 from interp.core.tasks import Example
 from interp.thr.tasks import VerifiableTask, prefix_reward, word_reward
 from interp.zoo.stories import story_word_task
@@ -102,7 +103,7 @@ def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tmp_path, story_ta
     assert straight.log.to_frame()["active_groups"].sum() > 0
     with pytest.raises(ValueError, match="different config"):
         GRPOTrainer(_tl(), story_task, GRPOConfig(thr=True, thr_p=-0.5, seed=7, **TINY)).load(tmp_path / "ck")
-    with pytest.raises(FileNotFoundError, match="trainer.json"):
+    with pytest.raises(CheckpointError, match="missing state.json"):
         GRPOTrainer(_tl(), story_task, cfg).load(tmp_path / "nothing")
 
 

@@ -14,6 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.readout import direction_logits, readout_frame
 from interp.core.tokens import token_mask
 from interp.lorsa.init import host_attention
 from interp.lorsa.model import Lorsa
@@ -165,28 +166,13 @@ def context_strings(model: "HookedTransformer", tokens: Tensor, seq: int, pos: i
 
 
 # ----------------------------------------------------------------------------- OV readout
-def _unembed(model: "HookedTransformer") -> Tensor:
-    W_U = model.W_U.float()
-    ln = getattr(model, "ln_final", None)
-    if ln is not None and hasattr(ln, "w"):
-        W_U = W_U * ln.w.float()[:, None]  # the final norm's weight multiplies before the unembedding
-    return W_U
-
-
 @torch.no_grad()
 def ov_readout(model: "HookedTransformer", lorsa: Lorsa, head: int, k: int = 10):
-    """Direct logit effect of head ``head``'s output direction w_O through the unembedding: the
-    ``k`` most promoted and most suppressed tokens (a DataFrame)."""
-    import pandas as pd
-
-    logits = lorsa.W_O[head].float().to(model.W_U.device) @ _unembed(model)
-    top, bottom = logits.topk(k), (-logits).topk(k)
-    return pd.DataFrame({
-        "promoted": [model.to_string(torch.tensor([i])) for i in top.indices.tolist()],
-        "promoted_logit": top.values.tolist(),
-        "suppressed": [model.to_string(torch.tensor([i])) for i in bottom.indices.tolist()],
-        "suppressed_logit": (-bottom.values).tolist(),
-    })
+    """Direct logit effect of head ``head``'s output direction w_O through the unembedding: the ``k`` most
+    promoted and most suppressed tokens (:func:`interp.core.readout.readout_frame`)."""
+    if not 0 <= head < lorsa.cfg.n_ov_heads:
+        raise IndexError(f"head={head} is out of range: this Lorsa has {lorsa.cfg.n_ov_heads} OV heads.")
+    return readout_frame(model, direction_logits(model, lorsa.W_O[head].detach()), k)
 
 
 # ----------------------------------------------------------------------------- head-type scores
@@ -285,28 +271,29 @@ def _successor_scores(model: "HookedTransformer", lorsa: Lorsa, layer: int) -> t
             seqs.append(torch.tensor(ids))
     if not seqs:
         return nan
-    W_U = _unembed(model)
-    block = model.blocks[layer]
     host = host_attention(model, layer)
+    dev = host.W_V.device
     hits_l, hits_h, total = 0, 0, 0
     for ids in seqs:
-        e = model.W_E[ids].float()
+        e = model.W_E[ids.to(model.W_E.device)].float()
         if model.cfg.normalization_type in ("LN", "LNPre"):
             e = e - e.mean(-1, keepdim=True)
         if model.cfg.normalization_type is not None:
             e = e / (e.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
         src, dst = torch.arange(len(ids) - 1), torch.arange(1, len(ids))
         # Lorsa: logits[i, token, candidate] restricted to the sequence's own tokens.
-        v = e @ lorsa.W_V.T.float().cpu() + lorsa.b_V.float().cpu()  # [tokens, n_ov]
-        out = lorsa.W_O.float().cpu() @ W_U.cpu()[:, ids]  # [n_ov, cand]
+        e = e.to(dev)
+        src, dst = src.to(dev), dst.to(dev)
+        v = e @ lorsa.W_V.T.float().to(dev) + lorsa.b_V.float().to(dev)  # [tokens, n_ov]
+        out = direction_logits(model, lorsa.W_O.float(), ids).to(dev)  # [n_ov, cand]
         logits_l = v.T[:, :, None] * out[:, None, :]  # [n_ov, tokens, cand]
         hits_l = hits_l + (logits_l[:, src].argmax(-1) == dst).float().sum(-1)
-        vh = torch.einsum("td,hde->hte", e, host.W_V.cpu()) + host.b_V.cpu()[:, None]  # [heads, tokens, d_head]
-        logits_h = torch.einsum("hte,hed,dc->htc", vh, host.W_O.cpu(), W_U.cpu()[:, ids])
+        vh = torch.einsum("td,hde->hte", e, host.W_V) + host.b_V[:, None]  # [heads, tokens, d_head]
+        ov = torch.einsum("hte,hed->htd", vh, host.W_O)  # [heads, tokens, d_model]
+        logits_h = direction_logits(model, ov, ids).to(dev)
         hits_h = hits_h + (logits_h[:, src].argmax(-1) == dst).float().sum(-1)
         total += len(src)
-    del block
-    return hits_l / total, hits_h / total
+    return (hits_l / total).cpu(), (hits_h / total).cpu()
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
 """Evaluating a Lorsa: reconstruction (explained variance), sparsity (L0, dead/dense heads) and the
-downstream next-token loss when the attention output is replaced by the Lorsa reconstruction.
+downstream next-token loss when the attention output is replaced by the Lorsa reconstruction
+(:mod:`interp.core.splice`: the same splice rule and chunked per-token losses as every evaluator).
 
 Fraction of loss recovered = (L_zero_ablated - L_spliced) / (L_zero_ablated - L_clean): 1 means the
 splice is as good as the real layer, 0 as bad as deleting it. (The authors' maintained code reports
@@ -17,6 +18,8 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.splice import SpliceSums, splice_positions, spliced_losses
+from interp.core.tokens import bos_token_id as bos_of
 from interp.core.tokens import token_mask
 from interp.lorsa.model import Lorsa
 
@@ -121,41 +124,31 @@ def evaluate_lorsa(
         raise ValueError(f"tokens must be [n_seq, ctx], got shape {tuple(tokens.shape)}.")
     dev = model.cfg.device
     lorsa = lorsa.to(dev)
-    tok = getattr(model, "tokenizer", None)
-    bos = bos_token_id if bos_token_id is not None else (tok.bos_token_id if tok is not None else None)
+    bos = bos_token_id if bos_token_id is not None else bos_of(getattr(model, "tokenizer", None))
     n = cfg.n_ov_heads
-    sums = dict(sq=0.0, y2=0.0, count=0, l0=0.0, clean=0.0, splice=0.0, abl=0.0, n_pred=0)
+    sums = dict(sq=0.0, y2=0.0, count=0, l0=0.0)
     y_sum = torch.zeros(cfg.d_model, dtype=torch.float64, device=dev)
     fires = torch.zeros(n, dtype=torch.float64, device=dev)
     act_sum = torch.zeros(n, dtype=torch.float64, device=dev)
 
+    losses = SpliceSums()
     for start in tqdm(range(0, tokens.shape[0], batch_size), desc="evaluate", disable=not progress):
         toks = tokens[start : start + batch_size].to(dev)
         mask = token_mask(toks, bos_token_id=bos, pad_token_id=pad_token_id)
-        where = torch.ones_like(mask) if splice_bos else mask
+        where = splice_positions(toks, bos_token_id=bos, pad_token_id=pad_token_id, include_bos=splice_bos)
         captured: dict[str, Tensor] = {}
 
         def grab(act: Tensor, hook) -> None:
             captured["x"] = act
 
-        def splice(act: Tensor, hook) -> Tensor:
+        def reconstruct(act: Tensor) -> Tensor:
             z = lorsa.encode(captured["x"].float())
-            y_hat = lorsa.decode(z).to(act.dtype)
-            captured.update(y=act.detach().clone(), y_hat=y_hat, z=z)
-            return torch.where(where.unsqueeze(-1), y_hat, act)
+            y_hat = lorsa.decode(z)
+            captured.update(y=act.detach(), y_hat=y_hat, z=z)
+            return y_hat
 
-        def ablate(act: Tensor, hook) -> Tensor:
-            return torch.where(where.unsqueeze(-1), torch.zeros_like(act), act)
-
-        logits = model(toks)
-        spliced = model.run_with_hooks(toks, fwd_hooks=[(cfg.hook_in, grab), (cfg.hook_out, splice)])
-        ablated = model.run_with_hooks(toks, fwd_hooks=[(cfg.hook_out, ablate)])
-        pred_mask = token_mask(toks[:, 1:], bos_token_id=None, pad_token_id=pad_token_id)
-        for key, lg in (("clean", logits), ("splice", spliced), ("abl", ablated)):
-            lp = lg[:, :-1].float().log_softmax(-1).gather(-1, toks[:, 1:, None])[..., 0]
-            sums[key] += -(lp * pred_mask).sum().item()
-        sums["n_pred"] += int(pred_mask.sum())
-
+        losses.add(spliced_losses(model, toks, cfg.hook_out, reconstruct, where=where, pad_token_id=pad_token_id,
+                                  extra_hooks=[(cfg.hook_in, grab)]))
         y, y_hat, z = captured["y"].double(), captured["y_hat"].double(), captured["z"]
         m = mask.unsqueeze(-1)
         sums["sq"] += ((y_hat - y).pow(2) * m).sum().item()
@@ -167,11 +160,15 @@ def evaluate_lorsa(
         fires += on.sum((0, 1)).double()
         act_sum += (z * m).sum((0, 1)).double()
 
-    count = max(sums["count"], 1)
+    if sums["count"] == 0:
+        raise ValueError(
+            "No token to evaluate on: every position is BOS or padding. Pass sequences with real tokens after BOS."
+        )
+    count = sums["count"]
     # sum||y - mean||^2 = sum||y||^2 - count ||mean||^2
     total_var = sums["y2"] - (y_sum.pow(2).sum().item() / count)
     freq = (fires / count).float().cpu()
-    clean, splice, abl = (sums[k] / max(sums["n_pred"], 1) for k in ("clean", "splice", "abl"))
+    clean, splice, abl = losses.means()
     return LorsaEval(
         layer=cfg.layer,
         n_tokens=sums["count"],

@@ -15,10 +15,8 @@ leading axis of W_V/b_V/W_O, which is where a head-parallel split would cut.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,12 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.distributed as dist
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.core.activations import ActivationStream
+from interp.core.checkpoint import (CheckpointError, config_differences, load_optimizer_state, optimizer_state,
+                                    read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
 from interp.lorsa.config import LorsaConfig, LorsaConfigError, hook_names
 from interp.lorsa.init import init_from_host
 from interp.lorsa.model import Lorsa
@@ -42,10 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["LorsaTrainConfig", "LorsaTrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation"]
 
 Init = Literal["model", "random"]
-
-
-class CheckpointError(RuntimeError):
-    """A training checkpoint is partial, corrupt, or from a different run configuration."""
 
 
 @dataclass
@@ -213,69 +207,39 @@ def _search_decoder_scale(lorsa: Lorsa, x: Tensor, y: Tensor, mask: Tensor, scal
 
 
 # ----------------------------------------------------------------------------------- checkpoints
-def _opt_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for key, val in st.items():
-            if isinstance(val, Tensor):
-                tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
-            else:
-                scalars[f"{pid}.{key}"] = val
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+_CKPT_FILES = ("lorsa.safetensors", "optimizer.safetensors")
 
 
 def _save_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, state: dict[str, Any],
                      last_fired: Tensor) -> None:
-    tmp = directory / "latest.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in lorsa.state_dict().items()}, str(tmp / "lorsa.safetensors"))
-    opt_t, opt_meta = _opt_tensors(opt)
-    opt_t["__last_fired__"] = last_fired.cpu()
-    save_file(opt_t, str(tmp / "optimizer.safetensors"))
-    meta = dict(state, optimizer=opt_meta, rng=torch.get_rng_state().tolist(), complete=True)
-    (tmp / "state.json").write_text(json.dumps(meta))
-    final = directory / "latest"
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)  # atomic on one filesystem: a crash never leaves a half-written "latest"
+    opt_t, opt_meta = optimizer_state(opt)
+    write_checkpoint(directory / "latest",
+                     {"lorsa.safetensors": lorsa.state_dict(),
+                      "optimizer.safetensors": {**opt_t, "__last_fired__": last_fired, **rng_state()}},
+                     {**state, "optimizer": opt_meta})
 
 
 def _load_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, expect: dict[str, Any]) -> tuple[dict[str, Any], Tensor]:
-    folder = directory / "latest"
-    names = ("lorsa.safetensors", "optimizer.safetensors", "state.json")
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        raise CheckpointError(f"Checkpoint {folder} is partial (missing {', '.join(missing)}); delete it or pass resume=False.")
-    try:
-        meta = json.loads((folder / "state.json").read_text())
-        weights = load_file(str(folder / "lorsa.safetensors"))
-        opt_t = load_file(str(folder / "optimizer.safetensors"))
-    except (json.JSONDecodeError, SafetensorError, OSError) as err:
-        raise CheckpointError(f"Checkpoint {folder} is corrupt ({err}); delete it or pass resume=False.") from err
-    if not meta.get("complete"):
-        raise CheckpointError(f"Checkpoint {folder} was not completely written; delete it or pass resume=False.")
+    """Read and check every file first; only then restore weights, optimizer and RNG (nothing changes
+    when a file is bad or the run differs)."""
+    ck = read_checkpoint(directory / "latest", _CKPT_FILES)
+    meta = ck.meta
     for key in ("lorsa_config", "train_config", "n_steps"):
         if key in expect and meta.get(key) != expect[key]:
-            raise CheckpointError(f"Checkpoint {folder} was written by a different run ({key} differs): "
-                                  f"{meta.get(key)!r} != {expect[key]!r}. Use another checkpoint_dir or resume=False.")
-    try:
-        lorsa.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"Checkpoint {folder} does not fit this Lorsa ({err}).") from err
-    last_fired = opt_t.pop("__last_fired__")
-    state: dict[int, dict[str, Any]] = {}
-    for name, val in opt_t.items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = val
-    for name, val in meta["optimizer"]["scalars"].items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = val
-    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    torch.set_rng_state(torch.tensor(meta["rng"], dtype=torch.uint8))
-    return meta, last_fired
+            diff = config_differences(meta.get(key) or {}, expect[key]) if isinstance(expect[key], dict) else \
+                {key: (meta.get(key), expect[key])}
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointError(f"Checkpoint {ck.folder} was written by a different run ({key} differs: {listed}). "
+                                  "Use another checkpoint_dir or resume=False.")
+    weights = ck.tensors["lorsa.safetensors"]
+    expected = {k: tuple(v.shape) for k, v in lorsa.state_dict().items()}
+    if {k: tuple(v.shape) for k, v in weights.items()} != expected:
+        raise CheckpointError(f"{ck.folder / 'lorsa.safetensors'} does not fit this Lorsa (shapes differ).")
+    lorsa.load_state_dict(weights)
+    opt_t = ck.tensors["optimizer.safetensors"]
+    load_optimizer_state(opt, opt_t, meta["optimizer"])
+    restore_rng_state(opt_t)
+    return meta, opt_t["__last_fired__"]
 
 
 # ----------------------------------------------------------------------------------- training
@@ -351,7 +315,6 @@ def train_lorsa(
     aux_k = train_cfg.aux_k or 2 * cfg.top_k
     bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=not (train_cfg.progress and rank == 0))
     step = start
-    var_ema = None
     for block in stream:
         if step >= n_steps or (stop_after is not None and step >= stop_after):
             break

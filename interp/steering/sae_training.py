@@ -188,53 +188,50 @@ def train_saes(
 @torch.no_grad()
 def evaluate_sae(
     model: "HookedTransformer", sae: "SAE[Any]", tokens: Int[Tensor, "n_seq ctx"], *, batch_size: int = 32,
-    skip_first: bool = True,
+    include_bos: bool = False,
 ) -> SAEQuality:
     """Explained variance, L0, dead features and next-token loss with the SAE's reconstruction spliced
-    in (vs clean and vs zeroing the hook), on ``tokens``. ``skip_first`` leaves out position 0 (BOS),
-    whose residual is an outlier SAEs are not trained to reconstruct."""
+    in (vs clean and vs zeroing the hook), on ``tokens``, with interp's one splice rule
+    (:mod:`interp.core.splice`): BOS positions, whose residual is an outlier SAEs are not trained to
+    reconstruct, keep their real activation and stay out of the reconstruction statistics (unless
+    ``include_bos``); every prediction with a real target counts in the losses."""
+    from interp.core.splice import SpliceSums, splice_positions, spliced_losses
+    from interp.core.tokens import bos_token_id, pad_token_id
+
     hook = sae_hook_name(sae)
     check_hooks(model, [hook])
-    start = 1 if skip_first else 0
-    sse = 0.0
-    sum_x = None
-    sum_x2 = 0.0
-    n_tok = 0
-    l0_sum = 0.0
+    tok = getattr(model, "tokenizer", None)
+    bos = bos_token_id(tok)
+    pad = pad_token_id(tok) if tok is not None and tok.pad_token_id is not None else None
+    sse, sum_x2, n_tok, l0_sum = 0.0, 0.0, 0, 0.0
+    sum_x = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    ce = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
-    n_pred = 0
+    losses = SpliceSums()
     for i in range(0, len(tokens), batch_size):
         batch = tokens[i : i + batch_size].to(model.cfg.device)
-        _, cache = model.run_with_cache(batch, names_filter=[hook])
-        x = cache[hook][:, start:].reshape(-1, sae.cfg.d_in).float()
-        feats = sae.encode(x)
+        where = splice_positions(batch, bos_token_id=bos, pad_token_id=pad, include_bos=include_bos)
+        stats: dict[str, Tensor] = {}
+
+        def reconstruct(act: Tensor) -> Tensor:
+            feats = sae.encode(act.float())
+            stats.update(x=act.float(), feats=feats)
+            return sae.decode(feats)
+
+        losses.add(spliced_losses(model, batch, hook, reconstruct, where=where, pad_token_id=pad))
+        x, feats = stats["x"][where], stats["feats"][where]
         recon = sae.decode(feats)
         sse += float(((x - recon) ** 2).sum())
-        sum_x = x.sum(0) if sum_x is None else sum_x + x.sum(0)
-        sum_x2 += float((x**2).sum())
+        sum_x += x.double().sum(0).cpu()
+        sum_x2 += float((x.double() ** 2).sum())
         n_tok += x.shape[0]
         l0_sum += float((feats > 0).sum())
         fired |= (feats > 0).any(0).cpu()
-
-        def splice(act: Tensor, hook: Any, mode: str) -> Tensor:
-            out = act.clone()
-            if mode == "zero":
-                out[:, start:] = 0
-            else:
-                out[:, start:] = sae.decode(sae.encode(act[:, start:].float())).to(act.dtype)
-            return out
-
-        kw = dict(return_type="loss", loss_per_token=True)
-        n = batch[:, start + 1:].numel()  # losses of predictions made from spliced positions
-        ce["clean"] += float(model(batch, **kw)[:, start:].sum())
-        ce["spliced"] += float(model.run_with_hooks(batch, fwd_hooks=[(hook, lambda a, hook: splice(a, hook, "s"))], **kw)[:, start:].sum())
-        ce["zero"] += float(model.run_with_hooks(batch, fwd_hooks=[(hook, lambda a, hook: splice(a, hook, "zero"))], **kw)[:, start:].sum())
-        n_pred += n
-    assert sum_x is not None
+    if n_tok == 0:
+        raise ValueError("No token to evaluate the SAE on: every position is BOS or padding.")
     total_var = sum_x2 - float((sum_x**2).sum()) / n_tok
+    clean, spliced, ablated = losses.means()
     return SAEQuality(hook, 1 - sse / total_var, l0_sum / n_tok, float((~fired).float().mean()),
-                      ce["clean"] / n_pred, ce["spliced"] / n_pred, ce["zero"] / n_pred, n_tok)
+                      clean, spliced, ablated, n_tok)
 
 
 def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str = "cpu") -> dict[str, "SAE[Any]"]:

@@ -20,6 +20,8 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
+from interp.core.checkpoint import (config_differences, load_module, load_optimizer_state, optimizer_state,
+                                    read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
 from interp.core.generation import make_generator
 from interp.thr.core import Vocab, group_advantages, thr_weights, token_hidden_reward
 from interp.thr.policy import Policy, Rollout, as_policy
@@ -309,59 +311,37 @@ class GRPOTrainer:
         return self.log
 
     # -- checkpoints --------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write model, optimizer, RNG and log (safetensors + JSON) so :meth:`load` resumes exactly."""
-        from safetensors.torch import save_file, save_model
+    def _models(self) -> dict[str, nn.Module]:
+        return {"model.safetensors": self.model, **({"ref_model.safetensors": self.ref_model} if self.ref_model else {})}
 
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_model(self.model, str(d / "model.safetensors"))
-        if self.ref_model is not None:
-            save_model(self.ref_model, str(d / "ref_model.safetensors"))
-        opt = self.optimizer.state_dict()
-        tensors, meta = {}, {"param_groups": opt["param_groups"], "state": {}}
-        for pid, st in opt["state"].items():
-            meta["state"][str(pid)] = {}
-            for k, v in st.items():
-                if isinstance(v, Tensor):
-                    tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
-                    meta["state"][str(pid)][k] = "tensor"
-                else:
-                    meta["state"][str(pid)][k] = v
-        tensors["rng.generator"] = self.generator.get_state()
-        tensors["rng.torch"] = torch.get_rng_state()
-        save_file(tensors, str(d / "trainer_state.safetensors"))
-        (d / "trainer.json").write_text(json.dumps(dict(
-            config=asdict(self.config), step=self.step_count, optimizer=meta, log=self.log.records,
-            name=self.log.name, task=self.task.name), indent=1))
-        return d
+    def save(self, directory: str | Path) -> Path:
+        """Write model, optimizer, RNG and log (safetensors + JSON, atomically) so :meth:`load` resumes exactly."""
+        opt_t, opt_meta = optimizer_state(self.optimizer)
+        state = {**opt_t, **rng_state({"generator": self.generator})}
+        meta = dict(config=asdict(self.config), step=self.step_count, optimizer=opt_meta, log=self.log.records,
+                    name=self.log.name, task=self.task.name)
+        return write_checkpoint(directory, {"trainer_state.safetensors": state}, meta, models=self._models())
 
     def load(self, directory: str | Path) -> "GRPOTrainer":
         """Restore a checkpoint written by :meth:`save` into this trainer (same model architecture,
-        same task and config), then continue with :meth:`train`."""
-        from safetensors.torch import load_file, load_model
-
+        same task and config), then continue with :meth:`train`. Every file is read and checked before
+        anything is restored: a bad checkpoint leaves the model and trainer as they were."""
         d = Path(directory)
-        if not (d / "trainer.json").is_file():
-            raise FileNotFoundError(f"No GRPO checkpoint in {d}: trainer.json is missing (write one with trainer.save(dir)).")
-        info = json.loads((d / "trainer.json").read_text())
-        if info["config"] != json.loads(json.dumps(asdict(self.config))):
-            diff = {k: (v, asdict(self.config).get(k)) for k, v in info["config"].items() if asdict(self.config).get(k) != v}
-            raise ValueError(f"The checkpoint in {d} was written with a different config (saved, current): {diff}. "
+        ck = read_checkpoint(d, ("trainer_state.safetensors",), models=self._models(),
+                             hint="write a fresh one with trainer.save(dir)")
+        info = ck.meta
+        diff = config_differences(info.get("config", {}), json.loads(json.dumps(asdict(self.config))))
+        if diff:
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"The checkpoint in {d} was written with a different config ({listed}). "
                              "Build the trainer with the saved GRPOConfig to resume.")
         if info["task"] != self.task.name:
             raise ValueError(f"The checkpoint is for task {info['task']!r}, this trainer runs {self.task.name!r}.")
-        load_model(self.model, str(d / "model.safetensors"))
-        if self.ref_model is not None:
-            load_model(self.ref_model, str(d / "ref_model.safetensors"))
-        tensors = load_file(str(d / "trainer_state.safetensors"))
-        meta = info["optimizer"]
-        state = {}
-        for pid, st in meta["state"].items():
-            state[int(pid)] = {k: (tensors[f"{pid}.{k}"] if v == "tensor" else v) for k, v in st.items()}
-        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        self.generator.set_state(tensors["rng.generator"])
-        torch.set_rng_state(tensors["rng.torch"])
+        tensors = ck.tensors["trainer_state.safetensors"]
+        for name, module in self._models().items():
+            load_module(module, d / name)
+        load_optimizer_state(self.optimizer, tensors, info["optimizer"])
+        restore_rng_state(tensors, {"generator": self.generator})
         self.step_count = int(info["step"])
         self.log = GRPOLog(records=list(info["log"]), name=info["name"])
         return self

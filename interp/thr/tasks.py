@@ -9,7 +9,7 @@ zoo (``interp.zoo.tasks.planted_grpo_task``, ``interp.zoo.stories.story_word_tas
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from interp.core.tasks import Example, Task

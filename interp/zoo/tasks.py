@@ -34,7 +34,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import torch
 
 from interp.core.generation import generate
 from interp.core.tasks import CheckedTask, Example
