@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
-from interp.viz.palettes import DIVERGING_SCALE, HEAD_SOURCE_COLOURS
+from interp.viz.palettes import DIVERGING_SCALE, HEAD_SOURCE_COLOURS, LEGEND_BACKGROUND
 
 if TYPE_CHECKING:
     from interp.lorsa.analyze import HeadScores, TopContexts, ZPattern
@@ -65,7 +65,7 @@ def head_scores_figure(scores: HeadScores, score: str = "induction") -> go.Figur
     fig.update_yaxes(visible=False, row=2, col=1)
     fig.update_xaxes(title_text=f"{score.replace('_', ' ')} score", row=2, col=1)
     fig.update_layout(title=f"{score.replace('_', ' ')} score: Lorsa vs host heads", bargap=0.05,
-                      legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.7)"))
+                      legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor=LEGEND_BACKGROUND))
     return fig
 
 

@@ -1,7 +1,7 @@
 """One palette for every figure and widget, so a colour means the same thing everywhere.
 
 Every colour and colour scale that a figure builder (``interp/<method>/plots.py``) or a widget uses
-is named here; a builder never writes a hex literal of its own.
+is named here; a builder never writes a colour literal of its own (``tests/test_plots.py`` checks).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 __all__ = [
     "OUTCOME_COLOURS", "RESPONSE_COLOURS", "THR_SCALE", "DIVERGING_SCALE", "LOGPROB_SCALE", "RATE_SCALE",
     "MISSING_COLOUR", "LANGUAGE_COLOURS", "NO_LANGUAGE_COLOUR", "RUN_COLOURS", "READOUT_COLOURS",
-    "CONDITION_COLOURS", "OTHER_CONDITION_COLOUR", "HEAD_SOURCE_COLOURS", "HIGHLIGHT_COLOUR", "TEXT_ON_COLOUR", "NEUTRAL_COLOUR",
+    "CONDITION_COLOURS", "OTHER_CONDITION_COLOUR", "HEAD_SOURCE_COLOURS", "HIGHLIGHT_COLOUR", "TEXT_ON_COLOUR",
+    "NEUTRAL_COLOUR", "LEGEND_BACKGROUND",
 ]
 
 OUTCOME_COLOURS: dict[str, str] = {
@@ -69,3 +70,6 @@ TEXT_ON_COLOUR = "white"
 
 NEUTRAL_COLOUR = "#333333"
 """A badge or mark of a category the palette does not name."""
+
+LEGEND_BACKGROUND = "rgba(255,255,255,0.7)"
+"""A legend drawn over data: translucent white, so the data shows through."""
