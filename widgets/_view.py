@@ -23,7 +23,8 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 # plotly.js (4.8 MB) travels in the first static fallback of a kernel session only, like plotly's own
 # "notebook" renderer: exported HTML then needs no CDN, and a notebook does not carry one copy per
-# widget. interp.app.notebooks.notebook_html moves that copy into the page head.
+# widget. interp.app.notebooks.notebook_html moves that copy into the page head (and inlines one when
+# that output was cleared); a plain `jupyter nbconvert` needs the notebook run top to bottom.
 _plotlyjs_shipped = False
 
 
