@@ -149,7 +149,7 @@ def test_viewer_has_a_static_fallback_and_exports(result, tmp_path):
     assert WIDGET_MIME in bundle and bundle["text/plain"] == "THRViewer(2 groups x 4)"
     assert not re.search(r"<script[^>]*src=", bundle["text/html"])
     (shown,) = static_figures(bundle["text/html"])
-    np.testing.assert_array_equal(shown["data"][0]["z"], _z(v))  # the static figure is the view on screen
+    np.testing.assert_array_equal(np.array(shown["data"][0]["z"], dtype=float), _z(v))  # the view on screen
     assert "thr_density" in bundle["text/html"]  # with the batch statistics
     from interp.viz.figures import find_chromium
 

@@ -3,6 +3,7 @@ shipped once (no CDN), and paper export of the chosen panes."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import ipywidgets as W
@@ -20,10 +21,10 @@ class Two(FigureView):
     export_width = "single"
 
     def __init__(self):
-        self.views = {"main": go.FigureWidget(), "side": go.FigureWidget()}
-        fill(self.views["main"], go.Figure(go.Bar(y=[1, 2, 3], name="main-bars"), layout=dict(title="main")))
-        fill(self.views["side"], go.Figure(go.Scatter(y=[3, 1]), layout=dict(title="side")))
-        self.widget = W.VBox(list(self.views.values()))
+        self.panes = {"main": go.FigureWidget(), "side": go.FigureWidget()}
+        fill(self.panes["main"], go.Figure(go.Bar(y=[1, 2, 3], name="main-bars"), layout=dict(title="main")))
+        fill(self.panes["side"], go.Figure(go.Scatter(y=[3, 1]), layout=dict(title="side")))
+        self.widget = W.VBox(list(self.panes.values()))
 
     def _static_before(self) -> str:
         return "<p>before</p>"
@@ -44,6 +45,63 @@ def test_fill_replaces_content_in_place():
     assert target.layout.title.text == "new" and target.layout.barmode == "stack"
     fill(target, go.Figure())
     assert len(target.data) == 0
+
+
+def _frontend_layout(pane: go.FigureWidget):
+    """Replay, as plotly's frontend model does, every layout message the pane sends from now on onto
+    the layout the frontend holds now: a key set to null is removed, any other value replaces that key."""
+    state = copy.deepcopy(pane._widget_layout)
+
+    def apply(edits):
+        for path, value in edits.items():
+            *parents, leaf = path.split(".")
+            node = state
+            for key in parents:
+                node = node.setdefault(key, {})
+            if value is None:
+                node.pop(leaf, None)
+            else:
+                node[leaf] = copy.deepcopy(value)
+
+    pane.observe(lambda c: c["new"] and apply(c["new"]["relayout_data"]), "_py2js_relayout")
+    pane.observe(lambda c: c["new"] and apply(c["new"]["layout_data"]), "_py2js_update")
+    return state
+
+
+def test_fill_leaves_no_stale_layout_on_the_frontend():
+    """The frontend merges layouts: what the last figure set and the new one does not (its title, a
+    second axis, subplot titles) must be removed, or a histogram keeps a heatmap's title."""
+    from plotly.subplots import make_subplots
+
+    pane = go.FigureWidget()
+    seen = _frontend_layout(pane)
+    fill(pane, go.Figure(go.Heatmap(z=[[1, 2]]), layout=dict(title="token grid", height=500)))
+    two = make_subplots(rows=1, cols=2, subplot_titles=("a", "b"))
+    two.add_trace(go.Scatter(y=[1]), 1, 1).add_trace(go.Scatter(y=[2]), 1, 2)
+    fill(pane, two)
+    assert "title" not in seen and "height" not in seen and seen["xaxis2"]["domain"] == list(two.layout.xaxis2.domain)
+    fill(pane, go.Figure(go.Histogram(x=[1, 2]), layout=dict(title="histogram")))
+    assert seen["title"] == {"text": "histogram"} and not {"xaxis2", "yaxis2", "annotations"} & set(seen)
+    assert seen == pane.layout.to_plotly_json()
+
+
+def test_display_hands_the_frontend_the_current_state():
+    """Edits made before the first view exists may never reach the frontend model (its script is still
+    loading); displaying the widget syncs every pane's traces and layout, the state a view draws from,
+    as JSON (a NaN gap in a 2-D array travels as null, not as the string "nan")."""
+    import json
+
+    import numpy as np
+    from plotly.serializers import _py_to_js
+
+    v = Two()
+    fill(v.panes["side"], go.Figure(go.Heatmap(z=np.array([[1.0, np.nan], [2.0, 3.0]])), layout=dict(title="late")))
+    assert v.panes["side"]._widget_data != v.panes["side"]._data  # fill alone does not sync it
+    v._repr_mimebundle_()
+    for pane in v.panes.values():
+        assert pane._widget_data == pane._data and pane._widget_layout == pane.layout.to_plotly_json()
+    wire = json.dumps(_py_to_js(v.panes["side"]._widget_data, None), allow_nan=False)
+    assert json.loads(wire)[0]["z"] == [[1.0, None], [2.0, 3.0]]
 
 
 def test_plotlyjs_travels_once_per_session_and_never_from_a_cdn(monkeypatch):

@@ -58,7 +58,7 @@ class HeadBrowser(FigureView):
         self.head = ipw.Dropdown(description="head")
         self.context = ipw.IntSlider(min=0, max=max(0, self.tops.values.shape[1] - 1), value=0, description="context")
         self.fig = go.FigureWidget()
-        self.views = {"z_pattern": self.fig}
+        self.panes = {"z_pattern": self.fig}
         self.contexts_html, self.readout_html, self.scores_html = ipw.HTML(), ipw.HTML(), ipw.HTML()
         self.sort.observe(lambda _: self._fill_heads(), names="value")
         self.head.observe(lambda _: self._show(), names="value")

@@ -51,7 +51,7 @@ class LensExplorer(FigureView):
         self.probs = go.FigureWidget()
         self.badge = W.HTML()
         if isinstance(result, ProbeReport):
-            self.views = {"grid": self.grid, "probs": self.probs}
+            self.panes = {"grid": self.grid, "probs": self.probs}
             pairs = list(dict.fromkeys(r["pair"] for r in result.rows))
             outcomes = list(dict.fromkeys(r["outcome"] for r in result.rows))
             # "all" is a string, not None: a Dropdown whose value is None shows a blank box in the browser
@@ -67,7 +67,7 @@ class LensExplorer(FigureView):
             self.widget = W.VBox([controls, self.badge, self.grid, self.probs])
             self._refilter()
         else:
-            self.views = {"grid": self.grid}
+            self.panes = {"grid": self.grid}
             n = result.top_ids.shape[0]
             self.pair = self.outcome = None
             self.example = W.Dropdown(options=list(range(n)), value=0, description="prompt")

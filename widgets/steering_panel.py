@@ -63,7 +63,7 @@ class SteeringPanel(FigureView):
         self.generations = W.HTML()
         self.readout = go.FigureWidget()
         self.summary = go.FigureWidget(report.plot())
-        self.views = {"summary": self.summary, "readout": self.readout}
+        self.panes = {"summary": self.summary, "readout": self.readout}
         self.feature_select.observe(lambda _: self._refresh_feature(), names="value")
         self.scale.observe(lambda _: self._refresh_generations(), names="value")
         self.run_button.on_click(lambda _: self._refresh_generations())

@@ -48,7 +48,7 @@ class THRViewer(FigureView):
         stats = result.statistics(beta)  # of the whole batch: no control changes it
         self.stats = W.HTML(" · ".join(f"{k} {v:.3g}" for k, v in stats.items()))
         self.fig = go.FigureWidget()
-        self.views = {"figure": self.fig}
+        self.panes = {"figure": self.fig}
         for w in (self.group, self.which, self.dominant_only, self.p, self.view):
             w.observe(lambda _change: self.refresh(), names="value")
         self.widget = W.VBox([W.HBox([self.view, self.group]), W.HBox([self.which, self.dominant_only, self.p]),
