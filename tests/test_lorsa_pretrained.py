@@ -33,9 +33,8 @@ def test_bundled_lorsa_reconstructs(stories_model):
 def test_bundled_lorsa_refuses_other_model():
     if not (PRETRAINED / "config.json").is_file():
         pytest.skip("no bundled Lorsa")
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from tiny_models import hooked
 
-    other = HookedTransformer(HookedTransformerConfig(n_layers=1, d_model=32, n_heads=4, d_head=8, n_ctx=16,
-                                                      d_vocab=20, act_fn="gelu"))
+    other = hooked(n_layers=1, d_model=32, n_heads=4, n_ctx=16, d_vocab=20)
     with pytest.raises(LorsaConfigError, match="d_model=64"):
         evaluate_lorsa(other, Lorsa.load(PRETRAINED), torch.zeros(1, 8, dtype=torch.long), progress=False)

@@ -10,15 +10,15 @@ from interp.steering.collect import collect, pool_steps
 from interp.core.generation import generate
 from interp.core.tasks import Example, ExactMatchTask
 
-from test_steering_fixtures import make_sae, random_prompts, tiny_llama_with_tokenizer
+from tiny_models import make_sae, random_prompts
 
 HOOKS = ("blocks.0.hook_resid_post", "blocks.2.hook_resid_pre")
 N_NEW = 5
 
 
 @pytest.fixture(scope="module")
-def setup():
-    model = tiny_llama_with_tokenizer()
+def setup(word_llama):
+    model = word_llama
     saes = [make_sae(HOOKS[0]), make_sae(HOOKS[1], kind="topk", seed=1)]
     prompts = random_prompts(16, seed=2)
     first = [t.split(" ")[0] if t else "" for t in generate(model, prompts, 1).texts()]

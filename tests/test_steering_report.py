@@ -14,7 +14,7 @@ from interp.steering.select import select_features, variant_a, variant_p, varian
 from interp.steering.stats import CorrelationStats
 from interp.core.tasks import Example, ExactMatchTask
 
-from test_steering_fixtures import make_sae, random_prompts, tiny_llama_with_tokenizer
+from tiny_models import make_sae, random_prompts, tiny_llama_with_tokenizer
 
 HOOKS = ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post")
 

@@ -8,7 +8,7 @@ import torch
 from interp.steering.saes import HookError, resolve_saes
 from interp.steering.steer import SteeringVector, steer
 
-from test_steering_fixtures import D_MODEL, make_sae, tiny_llama
+from tiny_models import D_MODEL, make_sae, tiny_llama
 
 
 @pytest.fixture(scope="module")
