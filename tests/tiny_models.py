@@ -8,9 +8,10 @@ model. Shapes are the few the tests need:
 - :func:`lens_model`: the 3-layer, d_model 32 shape the lens tests decode;
 - :func:`rotary_model`: a 2-layer RMS + rotary model (the Lorsa tests' host);
 - :func:`tiny_llama`: a 3-layer Llama (GQA, gated SiLU MLP, RoPE) with sharpened logits;
-- :func:`word_tokenizer` / :func:`tiny_llama_with_tokenizer` / :func:`hf_llama_with_tokenizer`: a
-  word-level tokenizer (ids 0-2 are <bos>, <eos>, <pad>) and models that speak it, as a
-  HookedTransformer and as a plain Hugging Face ``LlamaForCausalLM``;
+- :func:`word_tokenizer` / :func:`tiny_llama_with_tokenizer` / :func:`hf_llama_with_tokenizer` /
+  :func:`gpt2_with_tokenizer` / :func:`hf_gpt2_with_tokenizer`: a word-level tokenizer (ids 0-2 are
+  <bos>, <eos>, <pad>) and models that speak it, with rotary or learned absolute positions, as
+  HookedTransformers and as plain Hugging Face causal LMs;
 - :func:`bos_tokens`, :func:`random_prompts`: inputs; :func:`make_sae`: sae-lens SAEs.
 
 >>> model = hooked(n_layers=3, d_vocab=40)
@@ -118,6 +119,29 @@ def hf_llama_with_tokenizer(seed: int = 0):
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                          bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=False)
     model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(4.0)
+    model.tokenizer = word_tokenizer()
+    return model
+
+
+def gpt2_with_tokenizer(seed: int = 0) -> HookedTransformer:
+    """A 2-layer GPT-2-shaped HookedTransformer (learned absolute positions, LayerNorm) over the word
+    vocabulary, with the word tokenizer (left padding): positions must follow the mask, or padding shows."""
+    model = hooked(seed, unembed_scale=4.0, d_model=D_MODEL, n_heads=4, d_vocab=len(WORDS) + 3, n_ctx=64)
+    model.set_tokenizer(word_tokenizer(), default_padding_side="left")
+    return model
+
+
+def hf_gpt2_with_tokenizer(seed: int = 0):
+    """A plain Hugging Face ``GPT2LMHeadModel`` (2 layers, learned absolute positions) over the word
+    vocabulary, with the word tokenizer attached as ``model.tokenizer``; untied lm_head sharpened x4."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(WORDS) + 3, n_embd=D_MODEL, n_layer=2, n_head=4, n_positions=64,
+                        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, tie_word_embeddings=False)
+    model = GPT2LMHeadModel(config).eval()
     with torch.no_grad():
         model.lm_head.weight.mul_(4.0)
     model.tokenizer = word_tokenizer()
