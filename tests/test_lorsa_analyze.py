@@ -6,26 +6,23 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp.lorsa import Lorsa, LorsaConfig, init_from_host
 from interp.lorsa.analyze import (
     head_loss_attribution, head_scores, ov_readout, repeated_random_tokens, top_contexts,
 )
 
+from tiny_models import bos_tokens, rotary_model
+
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=40, d_vocab=30, act_fn="gelu",
-                                  normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8, seed=0)
-    model = HookedTransformer(cfg).eval()
+    model = rotary_model(0, n_ctx=40, d_vocab=30)
     model.tokenizer = None
     model.to_string = lambda t: " ".join(f"t{int(i)}" for i in torch.as_tensor(t).reshape(-1))
     lc = LorsaConfig.from_model(model, 1, expansion=2, top_k=5, activation="signed")
     lorsa = init_from_host(Lorsa(lc, seed=1), model, 1)
-    toks = torch.randint(2, 30, (10, 14), generator=torch.Generator().manual_seed(0))
-    toks[:, 0] = 1
-    return model, lorsa, toks
+    return model, lorsa, bos_tokens(10, 14, vocab=30)
 
 
 def test_top_contexts_equal_brute_force(setup):
