@@ -8,10 +8,13 @@ Hugging Face model instead; nothing here touches the network unless a hub name i
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -167,7 +170,8 @@ def _load_folder(
             "tokenizer.save_pretrained(dir)."
         ) from err
     try:
-        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        with quiet_loading():
+            hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     except OSError as err:
         raise ModelLoadError(
             f"Could not read the weights in {folder!r} ({err}). The folder needs model.safetensors "
@@ -175,11 +179,30 @@ def _load_folder(
         ) from err
     state_dict = get_pretrained_state_dict(folder, cfg, hf_model=hf_model, dtype=dtype)
     del hf_model
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    with warnings.catch_warnings():  # interp chose HookedTransformer on purpose; the notice is for TL's users
+        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(state_dict, **PROCESSING_OPTIONS[processing])
-    model.to(device)
+    model.to(device, print_details=False)  # TransformerLens prints "Moving model to device" otherwise
     model.eval()
     return model
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence what loading prints that says nothing to the user: transformers' per-tensor "Loading
+    weights" bar and TransformerLens's print-outs. Only for the duration of our own call; the
+    caller's progress-bar setting is restored after it."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _load_hub(
@@ -191,7 +214,8 @@ def _load_hub(
     if n_ctx is not None:
         kwargs["n_ctx"] = n_ctx
     try:
-        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
+        with quiet_loading():
+            model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
     except Exception as err:  # the hub stack raises many types; we only translate the offline case
         text = f"{type(err).__name__}: {err}"
         offline_markers = ("offline", "LocalEntryNotFound", "Connection", "resolve", "Max retries", "cached")

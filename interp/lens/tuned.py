@@ -133,6 +133,8 @@ class TunedLens(nn.Module):
         you will probe. Each model parameter's ``requires_grad`` is restored as it was."""
         from tqdm.auto import tqdm
 
+        from interp.core.progress import bar_disabled
+
         cfg = config or TunedLensConfig()
         windows = cls._token_windows(model, data, ctx)
         lens = cls.for_model(model)
@@ -143,7 +145,7 @@ class TunedLens(nn.Module):
         try:
             for p in params:
                 p.requires_grad_(False)
-            bar = tqdm(range(cfg.steps), desc="tuned lens", disable=not progress)
+            bar = tqdm(range(cfg.steps), desc="tuned lens", disable=bar_disabled(progress))
             for _ in bar:
                 pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
                 with torch.no_grad():

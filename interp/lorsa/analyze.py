@@ -14,6 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
 from interp.core.readout import direction_logits, readout_frame
 from interp.core.tokens import token_mask
 from interp.lorsa.init import host_attention
@@ -102,7 +103,7 @@ def top_contexts(
     tok = getattr(model, "tokenizer", None)
     bos = bos_token_id if bos_token_id is not None else (tok.bos_token_id if tok is not None else None)
     ctx = tokens.shape[1]
-    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="top contexts", disable=not progress):
+    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="top contexts", disable=bar_disabled(progress)):
         toks = tokens[start : start + batch_size].to(dev)
         _, cache = model.run_with_cache(toks, names_filter=[lorsa.cfg.hook_in], stop_at_layer=lorsa.cfg.layer + 1)
         z = lorsa.encode(cache[lorsa.cfg.hook_in].float())
@@ -370,7 +371,7 @@ def head_loss_attribution(
     bos = bos_token_id if bos_token_id is not None else (tok.bos_token_id if tok is not None else None)
     total = torch.zeros(lorsa.cfg.n_ov_heads, dtype=torch.float64, device=dev)
     n_batches = 0
-    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="loss attribution", disable=not progress):
+    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="loss attribution", disable=bar_disabled(progress)):
         toks = tokens[start : start + batch_size].to(dev)
         mask = token_mask(toks, bos_token_id=bos).unsqueeze(-1)
         store: dict[str, Tensor] = {}

@@ -18,6 +18,7 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
 from interp.core.splice import SpliceSums, splice_positions, spliced_losses
 from interp.core.tokens import bos_token_id as bos_of
 from interp.core.tokens import token_mask
@@ -126,7 +127,7 @@ def evaluate_lorsa(
     act_sum = torch.zeros(n, dtype=torch.float64, device=dev)
 
     losses = SpliceSums()
-    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="evaluate", disable=not progress):
+    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="evaluate", disable=bar_disabled(progress)):
         toks = tokens[start : start + batch_size].to(dev)
         mask = token_mask(toks, bos_token_id=bos, pad_token_id=pad_token_id)
         where = splice_positions(toks, bos_token_id=bos, pad_token_id=pad_token_id, include_bos=splice_bos)

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
 from interp.core.activations import ActivationStream
 from interp.core.checkpoint import (CheckpointError, config_differences, load_optimizer_state, optimizer_state,
                                     read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
@@ -314,7 +315,7 @@ def train_lorsa(
                               model_batch_size=train_cfg.model_batch_size, pad_token_id=train_cfg.pad_token_id,
                               bos_token_id=train_cfg.bos_token_id)
     aux_k = train_cfg.aux_k or 2 * cfg.top_k
-    bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=not (train_cfg.progress and rank == 0))
+    bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=bar_disabled(train_cfg.progress and rank == 0))
     step = start
     for block in stream:
         if step >= n_steps or (stop_after is not None and step >= stop_after):

@@ -19,6 +19,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
 from interp.core.generation import generate
 from interp.steering.saes import SAEs, resolve_saes
 from interp.steering.stats import CorrelationStats
@@ -153,7 +154,7 @@ def collect(
     examples = list(task.examples)
     generations: list[str] = []
     labels: list[int] = []
-    bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=not progress)
+    bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=bar_disabled(progress))
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         feats: dict[str, list[Tensor]] = {h: [] for h in hooks}

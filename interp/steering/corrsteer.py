@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
 from interp.steering.baselines import diff_of_means, random_features
 from interp.steering.collect import Collection, Pooling, collect
 from interp.core.generation import generate
@@ -69,7 +70,7 @@ def evaluate_vectors(
     texts: list[str] = []
     examples = list(task.examples)
     stop = tuple(getattr(task, "stop", ()))
-    for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress):
+    for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=bar_disabled(progress)):
         chunk = examples[start : start + batch_size]
         prompts = [e.prompt for e in chunk]
         if vectors:
@@ -134,7 +135,7 @@ def run_corrsteer(
     # P: solo steering per hook on the validation split
     base_val = float(evaluate_vectors(model, splits.val, **ev)[0].mean())
     solo = {}
-    for f in tqdm(variant_a(selected), desc="solo (val)", disable=not cfg.progress):
+    for f in tqdm(variant_a(selected), desc="solo (val)", disable=bar_disabled(cfg.progress)):
         solo[f.hook] = float(evaluate_vectors(model, splits.val, vecs([f]), **ev)[0].mean())
     conditions: dict[str, tuple[str, list[SteeringVector]]] = {
         "unsteered": ("unsteered", []),
@@ -150,7 +151,7 @@ def run_corrsteer(
                                           exclude=(s_vec.feature or 0,))):
         conditions[f"random_{j}"] = ("random", [v])
     arms: dict[str, Arm] = {}
-    for name, (kind, vs) in tqdm(conditions.items(), desc="test", disable=not cfg.progress):
+    for name, (kind, vs) in tqdm(conditions.items(), desc="test", disable=bar_disabled(cfg.progress)):
         if name == "P" and not vs:  # no hook qualified: P is the unsteered model
             arms[name] = Arm(name, kind, list(arms["unsteered"].labels), list(arms["unsteered"].generations), [])
             continue

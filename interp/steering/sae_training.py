@@ -23,6 +23,8 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
+from interp.steering.errors import SteeringConfigError, SteeringLoadError
 from interp.steering.saes import check_hooks, hook_widths, sae_hook_name
 
 if TYPE_CHECKING:
@@ -168,7 +170,7 @@ def train_saes(
     """One SAE per hook (``out_root/<hook_name>/``); with ``eval_tokens`` each folder also gets ``quality.json``."""
     check_hooks(model, hooks)
     out: dict[str, Any] = {}
-    for hook in tqdm(list(hooks), desc="train SAEs", disable=not progress):
+    for hook in tqdm(list(hooks), desc="train SAEs", disable=bar_disabled(progress)):
         folder = Path(out_root) / hook_dir_name(hook) if out_root is not None else None
         t0 = time.perf_counter()
         out[hook] = train_sae(model, tokens, hook, config, out_dir=folder, progress=progress)
@@ -234,6 +236,51 @@ def evaluate_sae(
                       clean, spliced, ablated, n_tok)
 
 
+_SAE_WEIGHTS = "sae_weights.safetensors"
+
+
+def _load_sae_folder(folder: Path, device: str) -> "SAE[Any]":
+    """One sae-lens folder, every file checked before sae-lens reads it (its own errors do not say which
+    file is bad): ``cfg.json`` parses and gives ``d_in``/``d_sae``/``hook_name``, the weights open and
+    ``W_dec`` is ``[d_sae, d_in]``."""
+    import warnings
+
+    from safetensors import SafetensorError, safe_open
+    from sae_lens import SAE
+
+    cfg_path, w_path = folder / "cfg.json", folder / _SAE_WEIGHTS
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise SteeringLoadError(f"{p} is missing: {folder} is not a complete sae-lens SAE folder (it needs "
+                                    f"cfg.json and {_SAE_WEIGHTS}); retrain it with train_saes(...).")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SteeringLoadError(f"{cfg_path} is not valid JSON ({err}); the SAE folder is damaged.") from err
+    if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), int) and cfg[k] > 0 for k in ("d_in", "d_sae")):
+        raise SteeringLoadError(f"{cfg_path} does not describe an SAE: it needs positive integers d_in and d_sae.")
+    hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
+    if not hook:
+        raise SteeringLoadError(f"{cfg_path} names no hook (metadata.hook_name); interp needs it to place the SAE.")
+    try:
+        with safe_open(str(w_path), framework="pt") as f:  # checks the header against the file size
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise SteeringLoadError(f"{w_path} is corrupt or truncated ({err}); retrain or re-copy the SAE.") from err
+    want = (cfg["d_sae"], cfg["d_in"])
+    if shapes.get("W_dec") != want:
+        raise SteeringLoadError(f"{w_path} does not match {cfg_path.name}: W_dec has shape {shapes.get('W_dec')}, "
+                                f"expected {want} (d_sae, d_in); the folder mixes two SAEs.")
+    try:
+        with warnings.catch_warnings():
+            # sae-lens advises loading the host model with from_pretrained_no_processing; interp's models
+            # already carry raw weights (processing="none"), so the advice does not apply here
+            warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
+            return SAE.load_from_disk(str(folder), device=device)
+    except Exception as err:  # sae-lens raises many types for a damaged folder
+        raise SteeringLoadError(f"sae-lens could not load {folder} ({type(err).__name__}: {err}).") from err
+
+
 def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str = "cpu") -> dict[str, "SAE[Any]"]:
     """Load every SAE saved under ``root/<hook_name>/`` (sae-lens format), keyed by its own hook name."""
     from sae_lens import SAE
@@ -252,6 +299,6 @@ def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str 
         )
     out = {}
     for f in folders:
-        sae = SAE.load_from_disk(str(f), device=device)
+        sae = _load_sae_folder(f, device)
         out[sae_hook_name(sae)] = sae.eval()
     return out

@@ -170,11 +170,13 @@ def run_experiment(
     """
     from tqdm.auto import tqdm
 
+    from interp.core.progress import bar_disabled
+
     ks = tuple(k for k in ks if k <= n_samples)
     model0, tok = make_model()
     base_eval = evaluate_policy(model0, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat() if n_samples else {}
     result = ExperimentResult(task.name, asdict(base), steps, base_eval)
-    bar = tqdm(total=len(seeds) * len(variants) * steps, desc="GRPO runs", disable=not progress)
+    bar = tqdm(total=len(seeds) * len(variants) * steps, desc="GRPO runs", disable=bar_disabled(progress))
     for seed in seeds:
         for v in variants:
             model, tok = make_model()

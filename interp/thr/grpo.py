@@ -300,7 +300,9 @@ class GRPOTrainer:
         (0: only at the end)."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(range(steps), desc=self.log.name, disable=not progress)
+        from interp.core.progress import bar_disabled
+
+        bar = tqdm(range(steps), desc=self.log.name, disable=bar_disabled(progress))
         for _ in bar:
             rec = self.step()
             bar.set_postfix(reward=f"{rec['reward_mean']:.3f}")

@@ -120,6 +120,8 @@ class TranslationProbe:
         sample of ``n_concepts`` per pair)."""
         from tqdm.auto import tqdm
 
+        from interp.core.progress import bar_disabled
+
         cfg = self.config
         model, lex = self.model, self.lexicon
         n_layers = model.cfg.n_layers
@@ -133,7 +135,7 @@ class TranslationProbe:
         lengths = [len(tok(e.prompt)["input_ids"]) for e in examples]
         order = sorted(range(len(examples)), key=lambda i: lengths[i])
         rows: list[dict | None] = [None] * len(examples)
-        bar = tqdm(total=len(examples), desc="translation probe", disable=not progress)
+        bar = tqdm(total=len(examples), desc="translation probe", disable=bar_disabled(progress))
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             batch = [examples[i] for i in idx]

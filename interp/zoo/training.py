@@ -175,6 +175,8 @@ def train_causal_lm(
     """
     from tqdm.auto import tqdm
 
+    from interp.core.progress import bar_disabled
+
     if not texts:
         raise ValueError("train_causal_lm needs at least one text.")
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
@@ -212,7 +214,7 @@ def train_causal_lm(
     batches: list[list[int]] = []
     curve: list[tuple[int, float]] = []
     tokens, running, t0 = 0, None, time.perf_counter()
-    bar = tqdm(range(train_cfg.steps), disable=not progress, desc="train", mininterval=2.0)
+    bar = tqdm(range(train_cfg.steps), disable=bar_disabled(progress), desc="train", mininterval=2.0)
     for step in bar:
         if not batches:
             batches = _batches([len(s) for s in train], train_cfg.batch_size, rng)
