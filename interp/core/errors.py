@@ -13,7 +13,7 @@ True
 
 from __future__ import annotations
 
-__all__ = ["InterpConfigError", "InterpLoadError", "CoreConfigError", "CoreTypeError"]
+__all__ = ["InterpConfigError", "InterpLoadError", "CoreConfigError", "CoreTypeError", "missing_file"]
 
 
 class InterpConfigError(ValueError):
@@ -33,3 +33,20 @@ class CoreConfigError(InterpConfigError):
 
 class CoreTypeError(CoreConfigError, TypeError):
     """An argument of the wrong type (also a ``TypeError``)."""
+
+
+_MISSING_CLASSES: dict[type, type] = {}
+
+
+def missing_file(error: type[InterpLoadError], message: str) -> InterpLoadError:
+    """An instance of ``error`` that is also a ``FileNotFoundError`` (a load error whose file is absent), so
+    ``except FileNotFoundError`` and ``except error`` both catch it.
+
+    >>> err = missing_file(InterpLoadError, "no card.json in /tmp/x")
+    >>> isinstance(err, FileNotFoundError), isinstance(err, InterpLoadError)
+    (True, True)
+    """
+    cls = _MISSING_CLASSES.get(error)
+    if cls is None:
+        cls = _MISSING_CLASSES[error] = type(error.__name__, (error, FileNotFoundError), {"__module__": error.__module__})
+    return cls(message)
