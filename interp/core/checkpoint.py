@@ -24,6 +24,7 @@ from interp.core.errors import InterpLoadError
 
 __all__ = [
     "CheckpointError",
+    "CheckpointMismatchError",
     "optimizer_state",
     "load_optimizer_state",
     "rng_state",
@@ -41,6 +42,10 @@ __all__ = [
 
 class CheckpointError(InterpLoadError):
     """A checkpoint is missing, partial, corrupt or from a different run; the message names the file."""
+
+
+class CheckpointMismatchError(CheckpointError, ValueError):
+    """A readable checkpoint written by a different run (config, task or data differ); also a ``ValueError``."""
 
 
 # ----------------------------------------------------------------------------------- optimizer
@@ -257,8 +262,8 @@ def check_data_fingerprint(meta: Mapping[str, Any], current: str, where: str | P
     """Raise :class:`CheckpointError` unless the checkpoint ``meta`` was written for the same data."""
     saved = meta.get("data_fingerprint")
     if saved is None:
-        raise CheckpointError(f"{where} records no fingerprint of its {what} (it predates them), so resuming cannot "
+        raise CheckpointMismatchError(f"{where} records no fingerprint of its {what} (it predates them), so resuming cannot "
                               f"check that the {what} are the same; {hint}.")
     if saved != current:
-        raise CheckpointError(f"{where} was written for other {what} (fingerprint {saved}, these are {current}): "
+        raise CheckpointMismatchError(f"{where} was written for other {what} (fingerprint {saved}, these are {current}): "
                               f"resuming would continue on different data. Pass the same {what}, or {hint}.")

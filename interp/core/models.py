@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from interp.core.errors import InterpLoadError
+
 if TYPE_CHECKING:  # imported lazily: transformer_lens takes seconds to import
     from transformer_lens import HookedTransformer
 
@@ -50,7 +52,7 @@ PROCESSING_OPTIONS: dict[str, dict[str, bool]] = {
     "full": dict(fold_ln=True, center_writing_weights=True, center_unembed=True),
 }
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InterpLoadError):
     """A model could not be loaded; the message says why and what to do."""
 
 
@@ -150,9 +152,17 @@ def _load_folder(
 ) -> "HookedTransformer":
     from transformer_lens import HookedTransformer
     from transformer_lens.loading_from_pretrained import get_pretrained_model_config, get_pretrained_state_dict
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    arch = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or ["<none>"]
+    config_path = Path(folder) / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({err}); the model folder is damaged.") from err
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path} must hold a JSON object (a Hugging Face config).")
+    arch = config.get("architectures") or ["<none>"]
     try:
         cfg = get_pretrained_model_config(folder, device=str(device), dtype=dtype, n_ctx=n_ctx,
                                           fold_ln=PROCESSING_OPTIONS[processing]["fold_ln"])
@@ -172,7 +182,7 @@ def _load_folder(
     try:
         with quiet_loading():
             hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    except OSError as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # a truncated file raises any of these
         raise ModelLoadError(
             f"Could not read the weights in {folder!r} ({err}). The folder needs model.safetensors "
             "(or pytorch_model.bin) matching config.json."
@@ -218,6 +228,15 @@ def _load_hub(
             model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
     except Exception as err:  # the hub stack raises many types; we only translate the offline case
         text = f"{type(err).__name__}: {err}"
+        if "Valid official model names" in text:  # TL's own refusal appends ~7,000 characters of names
+            close = difflib.get_close_matches(name, _official_names(), n=5, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ModelLoadError(
+                f"Unknown model {name!r}: TransformerLens loads only its own model names from the hub.{hint} For "
+                "another hub model, download it where a network exists and pass the local folder "
+                "(transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES lists the names)."
+            ) from None
+        text = text if len(text) <= 400 else text[:400] + " ..."
         offline_markers = ("offline", "LocalEntryNotFound", "Connection", "resolve", "Max retries", "cached")
         if _hub_offline() or any(m.lower() in text.lower() for m in offline_markers):
             raise ModelLoadError(
@@ -260,7 +279,13 @@ def load_model(
         >>> model = load_model("toy-lm")                       # bundled zoo model, offline
         >>> model = load_model("../shared/models/stories260K")  # a local HF folder, offline
     """
-    if processing not in PROCESSING_OPTIONS:
+    if not isinstance(source, (str, os.PathLike)) or (isinstance(source, str) and not source.strip()):
+        raise ModelLoadError(f"load_model(source={source!r}): pass a zoo name, a local Hugging Face folder or a hub "
+                             "model name (a string or a path).")
+    if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
+        raise ModelLoadError(f"load_model(n_ctx={n_ctx!r}) is invalid: it must be None (the model's own context) or an "
+                             "integer >= 1.")
+    if not isinstance(processing, str) or processing not in PROCESSING_OPTIONS:
         raise ModelLoadError(
             f"processing={processing!r} is not one of {sorted(PROCESSING_OPTIONS)}; see interp.core.models.Processing."
         )

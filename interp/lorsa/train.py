@@ -27,11 +27,11 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.core.progress import bar_disabled
 from interp.core.activations import ActivationStream
-from interp.core.checkpoint import (CheckpointError, check_data_fingerprint, check_optimizer_state, config_differences,
-                                    data_fingerprint, load_optimizer_state, optimizer_state, read_checkpoint,
-                                    restore_rng_state, rng_state, write_checkpoint)
+from interp.core.checkpoint import (CheckpointError, CheckpointMismatchError, check_data_fingerprint,
+                                    check_optimizer_state, config_differences, data_fingerprint, load_optimizer_state,
+                                    optimizer_state, read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
+from interp.core.progress import bar_disabled
 from interp.core.tokens import Truncation, check_tokens
 from interp.core.validate import Check
 from interp.lorsa.config import LorsaConfig, LorsaConfigError, hook_names
@@ -288,7 +288,7 @@ def _load_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, 
             diff = config_differences(meta.get(key) or {}, expect[key]) if isinstance(expect[key], dict) else \
                 {key: (meta.get(key), expect[key])}
             listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise CheckpointError(f"Checkpoint {ck.folder} was written by a different run ({key} differs: {listed}). "
+            raise CheckpointMismatchError(f"Checkpoint {ck.folder} was written by a different run ({key} differs: {listed}). "
                                   "Use another checkpoint_dir or resume=False.")
     check_data_fingerprint(meta, expect["data_fingerprint"], ck.folder, "tokens", hint)
     missing = [k for k in ("step", "log", "tokens_seen", "in_scale", "out_scale", "optimizer") if k not in meta]
