@@ -13,5 +13,6 @@ class SteeringConfigError(InterpConfigError):
     the value, the allowed range and the fix."""
 
 
-class SteeringLoadError(InterpLoadError):
-    """A saved SAE folder or SteeringReport is missing a file, truncated, corrupt or inconsistent."""
+class SteeringLoadError(InterpLoadError, ValueError):
+    """A saved SAE folder or SteeringReport is missing a file, truncated, corrupt or inconsistent; the message
+    names the file. Also a ``ValueError``, what a damaged report raised before it named the file."""
