@@ -61,7 +61,8 @@ class ProbeConfig:
             c.fail("layers", layers, "None (every layer), a negative int (the last |n|) or a list of lens indices",
                    "Lens indices are integers: 0 = embeddings, i = after block i-1 (not hook names).")
         lens = self.lens
-        if not (lens is None or (isinstance(lens, str) and lens in ("logit", "tuned")) or hasattr(lens, "translate")):
+        if not (lens is None or (isinstance(lens, str) and lens in ("logit", "tuned"))
+                or (not isinstance(lens, str) and hasattr(lens, "translate"))):
             c.fail("lens", lens, "'logit', 'tuned', None or a TunedLens")
         c.boolean("final_norm")
         c.integer("max_new_tokens", min=1, fix="It must cover the longest answer in tokens.")
