@@ -172,7 +172,7 @@ def test_result_frame_plot_and_html(tiny, tokens):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(k=0), "k must be at least 1"),
+        (dict(k=0), r"k=0\) is invalid: it must be an integer >= 1"),
         (dict(layers=[7]), "outside"),
         (dict(layers=3), "must be negative"),
         (dict(positions=[20]), "do not all exist"),

@@ -119,7 +119,9 @@ def test_hf_model_trains_with_each_aggregation_and_logs_thr(loss_type, story_tas
     df = tr.log.to_frame()
     assert len(df) == 1 and {"thr_density", "thr_mean_correct", "entropy_dominant", "kl", "clip_frac"} <= set(df)
     assert df["loss"].map(math.isfinite).all()
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    # the trainer trained a copy: the caller's model is as it was
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 @_NEEDS_STORIES

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -117,6 +118,18 @@ def notebook_html(nb: Any) -> str:
     return body
 
 
+def _kernel_manager(kernel_name: str, socket_dir: str) -> dict[str, Any]:
+    """A kernel on a local IPC transport where the OS has one (POSIX): the same machine, sockets under
+    ``socket_dir`` (an absolute path: the kernel runs in the notebook's folder, the client here), and no
+    "Kernel is running over TCP without encryption" warning on every run. On Windows nbclient's default
+    TCP kernel is kept."""
+    if os.name == "nt":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager  # nbclient drives its kernel asynchronously
+
+    return {"km": AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(socket_dir, "kernel"))}
+
+
 def execute_notebook(
     path: str | os.PathLike[str],
     *,
@@ -144,13 +157,15 @@ def execute_notebook(
     out.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(source, as_version=4)
     inject_parameters(nb, dict(parameters or {}))
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(source.parent)}}
-    )
     start = time.perf_counter()
     executed = out / f"{source.stem}.executed.ipynb" if out == source.parent else out / source.name
     try:
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="interp-kernel-") as socket_dir:
+            client = NotebookClient(
+                nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(source.parent)}},
+                **_kernel_manager(kernel_name, socket_dir),
+            )
+            client.execute()
     except CellExecutionError as err:
         nbformat.write(nb, executed)
         message = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # ANSI colours make logs unreadable

@@ -111,6 +111,14 @@ class LensResult:
 
         return lens_figure(self, example, title=title)
 
+    def __repr__(self) -> str:
+        b, n_l, n_p, k = self.top_ids.shape
+        layers = f"{self.layers[0]}..{self.layers[-1]}" if self.layers == list(range(self.layers[0], self.layers[-1] + 1)) \
+            else ",".join(map(str, self.layers))
+        targets = f", {self.target_ids.shape[-1]} target(s)" if self.target_ids is not None else ""
+        return (f"LensResult({self.lens} lens, {b} prompt(s), layers {layers} of {self.n_layers}, {n_p} position(s), "
+                f"top-{k}{targets})")
+
     def _repr_html_(self) -> str:
         b, n_l, n_p, k = self.top_ids.shape
         head = (

@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 import torch
 
-from interp.viz.palettes import CONDITION_COLOURS, OTHER_CONDITION_COLOUR, READOUT_COLOURS
+from interp.viz.palettes import CONDITION_COLOURS, NEUTRAL_COLOUR, OTHER_CONDITION_COLOUR, READOUT_COLOURS
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from interp.steering.collect import Collection
     from interp.steering.report import SteeringReport
+    from interp.steering.sae_training import SAEQuality
 
-__all__ = ["conditions_figure", "correlations_figure", "readout_figure"]
+__all__ = ["conditions_figure", "correlations_figure", "readout_figure", "sae_quality_figure"]
 
 
 def conditions_figure(report: SteeringReport) -> go.Figure:
@@ -72,4 +73,17 @@ def readout_figure(frame: pd.DataFrame, title: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=f["logit"], y=[repr(t) for t in f["token"]], orientation="h", marker_color=colours))
     fig.update_layout(title=title, xaxis_title="direct logit (W_dec · W_U)", yaxis=dict(automargin=True),
                       height=420, margin=dict(l=120))
+    return fig
+
+
+def sae_quality_figure(quality: SAEQuality) -> go.Figure:
+    """Next-token loss with the hook clean, replaced by the SAE's reconstruction and zero-ablated, with
+    explained variance, L0 and the fraction of loss recovered in the title."""
+    names = ["clean", "SAE spliced", "zero-ablated"]
+    values = [quality.ce_clean, quality.ce_spliced, quality.ce_zero_ablation]
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=NEUTRAL_COLOUR, text=[f"{v:.3f}" for v in values],
+                           textposition="outside", cliponaxis=False))
+    fig.update_layout(title=f"SAE at {quality.hook_name}<br><sup>EV {quality.explained_variance:.3f} · L0 "
+                            f"{quality.l0:.1f} · loss recovered {quality.loss_recovered:.1%} · {quality.n_tokens} tokens</sup>",
+                      yaxis_title="next-token loss (nats)")
     return fig

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from interp.core.errors import missing_file
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError, SteeringLoadError
 from interp.steering.select import SelectedFeature, features_frame
 
 __all__ = ["Arm", "SteeringReport", "bootstrap_ci", "side_effect_ratio"]
@@ -20,6 +23,10 @@ __all__ = ["Arm", "SteeringReport", "bootstrap_ci", "side_effect_ratio"]
 
 def bootstrap_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (resampling samples, vectorised)."""
+    c = Check("bootstrap_ci", SteeringConfigError)
+    c.integer("n_boot", n_boot, min=1)
+    c.number("level", level, gt=0, lt=1, fix="e.g. level=0.95.")
+    c.integer("seed", seed, min=0)
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return (float("nan"), float("nan"))
@@ -117,6 +124,12 @@ class SteeringReport:
 
         return conditions_figure(self)
 
+    def __repr__(self) -> str:
+        acc = ", ".join(f"{k} {a.accuracy:.3f}" for k, a in list(self.arms.items())[:5])
+        more = f", +{len(self.arms) - 5} more" if len(self.arms) > 5 else ""
+        n = len(self.arms["unsteered"].labels)
+        return f"SteeringReport({self.task!r}, n={n}: {acc}{more})"
+
     def _repr_html_(self) -> str:
         f = self.to_frame().drop(columns=["features"])
         return (f"<h4>SteeringReport: {html.escape(self.task)}</h4>" + f.to_html(float_format=lambda x: f"{x:.3f}",
@@ -132,11 +145,15 @@ class SteeringReport:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SteeringReport":
-        if d.get("format") != "SteeringReport/1":
-            raise ValueError(f"Not a saved SteeringReport (format={d.get('format')!r}).")
-        return cls(d["task"], {k: Arm(**a) for k, a in d["arms"].items()},
-                   [SelectedFeature(**s) for s in d["selected"]], dict(d["solo_val"]), d["val_baseline"],
-                   dict(d["meta"]), d["n_boot"], d["level"], d["seed"])
+        if not isinstance(d, Mapping) or d.get("format") != "SteeringReport/1":
+            got = d.get("format") if isinstance(d, Mapping) else type(d).__name__
+            raise SteeringLoadError(f"Not a saved SteeringReport (format={got!r}, expected 'SteeringReport/1').")
+        try:
+            return cls(d["task"], {k: Arm(**a) for k, a in d["arms"].items()},
+                       [SelectedFeature(**s) for s in d["selected"]], dict(d["solo_val"]), d["val_baseline"],
+                       dict(d["meta"]), d["n_boot"], d["level"], d["seed"])
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise SteeringLoadError(f"The saved SteeringReport is incomplete or malformed ({type(err).__name__}: {err}).") from err
 
     def save(self, path: str | Path) -> Path:
         """Write ``report.json`` into the folder ``path``."""
@@ -147,6 +164,17 @@ class SteeringReport:
 
     @classmethod
     def load(cls, path: str | Path) -> "SteeringReport":
+        """Read a report written by :meth:`save` (the folder or its ``report.json``); a missing, damaged or
+        incomplete file raises :class:`~interp.steering.errors.SteeringLoadError` naming it."""
         p = Path(path)
         p = p / "report.json" if p.is_dir() else p
-        return cls.from_dict(json.loads(p.read_text()))
+        if not p.is_file():
+            raise missing_file(SteeringLoadError, f"No saved SteeringReport at {p} (write one with report.save(folder)).")
+        try:
+            data = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise SteeringLoadError(f"{p} is not valid JSON ({err}); save the report again.") from err
+        try:
+            return cls.from_dict(data)
+        except SteeringLoadError as err:
+            raise SteeringLoadError(f"{p}: {err}") from err

@@ -161,6 +161,11 @@ class THRResult:
 
         return histogram_figure(self, beta=beta, log_y=True)
 
+    def __repr__(self) -> str:
+        n_tok = sum(t.numel() for t in self.thr)
+        return (f"THRResult({self.n_groups} groups x {self.group_size} responses, {n_tok} tokens, mean reward "
+                f"{float(self.rewards.mean()):.3f}, {len(self.active_groups)} groups with a signal)")
+
     def _repr_html_(self) -> str:
         s = self.statistics()
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in s.items())
@@ -188,6 +193,12 @@ class GRPOLog:
         from interp.thr.plots import training_figure
 
         return training_figure([self], columns)
+
+    def __repr__(self) -> str:
+        if not self.records:
+            return f"GRPOLog({self.name!r}, empty)"
+        r = [x.get("reward_mean", float("nan")) for x in self.records]
+        return f"GRPOLog({self.name!r}, {len(self.records)} steps, reward {r[0]:.3f} -> {r[-1]:.3f})"
 
     def _repr_html_(self) -> str:
         if not self.records:

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 
 from interp.viz.display import visible_token
-from interp.viz.palettes import LANGUAGE_COLOURS, MISSING_COLOUR, NO_LANGUAGE_COLOUR, OUTCOME_COLOURS, RATE_SCALE
+from interp.viz.palettes import (LANGUAGE_COLOURS, LOGPROB_SCALE, MISSING_COLOUR, NO_LANGUAGE_COLOUR, OUTCOME_COLOURS,
+                                 RATE_SCALE)
 
 if TYPE_CHECKING:
+    from interp.translation.generate import GenerationTrace
     from interp.translation.report import Metric, ProbeReport
 
 __all__ = ["pair_heatmap", "presence_figure", "outcomes_figure", "example_grid_figure",
-           "example_probs_figure", "OUTCOME_BARS"]
+           "example_probs_figure", "trace_figure", "OUTCOME_BARS"]
 
 OUTCOME_BARS: tuple[tuple[str, str, str], ...] = (
     ("accuracy", "correct", "correct"),
@@ -132,4 +134,19 @@ def example_probs_figure(report: ProbeReport, index: int = 0) -> go.Figure:
         fig.add_trace(go.Scatter(x=layers, y=others["en"], mode="lines", line=dict(dash="dot"), name="English"))
     fig.update_layout(title=f"First answer token probability by layer ({row['pair']}: {row['source_word']})",
                       xaxis_title="layer", yaxis_title="probability", yaxis_range=[0, 1])
+    return fig
+
+
+def trace_figure(trace: GenerationTrace, example: int = 0) -> go.Figure:
+    """Layer x generated-step heatmap of one example of a :class:`~interp.translation.generate.GenerationTrace`:
+    each cell's top-1 token, coloured by its log-prob (the output layer on top)."""
+    n = max(1, trace.n_steps[example])
+    tokens = trace.step_tokens(example)
+    lp = trace.top_logprobs[example, :, :n, 0].numpy()
+    labels = [f"L{layer}" if layer else "embed" for layer in trace.layers]
+    fig = go.Figure(go.Heatmap(z=lp, x=[f"step {t}" for t in range(n)], y=labels,
+                               text=[[visible_token(t) for t in row] or [""] for row in tokens], texttemplate="%{text}",
+                               colorscale=LOGPROB_SCALE, zmax=0.0, colorbar=dict(title="log p")))
+    fig.update_layout(title=f"Generation-time lens, example {example}: {trace.answers[example]!r}",
+                      xaxis_title="generated step", yaxis_title="layer")
     return fig

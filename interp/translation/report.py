@@ -9,11 +9,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
+from interp.core.errors import missing_file
+from interp.translation.errors import TranslationConfigError, TranslationLoadError
 from interp.translation.matching import Outcome
 
 __all__ = ["ProbeReport", "FORMAT"]
 
 FORMAT = "interp.translation.probe_report/1"
+_ROW_KEYS = ("pair", "src", "tgt", "outcome", "layer_languages", "target_resource")
 Metric = Literal["accuracy", "translation_failure_rate", "translation_failure_share", "task_failure_rate",
                  "target_lost_rate"]
 
@@ -43,6 +46,19 @@ class ProbeReport:
     """
 
     def __init__(self, rows: list[dict[str, Any]], meta: dict[str, Any]):
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise TranslationConfigError(f"ProbeReport rows must be a list of dicts (one per example); got "
+                                         f"{type(rows).__name__}.")
+        if not isinstance(meta, dict) or not isinstance(meta.get("layers"), list) or not meta["layers"]:
+            raise TranslationConfigError("ProbeReport meta must be a dict with the inspected 'layers' (a non-empty list).")
+        missing = sorted({k for r in rows for k in _ROW_KEYS if k not in r})
+        if missing:
+            raise TranslationConfigError(f"ProbeReport rows lack {missing} (rows are written by TranslationProbe.run).")
+        n_layers = len(meta["layers"])
+        bad = [i for i, r in enumerate(rows) if len(r["layer_languages"]) != n_layers]
+        if bad:
+            raise TranslationConfigError(f"ProbeReport rows {bad[:5]} have layer_languages of another length than the "
+                                         f"{n_layers} layers in meta: the rows and metadata come from different runs.")
         self.rows = rows
         self.meta = meta
 
@@ -194,7 +210,7 @@ class ProbeReport:
             return plots.presence_figure(self)
         if kind == "outcomes":
             return plots.outcomes_figure(self)
-        raise ValueError(f"kind={kind!r}: use 'heatmap', 'presence' or 'outcomes'.")
+        raise TranslationConfigError(f"kind={kind!r}: use 'heatmap', 'presence' or 'outcomes'.")
 
     def select(self, *, pair: str | None = None, outcome: str | None = None) -> list[int]:
         """Indices of the rows of one pair and/or outcome (``None`` = any)."""
@@ -214,6 +230,13 @@ class ProbeReport:
         from interp.translation.plots import example_probs_figure
 
         return example_probs_figure(self, index)
+
+    def __repr__(self) -> str:
+        s = _rates([r["outcome"] for r in self.rows])
+        pairs = len({r["pair"] for r in self.rows})
+        return (f"ProbeReport({len(self)} examples, {pairs} pairs, model {self.meta.get('model')!s}, "
+                f"{self.meta.get('lens')} lens: accuracy {s['accuracy']:.2f}, translation failures "
+                f"{s['translation_failure_share']:.2f} of failures)")
 
     def _repr_html_(self) -> str:
         s = _rates([r["outcome"] for r in self.rows])
@@ -238,28 +261,48 @@ class ProbeReport:
             table = pa.table(cols).replace_schema_metadata({"format": FORMAT, "meta": json.dumps(self.meta)})
             pq.write_table(table, path)
         else:
-            raise ValueError(f"Save a ProbeReport as .json or .parquet, not {path.suffix or 'no suffix'!r}.")
+            raise TranslationConfigError(f"Save a ProbeReport as .json or .parquet, not {path.suffix or 'no suffix'!r}.")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "ProbeReport":
+        """Read a report written by :meth:`save`; a missing, damaged or incomplete file raises
+        :class:`~interp.translation.errors.TranslationLoadError` naming it."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"No report at {path}.")
+            raise missing_file(TranslationLoadError, f"No report at {path}.")
         if path.suffix == ".json":
-            data = json.loads(path.read_text())
-            if data.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a ProbeReport file (format {data.get('format')!r}, expected {FORMAT!r}).")
-            return cls(data["rows"], data["meta"])
+            try:
+                data = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise TranslationLoadError(f"{path} is not valid JSON ({err}); save the report again.") from err
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                got = data.get("format") if isinstance(data, dict) else type(data).__name__
+                raise TranslationLoadError(f"{path} is not a ProbeReport file (format {got!r}, expected {FORMAT!r}).")
+            return cls._checked(path, data.get("rows"), data.get("meta"))
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            table = pq.read_table(path)
+            try:
+                table = pq.read_table(path)
+            except Exception as err:  # pyarrow raises ArrowInvalid / OSError for damaged files
+                raise TranslationLoadError(f"{path} is not a readable parquet file ({type(err).__name__}: {err}).") from err
             meta = table.schema.metadata or {}
             if meta.get(b"format", b"").decode() != FORMAT:
-                raise ValueError(f"{path} is not a ProbeReport parquet file (missing format {FORMAT!r}).")
-            cols = table.to_pydict()
-            n = len(next(iter(cols.values()))) if cols else 0
-            rows = [{k: json.loads(v[i]) for k, v in cols.items()} for i in range(n)]
-            return cls(rows, json.loads(meta[b"meta"].decode()))
-        raise ValueError(f"Load a ProbeReport from .json or .parquet, not {path.suffix!r}.")
+                raise TranslationLoadError(f"{path} is not a ProbeReport parquet file (missing format {FORMAT!r}).")
+            try:
+                cols = table.to_pydict()
+                n = len(next(iter(cols.values()))) if cols else 0
+                rows = [{k: json.loads(v[i]) for k, v in cols.items()} for i in range(n)]
+                run_meta = json.loads(meta[b"meta"].decode())
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise TranslationLoadError(f"{path} holds malformed ProbeReport columns ({err}).") from err
+            return cls._checked(path, rows, run_meta)
+        raise TranslationLoadError(f"Load a ProbeReport from .json or .parquet, not {path.suffix!r}.")
+
+    @classmethod
+    def _checked(cls, path: Path, rows: Any, meta: Any) -> "ProbeReport":
+        try:
+            return cls(rows, meta)
+        except TranslationConfigError as err:
+            raise TranslationLoadError(f"{path}: {err}") from err
