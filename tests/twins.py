@@ -86,7 +86,7 @@ def twin_config(family: str, tok: Any) -> Any:
                   intermediate_size=128, max_position_embeddings=256, **ids)
     if family == "llama3":
         return AutoConfig.for_model(
-            "llama", **common, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
+            "llama", **common, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False, initializer_range=0.2,
             rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
                                  high_freq_factor=4.0, original_max_position_embeddings=64))
     if family == "gemma2":

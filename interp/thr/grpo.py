@@ -124,7 +124,7 @@ def score_rollouts(
         thr = token_hidden_reward(
             [hidden[i, :n] for i, n in enumerate(lengths)], [logits[i, :n] for i, n in enumerate(lengths)], toks,
             rewards, vocab=vocab, temperature=temperature, normalize=normalize, group_size=group_size,
-            exclude_self=exclude_self, scale_rewards=scale_rewards,
+            exclude_self=exclude_self, scale_rewards=scale_rewards, softcap=policy.softcap,
         )
         entropy = -(logp_all.exp() * logp_all).sum(-1)
         result = THRResult(

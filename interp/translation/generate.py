@@ -17,6 +17,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.core.frontend import n_layers as n_layers_of
+from interp.core.frontend import output_device
 from interp.core.generation import generate
 from interp.core.tokens import Truncation, cut_at_stop
 from interp.lens import decode_residuals, layer_hook_name, resolve_layers, resolve_lens
@@ -101,7 +103,7 @@ def generate_with_lens(
         >>> trace = generate_with_lens(model, ["Word: perro\\nTranslation:"], layers=-4)   # doctest: +SKIP
         >>> trace.answers[0], trace.layer_strings[0]                                    # doctest: +SKIP
     """
-    n_layers = model.cfg.n_layers
+    n_layers = n_layers_of(model)
     sel = resolve_layers(layers, n_layers)
     if n_layers not in sel:
         sel = sel + [n_layers]
@@ -111,7 +113,8 @@ def generate_with_lens(
     step0_lp: list[Tensor] = []
 
     def on_step(step: int, acts: dict[str, Tensor], alive: Tensor) -> None:
-        resid = torch.stack([acts[h] for h in hooks], dim=1)[:, :, None]  # [batch, n_sel, 1, d_model]
+        head = output_device(model)  # layers of a split model live on several devices
+        resid = torch.stack([acts[h].to(head) for h in hooks], dim=1)[:, :, None]  # [batch, n_sel, 1, d_model]
         tgt = step0_target_ids.to(resid.device) if (step == 0 and step0_target_ids is not None) else None
         ids, lp, _, tlp = decode_residuals(model, resid, sel, k=k, lens=tuned, final_norm=final_norm,
                                            target_ids=tgt, chunk_size=chunk_size)

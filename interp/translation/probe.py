@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from interp.core.frontend import n_layers as n_layers_of
 from interp.lens import resolve_layers
 from interp.translation.generate import first_answer_token, generate_with_lens
 from interp.translation.lexicon import Lexicon
@@ -122,7 +123,7 @@ class TranslationProbe:
 
         cfg = self.config
         model, lex = self.model, self.lexicon
-        n_layers = model.cfg.n_layers
+        n_layers = n_layers_of(model)
         inspected = [i for i in resolve_layers(cfg.layers, n_layers) if i != n_layers]
         examples = self.examples(pairs, concepts=concepts, n_concepts=n_concepts)
         langs = lex.languages_by_resource()
@@ -165,7 +166,7 @@ class TranslationProbe:
                 )
             bar.update(len(batch))
         bar.close()
-        meta = dict(model=str(model.cfg.model_name), n_layers=n_layers, layers=inspected + [n_layers],
+        meta = dict(model=str(getattr(model.cfg, "model_name", type(model).__name__)), n_layers=n_layers, layers=inspected + [n_layers],
                     lens="tuned" if cfg.lens not in (None, "logit") else "logit", final_norm=cfg.final_norm,
                     template=self.template.kind, languages=langs,
                     resource={c: lex.languages[c].resource.value for c in langs},
