@@ -139,9 +139,9 @@ def build_twin(family: str, folder: str | Path, *, seed: int = 0) -> Path:
     cfg = twin_config(family, tok)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
-    with torch.no_grad():  # norms start at their identity: perturb them so a skipped norm weight shows
-        for name, p in model.named_parameters():
-            if "norm" in name or ".ln_" in name or "layernorm" in name:
+    with torch.no_grad():  # norms start at their identity and biases at zero: perturb both, so a skipped
+        for name, p in model.named_parameters():  # norm weight or a forgotten bias shows in the numbers
+            if "norm" in name or ".ln_" in name or "layernorm" in name or name.endswith("bias"):
                 p.add_(0.3 * torch.randn_like(p))
     model.save_pretrained(folder)
     return folder

@@ -62,14 +62,17 @@ Processing = Literal["none", "fold_ln", "full"]
   trained on raw residuals (CorrSteer) and the safe choice for everything else.
 - ``"fold_ln"``: fold the norm weights into the following linear layers. Logits unchanged;
   ``ln*.hook_normalized`` then reads the unscaled normalised input.
-- ``"full"``: ``fold_ln`` plus centring of writing weights and of the unembedding (TransformerLens's
-  own ``from_pretrained`` default). Log-probabilities unchanged, residual activations are not.
+- ``"full"``: ``fold_ln`` plus centring of writing weights and of the unembedding and folding the value
+  biases into the output bias (TransformerLens's own ``from_pretrained`` default). Log-probabilities
+  unchanged, residual activations are not.
 """
 
 PROCESSING_OPTIONS: dict[str, dict[str, bool]] = {
-    "none": dict(fold_ln=False, center_writing_weights=False, center_unembed=False),
-    "fold_ln": dict(fold_ln=True, center_writing_weights=False, center_unembed=False),
-    "full": dict(fold_ln=True, center_writing_weights=True, center_unembed=True),
+    # fold_value_biases defaults to True in TransformerLens: it moves b_V into b_O, which changes hook_v and
+    # hook_z on models with value biases (GPT-2, Qwen2, Pythia), so "none" must switch it off explicitly
+    "none": dict(fold_ln=False, center_writing_weights=False, center_unembed=False, fold_value_biases=False),
+    "fold_ln": dict(fold_ln=True, center_writing_weights=False, center_unembed=False, fold_value_biases=False),
+    "full": dict(fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True),
 }
 
 class ModelLoadError(RuntimeError):
