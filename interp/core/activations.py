@@ -20,6 +20,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.frontend import input_device
 from interp.core.generation import generate
 from interp.core.tokens import bos_token_id as bos_token_id_of
 from interp.core.tokens import start_token_id, token_mask
@@ -153,7 +154,7 @@ class ActivationStream:
 
     @torch.no_grad()
     def _run(self, toks: Tensor) -> dict[str, Tensor]:
-        dev = self.model.cfg.device
+        dev = input_device(self.model)  # the embedding's device (the first of a split model)
         outs: dict[str, list[Tensor]] = {h: [] for h in self.hooks}
         for start in range(0, toks.shape[0], self.model_batch_size):
             part = toks[start : start + self.model_batch_size].to(dev)

@@ -28,7 +28,7 @@ from torch import Tensor
 
 __all__ = [
     "Frontend", "frontend", "is_hooked", "is_bridge", "is_hf", "hf_model", "hf_config", "architecture",
-    "input_device", "output_device", "devices", "model_dtype", "n_ctx", "vocab_size", "n_layers", "d_model", "n_heads",
+    "input_device", "output_device", "layer_device", "devices", "model_dtype", "n_ctx", "vocab_size", "n_layers", "d_model", "n_heads",
     "n_kv_heads", "d_head", "normalization", "final_norm", "final_hook", "unembed_weights", "output_softcap",
     "positional_embedding", "attn_scale", "attn_softcap", "sliding_window", "Rope", "rope", "QKNorm", "qk_norm",
     "InputNorm", "input_norm", "AttentionWeights", "attention_weights", "attention_unsupported",
@@ -120,6 +120,11 @@ def devices(model: Any) -> list[torch.device]:
 def output_device(model: Any) -> torch.device:
     """Where the head lives (the last device of a split model): residuals go there before the final norm."""
     return unembed_weights(model)[0].device
+
+
+def layer_device(model: Any, layer: int) -> torch.device:
+    """Where block ``layer`` runs (its activations live there; a Lorsa for it is trained there)."""
+    return next(model.blocks[layer].parameters()).device
 
 
 def model_dtype(model: Any) -> torch.dtype:

@@ -124,6 +124,15 @@ def _official_names() -> list[str]:
     return names
 
 
+def _official_name(name: str) -> str:
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        return get_official_model_name(name)
+    except ValueError:
+        return name
+
+
 def _resolve(source: str | os.PathLike[str], names: Mapping[str, Path]) -> _Resolved:
     text = os.fspath(source)
     if isinstance(source, str) and source in names:
@@ -348,7 +357,12 @@ def _load_bridge(source: str, *, device: torch.device | None, dtype: torch.dtype
                 f"transformers cannot build architecture {_architecture(source)!r} from {source!r} ({err}). "
                 "Check config.json, or upgrade transformers if the family is newer than it."
             ) from err
-    tokenizer = _read_tokenizer(source)
+        tokenizer = _read_tokenizer(source)
+    else:  # a hub name: TransformerLens aliases ("gpt2-small") name the official repository
+        from transformers import AutoTokenizer
+
+        source = _official_name(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
     hf = _load_hf(source, device=device, dtype=dtype, device_map=device_map, quantization=quantization, n_ctx=n_ctx)
     return from_hf(hf, tokenizer, name=source)
 

@@ -18,6 +18,7 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core import frontend as fe
 from interp.core.splice import SpliceSums, splice_positions, spliced_losses
 from interp.core.tokens import bos_token_id as bos_of
 from interp.core.tokens import token_mask
@@ -122,7 +123,7 @@ def evaluate_lorsa(
         raise ValueError("This Lorsa has no host layer in its config; build it with LorsaConfig.from_model.")
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be [n_seq, ctx], got shape {tuple(tokens.shape)}.")
-    dev = model.cfg.device
+    dev = fe.layer_device(model, cfg.layer)  # the host layer's device (one GPU of a split model)
     lorsa = lorsa.to(dev)
     bos = bos_token_id if bos_token_id is not None else bos_of(getattr(model, "tokenizer", None))
     n = cfg.n_ov_heads
@@ -133,18 +134,18 @@ def evaluate_lorsa(
 
     losses = SpliceSums()
     for start in tqdm(range(0, tokens.shape[0], batch_size), desc="evaluate", disable=not progress):
-        toks = tokens[start : start + batch_size].to(dev)
-        mask = token_mask(toks, bos_token_id=bos, pad_token_id=pad_token_id)
+        toks = tokens[start : start + batch_size].to(fe.input_device(model))
+        mask = token_mask(toks, bos_token_id=bos, pad_token_id=pad_token_id).to(dev)
         where = splice_positions(toks, bos_token_id=bos, pad_token_id=pad_token_id, include_bos=splice_bos)
         captured: dict[str, Tensor] = {}
 
         def grab(act: Tensor, hook) -> None:
-            captured["x"] = act
+            captured["x"] = act.to(dev)
 
         def reconstruct(act: Tensor) -> Tensor:
             z = lorsa.encode(captured["x"].float())
             y_hat = lorsa.decode(z)
-            captured.update(y=act.detach(), y_hat=y_hat, z=z)
+            captured.update(y=act.detach().to(dev), y_hat=y_hat, z=z)
             return y_hat
 
         losses.add(spliced_losses(model, toks, cfg.hook_out, reconstruct, where=where, pad_token_id=pad_token_id,

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core import frontend as fe
 from interp.core.activations import ActivationStream
 from interp.core.checkpoint import (CheckpointError, config_differences, load_optimizer_state, optimizer_state,
                                     read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
@@ -166,7 +167,7 @@ def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], 
                               shuffle=False, model_batch_size=cfg.model_batch_size, pad_token_id=cfg.pad_token_id,
                               bos_token_id=cfg.bos_token_id)
     block = next(iter(stream))
-    d = model.cfg.d_model
+    d = fe.d_model(model)
     out = []
     for h in hooks:
         norms = block[h].float().norm(dim=-1)[block.mask]
@@ -268,8 +269,8 @@ def train_lorsa(
     train_cfg = train_cfg or LorsaTrainConfig()
     cfg = cfg or LorsaConfig.from_model(model, layer)
     hook_in, hook_out = hook_names(model, layer)
-    if cfg.d_model != model.cfg.d_model:
-        raise LorsaConfigError(f"LorsaConfig.d_model={cfg.d_model} but the model has d_model={model.cfg.d_model}.")
+    if cfg.d_model != fe.d_model(model):
+        raise LorsaConfigError(f"LorsaConfig.d_model={cfg.d_model} but the model has d_model={fe.d_model(model)}.")
     if cfg.hook_in is None:
         cfg.hook_in, cfg.hook_out, cfg.layer = hook_in, hook_out, layer
     if not isinstance(tokens, Tensor) or tokens.ndim != 2:
@@ -277,7 +278,7 @@ def train_lorsa(
     rank, world = distributed_rank()
     if train_cfg.batch_size % world:
         raise ValueError(f"batch_size={train_cfg.batch_size} must be divisible by the {world} ranks.")
-    device = torch.device(model.cfg.device)
+    device = fe.layer_device(model, layer)  # where the host layer's activations are (one GPU of a split model)
     torch.manual_seed(train_cfg.seed)
 
     probe = ActivationStream(model, tokens, [hook_in, hook_out], batch_size=train_cfg.batch_size,
@@ -318,9 +319,9 @@ def train_lorsa(
     for block in stream:
         if step >= n_steps or (stop_after is not None and step >= stop_after):
             break
-        x = block[hook_in].float() * in_scale
-        y = block[hook_out].float() * out_scale
-        mask = block.mask
+        x = block[hook_in].to(device).float() * in_scale
+        y = block[hook_out].to(device).float() * out_scale
+        mask = block.mask.to(device)
         if not initialised:
             # Statistics of the first *global* batch, reduced over ranks so every rank agrees.
             b_mean = _all_sum((y * mask.unsqueeze(-1)).sum((0, 1)), world) / _all_sum(mask.sum().float(), world)
