@@ -140,7 +140,7 @@ def test_bfloat16_through_the_bridge(twin_dir, twin_model):
     x = cache[cfg.hook_in]  # the bridge computes norms (and this hook) in float32
     assert (lorsa.attention_pattern(x.float()) - cache["blocks.0.attn.hook_pattern"].float()).abs().max() < 0.05
     ev = evaluate_lorsa(model, lorsa, toks, progress=False)
-    assert torch.isfinite(torch.tensor([ev.explained_variance, ev.spliced_loss]))
+    assert torch.isfinite(torch.tensor([ev.explained_variance, ev.spliced_loss])).all()
     items = [Example("47 + 38 =", "85"), Example("Once upon a time", "Lily")]
     vt = VerifiableTask("twin", [Example("1 + 1 =", "2")], items, lambda it, t: float(len(t) % 2), max_new_tokens=4)
     assert all(torch.isfinite(t).all() for t in rollout_thr(model, vt, n_prompts=2, group_size=4).thr)
