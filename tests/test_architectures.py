@@ -397,6 +397,28 @@ def test_both_frontends_give_the_same_numbers(family, twin_model):
             torch.testing.assert_close(p, lb.state_dict()[name], atol=1e-5, rtol=1e-5)
 
 
+# ----------------------------------------------------------------------------------- refusals
+def test_rope_that_changes_with_length_is_refused_clearly(tmp_path):
+    """Phi-3-128k's longrope switches frequencies with the sequence length: the lens, probe, steering and
+    THR run (they never re-implement RoPE), Lorsa refuses naming the family, the feature and what to do, and
+    the HookedTransformer front-end (which would re-implement it) refuses to load it."""
+    from interp.core.generation import generate
+    from interp.core.models import ModelLoadError, load_model
+    from interp.lorsa import LorsaConfig, UnsupportedModelError
+    from twins import build_twin
+
+    folder = build_twin("phi3", tmp_path / "phi3_longrope", rope_parameters=dict(
+        rope_type="longrope", rope_theta=10000.0, short_factor=[1.0] * 8, long_factor=[4.0] * 8,
+        original_max_position_embeddings=64, partial_rotary_factor=1.0))
+    model = load_model(folder)
+    assert generate(model, PROMPTS, 3).tokens.shape == (3, 3)
+    with pytest.raises(UnsupportedModelError, match=r"Phi3ForCausalLM: .*RoPE type 'longrope'.*change with the "
+                                                    r"sequence length.*Phi-3-mini-4k"):
+        LorsaConfig.from_model(model, 0)
+    with pytest.raises(ModelLoadError, match="RoPE type 'longrope' is not built for the HookedTransformer.*frontend='bridge'"):
+        load_model(folder, frontend="hooked")
+
+
 def test_zz_timings():
     """Seconds per family and front-end (loaded shared CPU: read the ratio, not the absolute)."""
     if not TIMES:

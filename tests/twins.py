@@ -128,8 +128,9 @@ def twin_config(family: str, tok: Any) -> Any:
 _STYLE = {"qwen2": "qwen", "qwen3": "qwen", "gpt2": "gpt2"}
 
 
-def build_twin(family: str, folder: str | Path, *, seed: int = 0) -> Path:
-    """Write a random-init twin of ``family`` into ``folder`` (a Hugging Face folder); returns it."""
+def build_twin(family: str, folder: str | Path, *, seed: int = 0, **overrides: Any) -> Path:
+    """Write a random-init twin of ``family`` into ``folder`` (a Hugging Face folder); returns it.
+    ``overrides`` replace config fields (e.g. a variant the methods must refuse)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -137,6 +138,8 @@ def build_twin(family: str, folder: str | Path, *, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(folder, style=_STYLE.get(family, "llama"))
     cfg = twin_config(family, tok)
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
     with torch.no_grad():  # norms start at their identity and biases at zero: perturb both, so a skipped

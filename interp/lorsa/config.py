@@ -228,7 +228,8 @@ def check_supported(model: "HookedTransformer", layer: int = 0) -> None:
     problems = fe.attention_unsupported(model, layer)
     if problems:
         raise UnsupportedModelError(
-            f"Lorsa cannot mirror layer {layer} of {fe.architecture(model)}: " + "; ".join(problems) + ". "
+            f"Lorsa cannot mirror layer {layer} of {fe.architecture(model)}: " + "; ".join(p.rstrip(".") for p in problems)
+            + ". "
             "Lorsa mirrors causal attention with learned absolute positions (GPT-2) or static RoPE (any layout, "
             "partial rotary, linear / Llama-3 / YaRN scaling, per-layer bases), MHA or GQA, QKV biases, per-head "
             "QK RMSNorm, Gemma-2's score soft-cap and sliding windows. Pick a layer or model without the feature."
