@@ -206,3 +206,24 @@ def test_load_time_is_small(stories_dir, frontend):
     start = time.perf_counter()
     load_model(stories_dir, device="cpu", frontend=frontend)
     assert time.perf_counter() - start < 5.0
+
+
+def test_copy_model_gives_an_independent_bridge(stories_dir):
+    """copy.deepcopy of a TransformerBridge keeps hooks that write into the original (TransformerLens 3.9);
+    copy_model rewires them, so a forward with gradients on the copy leaves the original untouched."""
+    import copy
+
+    from interp.core.models import copy_model
+
+    model = load_model(stories_dir, device="cpu")
+    ids = torch.tensor([[1, 400, 300, 200, 100]])
+    clone = copy_model(model)
+    clone(ids).sum().backward()
+    assert all(getattr(b.attn, "_captured_pre_ln_residual", None) is None for b in model.blocks)
+    copy.deepcopy(model)  # still possible: nothing of the copy's autograd graph lives in the original
+    with torch.no_grad():
+        assert torch.equal(model(ids), clone(ids))
+    assert not any(p is q for p, q in zip(model.parameters(), clone.parameters()))
+    hooked = load_model(stories_dir, device="cpu", frontend="hooked")
+    with torch.no_grad():
+        assert torch.equal(copy_model(hooked)(ids), hooked(ids))

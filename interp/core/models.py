@@ -41,6 +41,7 @@ __all__ = [
     "ModelLoadError",
     "load_model",
     "from_hf",
+    "copy_model",
     "resolve_device",
     "PROCESSING_OPTIONS",
 ]
@@ -343,6 +344,28 @@ def from_hf(hf_model: Any, tokenizer: Any, *, name: str | None = None) -> "Trans
             logging.getLogger("transformer_lens").setLevel(level)
     bridge.eval()
     return bridge
+
+
+def copy_model(model: Any) -> Any:
+    """An independent copy of ``model`` (same weights, own parameters), e.g. a fresh start per GRPO run or a
+    frozen reference model.
+
+    ``copy.deepcopy`` alone is not enough for a TransformerBridge (TransformerLens 3.9): the copy keeps the
+    original's input-capture hooks, closures over the *original* attention modules, so every forward of the
+    copy writes its activations into the original (and after a forward with gradients the original can no
+    longer be deep-copied). Re-entering compatibility mode on the copy rewires those hooks to its own modules.
+
+    Example:
+        >>> start = copy_model(model)   # doctest: +SKIP
+    """
+    import copy
+
+    from interp.core.frontend import frontend
+
+    clone = copy.deepcopy(model)
+    if frontend(model) == "bridge":
+        clone.enable_compatibility_mode(no_processing=True, disable_warnings=True)
+    return clone
 
 
 def _load_bridge(source: str, *, device: torch.device | None, dtype: torch.dtype, device_map: DeviceMap | None,

@@ -9,7 +9,6 @@ Implements GRPO (Shao et al. 2024) with the aggregations of Dr.GRPO (Liu et al. 
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 from interp.core.checkpoint import (config_differences, load_module, load_optimizer_state, optimizer_state,
                                     read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
 from interp.core.generation import make_generator
+from interp.core.models import copy_model
 from interp.thr.core import Vocab, group_advantages, thr_weights, token_hidden_reward
 from interp.thr.policy import Policy, Rollout, as_policy
 from interp.thr.result import GRPOLog, THRResult, thr_statistics
@@ -189,7 +189,7 @@ class GRPOTrainer:
         self.generator = make_generator(self.model, cfg.seed)  # on the model's device: multinomial needs it there
         self.ref_model: nn.Module | None = None
         if cfg.kl_coef > 0:
-            self.ref_model = copy.deepcopy(self.model).eval()
+            self.ref_model = copy_model(self.model).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
         self.step_count = 0
