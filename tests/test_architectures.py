@@ -343,6 +343,25 @@ def test_thr_hidden_states_are_the_heads_input_and_match_finite_differences(fami
 
 
 @pytest.mark.parametrize("family,frontend", MATRIX)
+def test_policy_gradients_are_finite_with_left_and_right_padding(family, frontend, twin_dir):
+    """A GRPO step backpropagates through padded rows: a query that sees no key (left padding) must not
+    make the gradient NaN (the bridge's -inf masking would, without the policy's finite mask)."""
+    from interp.core.models import load_model
+    from interp.thr.policy import Policy
+
+    model = load_model(twin_dir(family), device="cpu", frontend=frontend)  # a private copy: gradients land on it
+    ids = torch.randint(3, 512, (3, 9), generator=torch.Generator().manual_seed(2))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    mask[0, :4] = False
+    mask[1, -3:] = False
+    logits, hidden = Policy(model).forward(ids, mask)
+    (logits.log_softmax(-1)[mask].mean() + hidden[mask].pow(2).mean()).backward()
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    assert not bad, bad[:3]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("family,frontend", MATRIX)
 def test_rollout_thr_runs(family, frontend, twin_model):
     from interp.core.tasks import Example
     from interp.thr import VerifiableTask, rollout_thr
@@ -375,6 +394,7 @@ def test_probe_generation_equals_transformers_greedy_generate(family, frontend, 
     assert torch.equal(trace.top_ids[:, -1, :, 0], ref)  # the output layer's decode is what HF generates
     report = TranslationProbe(model).run([("es", "en")], n_concepts=2, progress=False)
     assert len(report.rows) == 2
+    assert set(report.summary()["pivot_en_share_by_layer"]) == set(report.layers)  # even if no layer reads as a language
     _timed(family, frontend, "probe", start)
 
 

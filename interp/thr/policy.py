@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from interp.core.frontend import frontend, hf_model, input_device, output_softcap, vocab_size
+from interp.core.frontend import frontend, hf_model, input_device, n_layers, output_softcap, vocab_size
 from interp.core.generation import generate
 from interp.core.tokens import encode, eos_token_id, pad_token_id, tokenizer_of
 
@@ -41,6 +41,10 @@ class Rollout:
         return [r[:n] for r, n in zip(self.responses, lengths)]
 
 
+def _finite_mask(scores: Tensor, hook: Any) -> Tensor:
+    return scores.clamp_min(torch.finfo(scores.dtype).min)
+
+
 class Policy:
     """Wraps a ``TransformerBridge``, a ``HookedTransformer`` or a Hugging Face ``*ForCausalLM`` (the model
     stays the user's own: ``policy.model``) with the three operations GRPO needs."""
@@ -56,6 +60,12 @@ class Policy:
         if self.unembed is None:
             raise ValueError("The model has no output embedding (get_output_embeddings() is None); THR needs one.")
         self.softcap: float = output_softcap(model)
+        # A bridge in compatibility mode masks scores with -inf, so a left-padding query that sees no key
+        # gets a NaN softmax row: zeroed in the forward, but its backward is NaN and one GRPO step turns every
+        # weight into NaN (TransformerLens 3.9). Masking with the dtype's minimum instead, as transformers
+        # does, leaves every real position's numbers unchanged and keeps the gradients finite.
+        self._finite_scores = [(f"blocks.{layer}.attn.hook_attn_scores", _finite_mask)
+                               for layer in range(n_layers(model))] if self.kind == "bridge" else []
         """Final logit soft-cap c (Gemma-2; 0: none): logits = c tanh(W h / c), which THR's gradient accounts for."""
         self.eos_id: int | None = eos_token_id(self.tokenizer)
         self.pad_id: int = pad_token_id(self.tokenizer)
@@ -92,7 +102,10 @@ class Policy:
         handle = self.unembed.register_forward_pre_hook(lambda m, args: store.__setitem__("h", args[0]))
         try:
             mask = attention_mask.long()
-            if self.kind != "hf":  # both TransformerLens front-ends derive positions from the mask
+            if self.kind == "bridge" and torch.is_grad_enabled():
+                with self.model.hooks(fwd_hooks=self._finite_scores):
+                    logits = self.model(input_ids, attention_mask=mask)
+            elif self.kind != "hf":  # both TransformerLens front-ends derive positions from the mask
                 logits = self.model(input_ids, attention_mask=mask)
             else:
                 # positions count real tokens only, so left padding does not shift RoPE
