@@ -420,6 +420,25 @@ def test_both_frontends_give_the_same_numbers(family, twin_model):
         la, lb = init_from_host(Lorsa(ca), bridge, layer), init_from_host(Lorsa(cb), hooked, layer)
         for name, p in la.state_dict().items():
             torch.testing.assert_close(p, lb.state_dict()[name], atol=1e-5, rtol=1e-5)
+    # CorrSteer's statistics and THR of seeded rollouts
+    from interp.core.tasks import CheckedTask, Example
+    from interp.steering.collect import collect
+    from interp.thr import VerifiableTask, rollout_thr
+
+    task = CheckedTask("twin", [Example(p, "yes" if i % 2 else "no") for i, p in enumerate(PROMPTS * 2)],
+                       max_new_tokens=4, checker=lambda example, text: example.answer == "yes")
+    saes = [_sae("blocks.1.hook_resid_post")]
+    ra, rb = (collect(m, saes, task, batch_size=4, progress=False) for m in (bridge, hooked))
+    assert ra.generations == rb.generations
+    torch.testing.assert_close(ra.stats["blocks.1.hook_resid_post"].correlation(),
+                               rb.stats["blocks.1.hook_resid_post"].correlation(), atol=1e-4, rtol=0)
+    items = [Example("47 + 38 =", "85"), Example("Once upon a time", "Lily")]
+    vt = VerifiableTask("twin", [Example("12 + 3 =", "15")], items, lambda item, text: float(len(text) % 2),
+                        max_new_tokens=4)
+    ta, tb = (rollout_thr(m, vt, n_prompts=2, group_size=4, seed=5) for m in (bridge, hooked))
+    assert [t.tolist() for t in ta.tokens] == [t.tolist() for t in tb.tokens]
+    for x, y in zip(ta.thr, tb.thr):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------------- refusals
