@@ -79,3 +79,43 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+# ----- the architecture matrix: random-init twins of nine families (tests/twins.py), built once per session
+
+@pytest.fixture(scope="session")
+def twin_dir(tmp_path_factory):
+    """``twin_dir(family)`` -> a Hugging Face folder holding that family's twin (built on first use)."""
+    from twins import build_twin
+
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            built[family] = build_twin(family, tmp_path_factory.mktemp(f"twin_{family}"))
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def twin_model(twin_dir):
+    """``twin_model(family, frontend)`` -> the twin loaded by ``interp.load_model`` (cached: treat as read-only),
+    and the seconds the load took (``twin_model.load_seconds[(family, frontend)]``)."""
+    import time
+
+    from interp.core.models import load_model
+
+    cache: dict[tuple[str, str], object] = {}
+
+    def get(family: str, frontend: str):
+        key = (family, frontend)
+        if key not in cache:
+            folder = twin_dir(family)
+            start = time.perf_counter()
+            cache[key] = load_model(folder, device="cpu", frontend=frontend)
+            get.load_seconds[key] = time.perf_counter() - start
+        return cache[key]
+
+    get.load_seconds = {}
+    return get

@@ -35,6 +35,11 @@ CONFIG_MODELS = {
                               n_key_value_heads=2, normalization_type="RMS"),
     "qk_norm": dict(positional_embedding_type="rotary", rotary_dim=8, normalization_type="RMS", use_qk_norm=True,
                     rotary_base=500.0),
+    # Gemma-2 style: score soft-cap that binds (scores reach several units), a local layer whose window
+    # (5) is shorter than the context (40), a global one, and a score scale other than sqrt(d_head)
+    "softcap_sliding_window": dict(positional_embedding_type="rotary", rotary_dim=8, normalization_type="RMS",
+                                   attn_scores_soft_cap=1.5, use_local_attn=True, window_size=5,
+                                   attn_types=["local", "global"], attn_scale=2.0, n_key_value_heads=2),
 }
 
 
@@ -61,12 +66,22 @@ def test_host_pattern_config_models(name):
         assert _host_check(model, layer, toks) < 1e-5
 
 
-def test_from_model_copies_positional_settings(stories_model):
+def test_from_model_copies_positional_settings(stories_model, stories_dir):
+    """On the bridge (what load_model returns) the settings come from the Hugging Face modules; the bridge's
+    own cfg leaves attn_scale at -1 and rotary_base at its default, which interp must not read."""
+    import json
+
     cfg = LorsaConfig.from_model(stories_model, 2, expansion=8, top_k=16)
-    c = stories_model.cfg
+    hf = json.loads((stories_dir / "config.json").read_text())
+    d_head = hf["hidden_size"] // hf["num_attention_heads"]
+    theta = (hf.get("rope_parameters") or {}).get("rope_theta", hf.get("rope_theta", 10000.0))
     assert cfg.rotary and not cfg.rotary_adjacent_pairs
-    assert (cfg.rotary_dim, cfg.rotary_base, cfg.d_qk_head, cfg.n_qk_heads) == (c.rotary_dim, c.rotary_base, c.d_head, c.n_heads)
-    assert cfg.n_ov_heads == 8 * c.d_model and cfg.hook_in == "blocks.2.ln1.hook_normalized"
+    assert (cfg.rotary_dim, cfg.d_qk_head, cfg.n_qk_heads) == (d_head, d_head, hf["num_attention_heads"])
+    expected = [theta ** (-2 * i / d_head) for i in range(d_head // 2)]
+    assert cfg.rotary_inv_freq == pytest.approx(expected, rel=1e-6)
+    assert cfg.attn_scale == pytest.approx(math.sqrt(d_head), rel=1e-12)
+    assert cfg.attn_softcap == 0.0 and cfg.sliding_window is None
+    assert cfg.n_ov_heads == 8 * hf["hidden_size"] and cfg.hook_in == "blocks.2.ln1.hook_normalized"
 
 
 # ----------------------------------------------------------------------------- independent reference
@@ -222,9 +237,23 @@ def test_unsupported_attention_named():
     model = _config_model(positional_embedding_type="shortformer")
     with pytest.raises(UnsupportedModelError, match="shortformer"):
         LorsaConfig.from_model(model, 0)
-    model = _config_model(positional_embedding_type="rotary", rotary_dim=8, attn_scores_soft_cap=30.0)
-    with pytest.raises(UnsupportedModelError, match="soft_cap"):
+    model = _config_model(attention_dir="bidirectional")
+    with pytest.raises(UnsupportedModelError, match="attention_dir='bidirectional'.*only causal"):
         LorsaConfig.from_model(model, 0)
+
+
+def test_softcap_and_window_change_the_pattern():
+    """The soft-cap and window of the config model above bind: a Lorsa without them differs from the host."""
+    model = _config_model(**CONFIG_MODELS["softcap_sliding_window"])
+    toks = torch.randint(0, 50, (3, 40), generator=torch.Generator().manual_seed(0))
+    assert _host_check(model, 0, toks) < 1e-5
+    for field in ("attn_softcap", "sliding_window"):
+        _, cache = model.run_with_cache(toks)
+        cfg = LorsaConfig.from_model(model, 0, expansion=1, top_k=4)
+        setattr(cfg, field, 0.0 if field == "attn_softcap" else None)
+        lorsa = init_from_host(Lorsa(cfg), model, 0)
+        gap = (lorsa.attention_pattern(cache[cfg.hook_in]) - cache["blocks.0.attn.hook_pattern"]).abs().max().item()
+        assert gap > 0.05, (field, gap)
 
 
 def test_bad_saves(tmp_path):

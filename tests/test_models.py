@@ -1,4 +1,5 @@
-"""Model loading: stories260K offline matches transformers; errors say what to do."""
+"""Model loading: both front-ends on stories260K and the zoo match transformers offline; errors say what to do.
+(The nine architecture families are in test_architectures.py; device maps and bf16 in test_big_models.py.)"""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ TEXTS = [
 ]
 
 
-@pytest.mark.parametrize("processing", ["none", "fold_ln", "full"])
-def test_stories_logprobs_match_transformers(stories_dir, processing):
+@pytest.mark.parametrize("frontend,processing", [("bridge", "none"), ("hooked", "none"), ("hooked", "fold_ln"),
+                                                 ("hooked", "full")])
+def test_stories_logprobs_match_transformers(stories_dir, frontend, processing):
     hf, tok = _hf(stories_dir)
-    model = load_model(stories_dir, device="cpu", processing=processing)
+    model = load_model(stories_dir, device="cpu", frontend=frontend, processing=processing)
     for text in TEXTS:
         ids = tok(text, return_tensors="pt").input_ids
         assert ids[0, 0].item() == tok.bos_token_id
@@ -38,14 +40,43 @@ def test_stories_logprobs_match_transformers(stories_dir, processing):
         assert (ours - ref).abs().max().item() < 1e-4
 
 
-def test_stories_raw_processing_keeps_hf_residuals(stories_dir, stories_model):
+@pytest.mark.parametrize("frontend", ["bridge", "hooked"])
+def test_stories_raw_processing_keeps_hf_residuals(stories_dir, frontend):
     hf, tok = _hf(stories_dir)
+    model = load_model(stories_dir, device="cpu", frontend=frontend)
     ids = tok(TEXTS[0], return_tensors="pt").input_ids
     with torch.no_grad():
         hidden = hf(ids, output_hidden_states=True).hidden_states
-        _, cache = stories_model.run_with_cache(ids, names_filter=lambda n: n.endswith("hook_resid_pre"))
-    for layer in range(stories_model.cfg.n_layers):
+        _, cache = model.run_with_cache(ids, names_filter=lambda n: n.endswith("hook_resid_pre"))
+    for layer in range(model.cfg.n_layers):
         assert torch.allclose(cache[f"blocks.{layer}.hook_resid_pre"], hidden[layer], atol=1e-5)
+
+
+def test_default_front_end_is_the_bridge(stories_dir, stories_model):
+    from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from interp.core.frontend import frontend
+
+    assert isinstance(stories_model, TransformerBridge) and frontend(stories_model) == "bridge"
+    assert stories_model.compatibility_mode  # TransformerLens hook names (blocks.L.hook_resid_post...)
+    hooked = load_model(stories_dir, device="cpu", frontend="hooked")
+    assert isinstance(hooked, HookedTransformer) and frontend(hooked) == "hooked"
+
+
+@pytest.mark.parametrize("name", ["toy-lm", "toy-translate"])
+def test_zoo_models_load_on_both_front_ends(name):
+    import interp
+    from interp import zoo
+
+    folder = zoo.model_dir(name)
+    hf, tok = _hf(folder)
+    ids = tok("Once upon a time the", return_tensors="pt").input_ids
+    with torch.no_grad():
+        ref = hf(ids).logits.log_softmax(-1)
+        for frontend in ("bridge", "hooked"):
+            ours = interp.load_model(name, device="cpu", frontend=frontend)(ids).log_softmax(-1)
+            assert (ours - ref).abs().max().item() < 1e-4, frontend
 
 
 def test_stories_greedy_continuation_matches_transformers(stories_dir, stories_model):
@@ -59,7 +90,8 @@ def test_stories_greedy_continuation_matches_transformers(stories_dir, stories_m
     assert tok.decode(ours[0], skip_special_tokens=True).startswith("Once upon a time, there was a little girl named Lily")
 
 
-def test_folder_loads_without_network(stories_dir, monkeypatch):
+@pytest.mark.parametrize("frontend", ["bridge", "hooked"])
+def test_folder_loads_without_network(stories_dir, monkeypatch, frontend):
     # Any attempt to reach the hub would raise here.
     import huggingface_hub
 
@@ -68,7 +100,7 @@ def test_folder_loads_without_network(stories_dir, monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
-    model = load_model(str(stories_dir), device="cpu")
+    model = load_model(str(stories_dir), device="cpu", frontend=frontend)
     assert model.cfg.n_layers == 5 and model.cfg.n_key_value_heads == 4
 
 
@@ -82,11 +114,12 @@ def test_extra_model_folders_from_env(monkeypatch):
     for folder in folders:
         assert folder.is_dir(), f"INTERP_TEST_MODELS names {folder}, which does not exist"
         hf, tok = AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-        model = load_model(folder, device="cpu")
         ids = tok(TEXTS[0], return_tensors="pt").input_ids
-        with torch.no_grad():
-            diff = (model(ids).log_softmax(-1) - hf(ids).logits.log_softmax(-1)).abs().max().item()
-        assert diff < 1e-3, f"{folder}: max |log-prob diff| {diff}"
+        for frontend in ("bridge", "hooked"):
+            model = load_model(folder, device="cpu", frontend=frontend)
+            with torch.no_grad():
+                diff = (model(ids).log_softmax(-1) - hf(ids).logits.log_softmax(-1)).abs().max().item()
+            assert diff < 1e-3, f"{folder} ({frontend}): max |log-prob diff| {diff}"
 
 
 # ----- bad input -----------------------------------------------------------------------------
@@ -114,16 +147,18 @@ def test_file_instead_of_folder(tmp_path):
         load_model(f)
 
 
-def test_unsupported_architecture(tmp_path):
+@pytest.mark.parametrize("frontend", ["bridge", "hooked"])
+def test_unsupported_architecture(tmp_path, frontend):
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["FancyNewForCausalLM"], "model_type": "fancy"}))
     with pytest.raises(ModelLoadError, match="FancyNewForCausalLM"):
-        load_model(tmp_path)
+        load_model(tmp_path, frontend=frontend)
 
 
-def test_offline_hub_name_says_what_to_do(monkeypatch):
+@pytest.mark.parametrize("frontend", ["bridge", "hooked"])
+def test_offline_hub_name_says_what_to_do(monkeypatch, frontend):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="no network.*nothing cached.*local folder"):
-        load_model("gpt2-small", device="cpu")
+        load_model("gpt2-small", device="cpu", frontend=frontend)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -136,12 +171,59 @@ def test_unavailable_device():
 
 def test_bad_processing_and_dtype(stories_dir):
     with pytest.raises(ModelLoadError, match="processing='fold'"):
-        load_model(stories_dir, processing="fold")
+        load_model(stories_dir, processing="fold", frontend="hooked")
     with pytest.raises(ModelLoadError, match="Unknown dtype"):
         load_model(stories_dir, dtype="float7")
 
 
-def test_load_time_is_small(stories_dir):
+def test_front_end_choices_are_checked(stories_dir):
+    with pytest.raises(ModelLoadError, match="frontend='lens'.*'bridge'.*'hooked'"):
+        load_model(stories_dir, frontend="lens")
+    with pytest.raises(ModelLoadError, match="processing='full'.*frontend='hooked'.*raw Hugging Face weights"):
+        load_model(stories_dir, processing="full")
+    with pytest.raises(ModelLoadError, match="device_map and quantization need frontend='bridge'"):
+        load_model(stories_dir, frontend="hooked", device_map="auto")
+    with pytest.raises(ModelLoadError, match="either device= .* or device_map="):
+        load_model(stories_dir, device="cpu", device_map="auto")
+    with pytest.raises(ModelLoadError, match="device_map=3: use 'auto'"):
+        load_model(stories_dir, device_map=3)
+    with pytest.raises(ModelLoadError, match="quantization='2bit'"):
+        load_model(stories_dir, quantization="2bit")
+
+
+def test_from_hf_needs_eager_attention(stories_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp.core.models import from_hf
+
+    hf = AutoModelForCausalLM.from_pretrained(stories_dir, attn_implementation="sdpa")
+    with pytest.raises(ModelLoadError, match="attn_implementation='sdpa'.*eager"):
+        from_hf(hf, AutoTokenizer.from_pretrained(stories_dir))
+
+
+@pytest.mark.parametrize("frontend", ["bridge", "hooked"])
+def test_load_time_is_small(stories_dir, frontend):
     start = time.perf_counter()
-    load_model(stories_dir, device="cpu")
+    load_model(stories_dir, device="cpu", frontend=frontend)
     assert time.perf_counter() - start < 5.0
+
+
+def test_copy_model_gives_an_independent_bridge(stories_dir):
+    """copy.deepcopy of a TransformerBridge keeps hooks that write into the original (TransformerLens 3.9);
+    copy_model rewires them, so a forward with gradients on the copy leaves the original untouched."""
+    import copy
+
+    from interp.core.models import copy_model
+
+    model = load_model(stories_dir, device="cpu")
+    ids = torch.tensor([[1, 400, 300, 200, 100]])
+    clone = copy_model(model)
+    clone(ids).sum().backward()
+    assert all(getattr(b.attn, "_captured_pre_ln_residual", None) is None for b in model.blocks)
+    copy.deepcopy(model)  # still possible: nothing of the copy's autograd graph lives in the original
+    with torch.no_grad():
+        assert torch.equal(model(ids), clone(ids))
+    assert not any(p is q for p, q in zip(model.parameters(), clone.parameters()))
+    hooked = load_model(stories_dir, device="cpu", frontend="hooked")
+    with torch.no_grad():
+        assert torch.equal(copy_model(hooked)(ids), hooked(ids))

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from interp.core.progress import bar_disabled
 from interp.core.errors import CoreConfigError
+from interp.core.frontend import input_device, vocab_size
 from interp.core.generation import generate
 from interp.core.tokens import Truncation, check_tokens, start_token_id, token_mask
 from interp.core.tokens import bos_token_id as bos_token_id_of
@@ -126,7 +127,7 @@ class ActivationStream:
         c.integer("start_batch", start_batch, min=0)
         c.integer("model_batch_size", model_batch_size, min=1)
         c.integer("seed", seed, min=0)
-        n_vocab = int(model.cfg.d_vocab)
+        n_vocab = vocab_size(model)
         c.integer("pad_token_id", pad_token_id, min=0, max=n_vocab - 1, optional=True)
         c.integer("bos_token_id", bos_token_id, min=0, max=n_vocab - 1, optional=True)
         for flag in ("shuffle", "exclude_bos", "progress"):
@@ -185,7 +186,7 @@ class ActivationStream:
 
     @torch.no_grad()
     def _run(self, toks: Tensor) -> dict[str, Tensor]:
-        dev = self.model.cfg.device
+        dev = input_device(self.model)  # the embedding's device (the first of a split model)
         outs: dict[str, list[Tensor]] = {h: [] for h in self.hooks}
         for start in range(0, toks.shape[0], self.model_batch_size):
             part = toks[start : start + self.model_batch_size].to(dev)

@@ -147,7 +147,7 @@ def write_checkpoint(folder: str | Path, tensors: Mapping[str, Mapping[str, Tens
     for name, content in tensors.items():
         save_file({k: v.detach().cpu().contiguous() for k, v in content.items()}, str(tmp / name))
     for name, module in models.items():
-        save_model(module, str(tmp / name))
+        save_model(_weights_of(module), str(tmp / name))
     (tmp / "state.json").write_text(json.dumps({**meta, "complete": True, "files": sorted([*tensors, *models])}))
     old = final.with_name(final.name + ".old")
     if old.exists():
@@ -201,7 +201,7 @@ def read_checkpoint(folder: str | Path, files: tuple[str, ...], *, models: Mappi
                 shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
         except (SafetensorError, OSError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"{folder / name} is corrupt or truncated ({err}); {hint}.") from err
-        want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        want = {k: tuple(v.shape) for k, v in _weights_of(module).state_dict().items()}
         extra = sorted(set(shapes) - set(want))
         wrong = sorted(k for k in shapes if k in want and shapes[k] != want[k])
         # tied weights are stored once (safetensors.save_model): only the names it keeps are required
@@ -216,11 +216,22 @@ def read_checkpoint(folder: str | Path, files: tuple[str, ...], *, models: Mappi
     return out
 
 
+def _weights_of(module: torch.nn.Module) -> torch.nn.Module:
+    # A TransformerBridge renames its state dict in TransformerLens's style, which safetensors' tied-weight
+    # handling cannot round-trip; the Hugging Face model it wraps holds the same parameters and can.
+    from interp.core.frontend import frontend
+
+    try:
+        return module.original_model if frontend(module) == "bridge" else module
+    except TypeError:  # not a model at all (a Lorsa, a lens...)
+        return module
+
+
 def load_module(module: torch.nn.Module, path: str | Path) -> None:
     """Load a module file written by :func:`write_checkpoint` (tied weights restored)."""
     from safetensors.torch import load_model
 
-    load_model(module, str(path))
+    load_model(_weights_of(module), str(path))
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

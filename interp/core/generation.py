@@ -353,8 +353,12 @@ def generate(
 
     acts: dict[str, Tensor] = {}
 
-    def grab(act: Tensor, hook: Any) -> None:
-        acts[hook.name] = act[:, -1].detach()
+    def grabber(name: str) -> Callable[[Tensor, Any], None]:
+        # keyed by the name asked for: a bridge reports an alias's canonical name (hook_resid_pre -> hook_in)
+        def grab(act: Tensor, hook: Any) -> None:
+            acts[name] = act[:, -1].detach()
+
+        return grab
 
     backend = _backend(model, use_kv_cache)
     out = torch.full((b, max_new_tokens), pad, dtype=torch.long, device=device)
@@ -363,7 +367,7 @@ def generate(
     started = torch.zeros(b, dtype=torch.bool, device=device)  # has the answer shown non-whitespace yet
     ended_by_eos = torch.zeros(b, dtype=torch.bool, device=device)
     n_steps = 0
-    hook_ctx = model.hooks(fwd_hooks=[(name, grab) for name in record]) if record else nullcontext()
+    hook_ctx = model.hooks(fwd_hooks=[(name, grabber(name)) for name in record]) if record else nullcontext()
     with hook_ctx:
         logits = backend.first(tokens, mask)
         for step in range(max_new_tokens):

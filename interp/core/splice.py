@@ -125,15 +125,15 @@ def spliced_losses(
     ``extra_hooks`` run in the spliced pass (e.g. to capture the reconstruction's input)."""
 
     def splice(act: Tensor, hook: Any) -> Tensor:
-        return torch.where(where.unsqueeze(-1), reconstruct(act).to(act.dtype), act)
+        return torch.where(where.unsqueeze(-1).to(act.device), reconstruct(act).to(act.device, act.dtype), act)
 
     def ablate(act: Tensor, hook: Any) -> Tensor:
-        return torch.where(where.unsqueeze(-1), torch.zeros_like(act), act)
+        return torch.where(where.unsqueeze(-1).to(act.device), torch.zeros_like(act), act)
 
     counted = torch.ones_like(tokens[:, 1:], dtype=torch.bool) if pad_token_id is None else tokens[:, 1:] != pad_token_id
     counted = counted.to(where.device)
     clean = token_losses(model, tokens, row_floats=row_floats)
     spliced = token_losses(model, tokens, fwd_hooks=[*extra_hooks, (hook_name, splice)], row_floats=row_floats)
     ablated = token_losses(model, tokens, fwd_hooks=[(hook_name, ablate)], row_floats=row_floats)
-    m = counted.float()
+    m = counted.float().to(clean.device)
     return SpliceSums(float((clean * m).sum()), float((spliced * m).sum()), float((ablated * m).sum()), int(m.sum()))

@@ -19,6 +19,10 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.core.frontend import final_norm as final_norm_of
+from interp.core.frontend import n_layers as n_layers_of
+from interp.core.frontend import output_device
+from interp.core.frontend import vocab_size as vocab_size_of
 from interp.core.tokens import Prompts, Truncation, encode_prompts
 from interp.core.validate import Check
 from interp.lens.errors import LensConfigError
@@ -71,25 +75,26 @@ def decode_residuals(
     Returns ``(top_ids, top_logprobs, top_logits, target_logprobs)`` shaped ``[batch, n_sel, n_pos, k]`` (and
     ``[..., n_targets]``). Shared by :func:`decode_layers` and generation-time probing.
     """
-    n_layers = model.cfg.n_layers
+    n_layers = n_layers_of(model)
     b, n_sel, n_pos, d = resid.shape
-    x = resid
+    x = resid.to(output_device(model))
     if lens is not None:
         x = lens.translate(x, layers)
     # the final norm is always applied at the last index (that IS the model's output); the
     # final_norm=False variant of the reference code only skips it for intermediate layers
     is_last = torch.tensor([layer == n_layers for layer in layers], device=x.device)
-    has_norm = model.cfg.normalization_type is not None
+    norm = final_norm_of(model)
     rows = x.reshape(b * n_sel * n_pos, d)
     tgt = None
     if target_ids is not None:
+        target_ids = target_ids.to(x.device)
         tgt = target_ids[:, None, None, :].expand(b, n_sel, n_pos, target_ids.shape[-1]).reshape(b * n_sel * n_pos, -1)
-    if has_norm and final_norm:
-        rows = model.ln_final(rows)
-    elif has_norm and bool(is_last.any()):
+    if norm is not None and final_norm:
+        rows = norm(rows)
+    elif norm is not None and bool(is_last.any()):
         sel = is_last[None, :, None].expand(b, n_sel, n_pos).reshape(-1)
         rows = rows.clone()
-        rows[sel] = model.ln_final(rows[sel])
+        rows[sel] = norm(rows[sel])
     out = unembed_topk(model, rows, k=k, target_ids=tgt, chunk_size=chunk_size)
     kk = out.top_ids.shape[-1]
     top_ids = out.top_ids.reshape(b, n_sel, n_pos, kk)
@@ -165,7 +170,7 @@ def _check_decode_args(model, *, k, positions, final_norm, target_ids, prepend_b
             t = torch.as_tensor(target_ids)
         except (TypeError, ValueError, RuntimeError):
             c.fail("target_ids", target_ids, "None, a token id, a list of ids or a [batch, n] id tensor")
-        n_vocab = int(model.cfg.d_vocab_out if getattr(model.cfg, "d_vocab_out", None) else model.cfg.d_vocab)
+        n_vocab = vocab_size_of(model)
         if t.is_floating_point() or t.dtype == torch.bool or t.numel() == 0 or int(t.min()) < 0 or int(t.max()) >= n_vocab:
             c.fail("target_ids", target_ids, f"token ids in [0, {n_vocab}) (at least one)")
 
@@ -192,7 +197,7 @@ def decode_layers(
     logits. Prompts of different lengths are left-padded with an attention mask.
 
     Args:
-        model: any TransformerLens ``HookedTransformer``.
+        model: a TransformerLens ``TransformerBridge`` or ``HookedTransformer``.
         prompts: a string, a list of strings, or a ``[batch, pos]`` token tensor.
         positions: ``-1`` (last token, default), a list of positions (negative = from each prompt's
             end, non-negative = from its first token), or ``"all"``.
@@ -217,7 +222,7 @@ def decode_layers(
     """
     _check_decode_args(model, k=k, positions=positions, final_norm=final_norm, target_ids=target_ids,
                        prepend_bos=prepend_bos, chunk_size=chunk_size)
-    n_layers = model.cfg.n_layers
+    n_layers = n_layers_of(model)
     sel = resolve_layers(layers, n_layers)
     tuned = resolve_lens(model, lens)
     tokens, mask = encode_prompts(model, prompts, prepend_bos=prepend_bos, truncate=truncate)
@@ -225,11 +230,12 @@ def decode_layers(
     tgt = _as_target_tensor(target_ids, tokens.shape[0], tokens.device)
 
     batch_ix = torch.arange(tokens.shape[0], device=tokens.device)[:, None]
+    head = output_device(model)
     kept: dict[int, Tensor] = {}
 
     def make_hook(index: int):
-        def hook(act, hook):  # keep only the requested positions: [batch, n_pos, d_model]
-            kept[index] = act[batch_ix, pos_idx].detach()
+        def hook(act, hook):  # keep only the requested positions: [batch, n_pos, d_model], on the head's device
+            kept[index] = act[batch_ix.to(act.device), pos_idx.to(act.device)].detach().to(head)
 
         return hook
 

@@ -19,6 +19,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from interp.core.frontend import d_model as d_model_of
+from interp.core.frontend import final_norm, input_device, output_device, output_softcap, vocab_size
+from interp.core.frontend import n_layers as n_layers_of
 from interp.core.errors import missing_file
 from interp.core.tokens import Truncation, check_tokens
 from interp.core.validate import Check
@@ -83,16 +86,16 @@ class TunedLens(nn.Module):
 
     @classmethod
     def for_model(cls, model: "HookedTransformer") -> "TunedLens":
-        return cls(model.cfg.n_layers, model.cfg.d_model, model_name=str(model.cfg.model_name)).to(
-            model.cfg.device
+        return cls(n_layers_of(model), d_model_of(model), model_name=str(getattr(model.cfg, "model_name", ""))).to(
+            output_device(model)
         )
 
     def check_model(self, model: "HookedTransformer") -> None:
-        if (model.cfg.n_layers, model.cfg.d_model) != (self.n_layers, self.d_model):
+        if (n_layers_of(model), d_model_of(model)) != (self.n_layers, self.d_model):
             raise LensConfigError(
                 f"This tuned lens was made for n_layers={self.n_layers}, d_model={self.d_model} "
-                f"({self.model_name or 'unnamed model'}); the model has n_layers={model.cfg.n_layers}, "
-                f"d_model={model.cfg.d_model}. Train a lens for this model with TunedLens.train(model, tokens)."
+                f"({self.model_name or 'unnamed model'}); the model has n_layers={n_layers_of(model)}, "
+                f"d_model={d_model_of(model)}. Train a lens for this model with TunedLens.train(model, tokens)."
             )
 
     def attach(self, model: "HookedTransformer") -> "TunedLens":
@@ -169,7 +172,7 @@ class TunedLens(nn.Module):
             for _ in bar:
                 pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
                 with torch.no_grad():
-                    resid, final_lp = _residuals_and_final(model, windows[pick].to(model.cfg.device))
+                    resid, final_lp = _residuals_and_final(model, windows[pick].to(input_device(model)))
                 loss = _kl_per_layer(model, lens, resid, final_lp, cfg.vocab_chunk_rows).mean()
                 opt.zero_grad()
                 loss.backward()
@@ -232,7 +235,8 @@ class TunedLens(nn.Module):
             lens.check_model(model)  # before anything is attached
         lens.load_state_dict({"weight": tensors["weight"], "bias": tensors["bias"]})
         if model is not None:
-            lens.to(model.cfg.device)
+            lens.check_model(model)
+            lens.to(output_device(model))
             if attach:
                 lens.attach(model)
         return lens
@@ -248,19 +252,20 @@ def kl_by_layer(
     if lens is not None:
         lens.check_model(model)
     with torch.no_grad():
-        resid, final_lp = _residuals_and_final(model, tokens.to(model.cfg.device))
+        resid, final_lp = _residuals_and_final(model, tokens.to(input_device(model)))
         return _kl_per_layer(model, lens, resid, final_lp, rows_chunk).cpu()
 
 
 def _residuals_and_final(model: "HookedTransformer", tokens: Tensor):
     """Residuals at lens indices 0..n_layers-1 ([batch*pos, n_layers, d]) and the final log-probs."""
 
-    n = model.cfg.n_layers
+    n = n_layers_of(model)
     names = [layer_hook_name(i, n) for i in range(n)]
     logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
-    resid = torch.stack([cache[name] for name in names], dim=2)  # [batch, pos, n_layers, d]
+    head = output_device(model)  # a split model's layers live on several devices
+    resid = torch.stack([cache[name].to(head) for name in names], dim=2)  # [batch, pos, n_layers, d]
     resid = resid.reshape(-1, n, resid.shape[-1])
-    final_lp = logits.reshape(-1, logits.shape[-1]).float().log_softmax(-1)
+    final_lp = logits.reshape(-1, logits.shape[-1]).to(head).float().log_softmax(-1)
     return resid, final_lp
 
 
@@ -269,14 +274,18 @@ def _kl_per_layer(model, lens: "TunedLens | None", resid: Tensor, final_lp: Tens
     total = torch.zeros(n, device=resid.device)
     rows = resid.shape[0]
     # bound the [n_layers, rows, vocab] log-prob block to ~2**27 floats (512 MiB) for big vocabularies
-    rows_chunk = max(1, min(rows_chunk, 2**27 // (n * model.cfg.d_vocab)))
+    rows_chunk = max(1, min(rows_chunk, 2**27 // (n * vocab_size(model))))
+    norm, cap = final_norm(model), output_softcap(model)
     for start in range(0, rows, rows_chunk):  # chunk rows: rows x vocab logits for every layer
         x = resid[start:start + rows_chunk][None]  # [1, rows, n, d] -> translate wants [b, sel, pos, d]
         x = x.permute(0, 2, 1, 3)
         if lens is not None:
             x = lens.translate(x, list(range(n)))
-        h = model.ln_final(x[0]) if model.cfg.normalization_type is not None else x[0]
-        lp = model.unembed(h).float().log_softmax(-1)  # [n, rows, vocab]
+        h = norm(x[0]) if norm is not None else x[0]
+        logits = model.unembed(h).float()
+        if cap > 0:  # Gemma-2: the model's own logits are soft-capped, so the lens's must be too
+            logits = cap * torch.tanh(logits / cap)
+        lp = logits.log_softmax(-1)  # [n, rows, vocab]
         p = final_lp[start:start + rows_chunk].exp()
         kl = (p[None] * (final_lp[start:start + rows_chunk][None] - lp)).sum(-1)  # [n, rows]
         total = total + kl.sum(-1)

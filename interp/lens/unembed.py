@@ -16,8 +16,11 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.core.frontend import output_softcap, unembed_weights
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
 
 DEFAULT_CHUNK = 8_192
 """Vocabulary columns unembedded at once. A vocabulary of at most this size is unembedded in one
@@ -48,7 +51,7 @@ def _check_targets(target_ids: Tensor, rows: int, vocab: int) -> None:
 
 
 def unembed_topk(
-    model: "HookedTransformer",
+    model: "HookedTransformer | TransformerBridge",
     resid: Float[Tensor, "rows d_model"],
     *,
     k: int,
@@ -59,7 +62,8 @@ def unembed_topk(
     """Unembed ``resid`` (already translated by a lens; ``normalize`` is the final norm or None).
 
     Args:
-        model: gives ``W_U``, ``b_U`` and the logit soft-cap.
+        model: gives ``W_U``, ``b_U`` and the logit soft-cap (read through :mod:`interp.core.frontend`, so a
+            bridge and a HookedTransformer are unembedded the same way).
         resid: one residual vector per row.
         k: how many top tokens to keep per row.
         target_ids: per-row token ids whose exact log-probs are wanted (e.g. an answer's tokens).
@@ -70,11 +74,11 @@ def unembed_topk(
         >>> out = unembed_topk(model, resid, k=5, normalize=model.ln_final)  # doctest: +SKIP
     """
     x = normalize(resid) if normalize is not None else resid
-    W_U, b_U = model.unembed.W_U, model.unembed.b_U
-    x = x.to(W_U.dtype)
+    W_U, b_U = unembed_weights(model)
+    x = x.to(device=W_U.device, dtype=W_U.dtype)
     vocab = W_U.shape[1]
     k = min(k, vocab)
-    cap = float(getattr(model.cfg, "output_logits_soft_cap", 0.0) or 0.0)
+    cap = output_softcap(model)
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
     if vocab <= chunk_size:
@@ -94,7 +98,8 @@ def unembed_topk(
     for start in range(0, vocab, chunk_size):
         stop = min(start + chunk_size, vocab)
         # a strided view of W_U's columns: BLAS reads it in place, nothing is copied
-        logits = torch.addmm(b_U[start:stop], x, W_U[:, start:stop]).float()
+        cols = W_U[:, start:stop]
+        logits = (torch.addmm(b_U[start:stop], x, cols) if b_U is not None else x @ cols).float()
         logits = _softcap(logits, cap)
         chunk_lse = torch.logsumexp(logits, dim=-1)
         lse = chunk_lse if lse is None else torch.logaddexp(lse, chunk_lse)
@@ -113,6 +118,8 @@ def unembed_topk(
     if target_ids is not None:
         _check_targets(target_ids, x.shape[0], vocab)
         cols = W_U[:, target_ids]  # [d_model, rows, n_targets]
-        t_logits = torch.einsum("rd,drn->rn", x, cols) + b_U[target_ids]
+        t_logits = torch.einsum("rd,drn->rn", x, cols)
+        if b_U is not None:
+            t_logits = t_logits + b_U[target_ids]
         target_lp = _softcap(t_logits.float(), cap) - lse[:, None]
     return Unembedded(top_ids, top_vals - lse[:, None], top_vals, target_lp)

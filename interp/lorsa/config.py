@@ -1,9 +1,11 @@
 """Configuration of a Lorsa layer (He et al. 2025, arXiv 2504.20938) and how it is read off a host.
 
-``LorsaConfig.from_model`` copies every positional and scaling setting from the TransformerLens
-config, so a Lorsa always uses the same RoPE layout, base, rotary dim and attention scale as the
-layer it replaces (the maintained public code defaults to adjacent-pair RoPE and silently breaks
-the model-based init on rotate-half Llama hosts).
+``LorsaConfig.from_model`` copies every positional and scaling setting of the host layer, read through
+:mod:`interp.core.frontend` (the same facts on a TransformerBridge and a HookedTransformer): the RoPE
+layout and its exact frequencies (so Llama-3's NTK-by-parts scaling, linear scaling, partial rotary and
+Gemma-3's per-layer bases all come along), the score scale (Gemma's ``query_pre_attn_scalar``), the
+attention soft-cap (Gemma-2), the sliding window and the per-head QK norm. The maintained public code
+defaults to adjacent-pair RoPE and silently breaks the model-based init on rotate-half Llama hosts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interp.core.errors import InterpConfigError
 from interp.core.validate import Check
+from interp.core import frontend as fe
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -45,15 +48,16 @@ class UnsupportedModelError(LorsaConfigError):
 def hook_names(model: "HookedTransformer", layer: int) -> tuple[str, str]:
     """Input and target hook of a Lorsa replacing attention layer ``layer`` of ``model``.
 
-    Input is the attention layer's normalised input (``blocks.L.ln1.hook_normalized``; the
-    residual stream when the model has no norm), target ``blocks.L.hook_attn_out``.
+    Input is the attention layer's normalised input (``blocks.L.ln1.hook_normalized``, before the norm's
+    weight; the residual stream when the model has no norm), target ``blocks.L.hook_attn_out`` (on Gemma-2/3
+    that is after the post-attention norm, on both front-ends).
     """
-    n_layers = model.cfg.n_layers
+    n_layers = fe.n_layers(model)
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
         raise LorsaConfigError(
             f"layer={layer!r} is out of range: this model has {n_layers} layers, so use 0..{n_layers - 1}."
         )
-    if model.cfg.normalization_type is None:
+    if fe.normalization(model) is None:
         return f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.hook_attn_out"
     return f"blocks.{layer}.ln1.hook_normalized", f"blocks.{layer}.hook_attn_out"
 
@@ -83,6 +87,12 @@ class LorsaConfig:
     rotary_base: float = 10000.0
     rotary_adjacent_pairs: bool = False
     rotary_scaling_factor: float = 1.0
+    # Exact RoPE frequencies (angle = pos * inv_freq[i]) read off the host; when set they replace
+    # rotary_base / rotary_scaling_factor (Llama-3 NTK-by-parts, Gemma-3 local/global bases...).
+    rotary_inv_freq: list[float] | None = None
+    rotary_attention_scaling: float = 1.0  # cos/sin multiplier (YaRN's mscale); 1 for every other RoPE
+    attn_softcap: float = 0.0  # Gemma-2: scores = c * tanh(scores / c); 0 = none
+    sliding_window: int | None = None  # query t attends to keys s with t - s < window; None = global
     qk_norm: bool = False
     qk_norm_eps: float = 1e-6
     attn_scale: float | None = None  # scores are divided by this; None means sqrt(d_qk_head)
@@ -132,12 +142,24 @@ class LorsaConfig:
         if self.activation not in ACTIVATIONS:
             raise LorsaConfigError(f"activation={self.activation!r} is not one of {ACTIVATIONS}.")
         if self.rotary:
+            if self.rotary_inv_freq is not None:
+                self.rotary_inv_freq = [float(v) for v in self.rotary_inv_freq]
+                if self.rotary_dim is not None and self.rotary_dim != 2 * len(self.rotary_inv_freq):
+                    raise LorsaConfigError(
+                        f"rotary_dim={self.rotary_dim} but rotary_inv_freq has {len(self.rotary_inv_freq)} entries "
+                        f"(it needs rotary_dim / 2)."
+                    )
+                self.rotary_dim = 2 * len(self.rotary_inv_freq)
             if self.rotary_dim is None:
                 self.rotary_dim = self.d_qk_head
             if self.rotary_dim % 2 or not 0 < self.rotary_dim <= self.d_qk_head:
                 raise LorsaConfigError(
                     f"rotary_dim={self.rotary_dim} must be even and at most d_qk_head={self.d_qk_head}."
                 )
+        if self.attn_softcap < 0:
+            raise LorsaConfigError(f"attn_softcap={self.attn_softcap} must be >= 0 (0: no soft-cap).")
+        if self.sliding_window is not None and (not isinstance(self.sliding_window, int) or self.sliding_window < 1):
+            raise LorsaConfigError(f"sliding_window={self.sliding_window!r} must be a positive integer or None.")
         if self.query_chunk_size is not None and self.query_chunk_size < 0:
             raise LorsaConfigError(f"query_chunk_size={self.query_chunk_size} must be >= 0 (0: no chunking) or None (auto).")
 
@@ -179,8 +201,8 @@ class LorsaConfig:
         """Config for a Lorsa replacing attention layer ``layer`` of ``model``.
 
         ``n_ov_heads = expansion * d_model``; QK heads default to one per host query head with the
-        host head width, so the QK circuit can be copied at init. Every positional setting is
-        copied from ``model.cfg``; unsupported attention variants raise
+        host head width, so the QK circuit can be copied at init. Every positional setting is read
+        off the host layer (:mod:`interp.core.frontend`, either front-end); unsupported attention variants raise
         :class:`UnsupportedModelError` naming the feature.
 
         Example:
@@ -191,37 +213,36 @@ class LorsaConfig:
         c.integer("top_k", top_k, min=1)
         c.integer("n_qk_heads", n_qk_heads, min=1, optional=True)
         c.integer("d_qk_head", d_qk_head, min=1, optional=True)
-        check_supported(model)
         hook_in, hook_out = hook_names(model, layer)
-        c = model.cfg
-        n_qk = n_qk_heads if n_qk_heads is not None else c.n_heads
-        d_qk = d_qk_head if d_qk_head is not None else c.d_head
-        rotary = c.positional_embedding_type == "rotary"
-        rotary_dim = None
-        if rotary:
-            if d_qk != c.d_head:
-                raise LorsaConfigError(
-                    f"d_qk_head={d_qk} differs from the host head width {c.d_head}; with RoPE the rotary "
-                    "layout is defined per host head width, so keep d_qk_head equal to it."
-                )
-            rotary_dim = c.rotary_dim if c.rotary_dim is not None else c.d_head
+        check_supported(model, layer)
+        n_heads, host_d_head = fe.n_heads(model), fe.d_head(model)
+        n_qk = n_qk_heads if n_qk_heads is not None else n_heads
+        d_qk = d_qk_head if d_qk_head is not None else host_d_head
+        rope = fe.rope(model, layer)
+        if rope is not None and d_qk != host_d_head:
+            raise LorsaConfigError(
+                f"d_qk_head={d_qk} differs from the host head width {host_d_head}; with RoPE the rotary "
+                "layout is defined per host head width, so keep d_qk_head equal to it."
+            )
+        qk_norm = fe.qk_norm(model, layer)
+        d = fe.d_model(model)
         return cls(
-            d_model=c.d_model,
+            d_model=d,
             n_qk_heads=n_qk,
             d_qk_head=d_qk,
-            n_ov_heads=expansion * c.d_model,
+            n_ov_heads=expansion * d,
             top_k=top_k,
             activation=activation,
-            rotary=rotary,
-            rotary_dim=rotary_dim,
-            rotary_base=float(c.rotary_base) if rotary else 10000.0,
-            rotary_adjacent_pairs=bool(c.rotary_adjacent_pairs) if rotary else False,
-            rotary_scaling_factor=float(getattr(c, "rotary_scaling_factor", 1.0) or 1.0),
-            qk_norm=bool(c.use_qk_norm),
-            qk_norm_eps=float(c.eps),
-            attn_scale=float(c.attn_scale) * (1 if not c.scale_attn_by_inverse_layer_idx else layer + 1)
-            if c.use_attn_scale
-            else 1.0,
+            rotary=rope is not None,
+            rotary_dim=rope.dim if rope is not None else None,
+            rotary_adjacent_pairs=rope.adjacent_pairs if rope is not None else False,
+            rotary_inv_freq=rope.inv_freq.tolist() if rope is not None else None,
+            rotary_attention_scaling=rope.attention_scaling if rope is not None else 1.0,
+            attn_softcap=fe.attn_softcap(model, layer),
+            sliding_window=fe.sliding_window(model, layer),
+            qk_norm=qk_norm is not None,
+            qk_norm_eps=qk_norm.eps if qk_norm is not None else 1e-6,
+            attn_scale=fe.attn_scale(model, layer),
             layer=layer,
             hook_in=hook_in,
             hook_out=hook_out,
@@ -229,27 +250,15 @@ class LorsaConfig:
         )
 
 
-def check_supported(model: "HookedTransformer") -> None:
-    """Raise :class:`UnsupportedModelError` when the host attention has a feature Lorsa lacks."""
-    c = model.cfg
-    problems = []
-    if c.positional_embedding_type not in ("standard", "rotary"):
-        problems.append(f"positional_embedding_type={c.positional_embedding_type!r} (only 'standard' and 'rotary')")
-    for flag in ("use_NTK_by_parts_rope", "use_yarn_rope", "use_logn_attn", "use_local_attn"):
-        if getattr(c, flag, False):
-            problems.append(f"{flag}=True")
-    if getattr(c, "attn_scores_soft_cap", -1.0) and c.attn_scores_soft_cap > 0:
-        problems.append(f"attn_scores_soft_cap={c.attn_scores_soft_cap}")
-    if getattr(c, "attn_types", None) and any(t != "global" for t in c.attn_types):
-        problems.append("local (sliding-window) attention layers")
-    if c.original_architecture in ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM"):
-        problems.append(f"{c.original_architecture} full-vector QK norm")
-    if getattr(c, "attention_dir", "causal") != "causal":
-        problems.append(f"attention_dir={c.attention_dir!r} (Lorsa is causal)")
+def check_supported(model: "HookedTransformer", layer: int = 0) -> None:
+    """Raise :class:`UnsupportedModelError` when attention layer ``layer`` of the host has a feature Lorsa
+    cannot mirror, naming the family and the feature."""
+    problems = fe.attention_unsupported(model, layer)
     if problems:
         raise UnsupportedModelError(
-            f"Lorsa cannot mirror the attention of {c.model_name!r}: unsupported " + "; ".join(problems) + ". "
-            "Supported: causal global attention with no positional embedding in attention (GPT-2 style) or "
-            "plain RoPE (adjacent-pair or rotate-half, any base/rotary dim, linear scaling), MHA or GQA, "
-            "optional per-head QK RMSNorm."
+            f"Lorsa cannot mirror layer {layer} of {fe.architecture(model)}: " + "; ".join(p.rstrip(".") for p in problems)
+            + ". "
+            "Lorsa mirrors causal attention with learned absolute positions (GPT-2) or static RoPE (any layout, "
+            "partial rotary, linear / Llama-3 / YaRN scaling, per-layer bases), MHA or GQA, QKV biases, per-head "
+            "QK RMSNorm, Gemma-2's score soft-cap and sliding windows. Pick a layer or model without the feature."
         )

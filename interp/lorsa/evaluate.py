@@ -19,6 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.core.progress import bar_disabled
+from interp.core import frontend as fe
 from interp.core.splice import SpliceSums, splice_positions, spliced_losses
 from interp.core.tokens import Truncation, check_tokens, token_mask
 from interp.core.tokens import bos_token_id as bos_of
@@ -128,12 +129,12 @@ def evaluate_lorsa(
     c.integer("batch_size", batch_size, min=1)
     c.number("dense_threshold", dense_threshold, ge=0, le=1, fix="A head firing on more than this fraction of tokens "
              "counts as dense (0.1 by default).")
-    n_vocab = int(model.cfg.d_vocab)
+    n_vocab = fe.vocab_size(model)
     c.integer("pad_token_id", pad_token_id, min=0, max=n_vocab - 1, optional=True)
     c.integer("bos_token_id", bos_token_id, min=0, max=n_vocab - 1, optional=True)
     c.boolean("splice_bos", splice_bos)
     c.boolean("progress", progress)
-    dev = model.cfg.device
+    dev = fe.layer_device(model, cfg.layer)  # the host layer's device (one GPU of a split model)
     lorsa = lorsa.to(dev)
     bos = bos_token_id if bos_token_id is not None else bos_of(getattr(model, "tokenizer", None))
     n = cfg.n_ov_heads
@@ -144,18 +145,18 @@ def evaluate_lorsa(
 
     losses = SpliceSums()
     for start in tqdm(range(0, tokens.shape[0], batch_size), desc="evaluate", disable=bar_disabled(progress)):
-        toks = tokens[start : start + batch_size].to(dev)
-        mask = token_mask(toks, bos_token_id=bos, pad_token_id=pad_token_id)
+        toks = tokens[start : start + batch_size].to(fe.input_device(model))
+        mask = token_mask(toks, bos_token_id=bos, pad_token_id=pad_token_id).to(dev)
         where = splice_positions(toks, bos_token_id=bos, pad_token_id=pad_token_id, include_bos=splice_bos)
         captured: dict[str, Tensor] = {}
 
         def grab(act: Tensor, hook) -> None:
-            captured["x"] = act
+            captured["x"] = act.to(dev)
 
         def reconstruct(act: Tensor) -> Tensor:
             z = lorsa.encode(captured["x"].float())
             y_hat = lorsa.decode(z)
-            captured.update(y=act.detach(), y_hat=y_hat, z=z)
+            captured.update(y=act.detach().to(dev), y_hat=y_hat, z=z)
             return y_hat
 
         losses.add(spliced_losses(model, toks, cfg.hook_out, reconstruct, where=where, pad_token_id=pad_token_id,

@@ -1,8 +1,9 @@
 """Initialising a Lorsa from the host attention layer (the authors' recommended init).
 
 QK heads copy the host query/key weights *and biases* (the public code forgot the biases), with
-the host's input norm weight folded in, since ``ln1.hook_normalized`` is read before it is
-applied. Each OV head's w_V lies in its parent head's value subspace and its w_O goes through the
+the host's input norm weight folded in (Gemma's 1 + w), since ``ln1.hook_normalized`` is read before it
+is applied; GQA key heads are repeated per query head. The host is read through
+:mod:`interp.core.frontend`, so a TransformerBridge and a HookedTransformer give the same Lorsa. Each OV head's w_V lies in its parent head's value subspace and its w_O goes through the
 parent's OV circuit, so E[w_V w_O^T] is the parent's W_V W_O.
 """
 
@@ -15,6 +16,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.core import frontend as fe
 from interp.lorsa.config import check_supported
 from interp.lorsa.model import Lorsa
 
@@ -42,31 +44,30 @@ class HostAttention:
 
 @torch.no_grad()
 def host_attention(model: "HookedTransformer", layer: int) -> HostAttention:
-    """Read attention layer ``layer`` of ``model`` as weights acting on its ``hook_normalized`` input."""
-    check_supported(model)
-    block = model.blocks[layer]
-    attn = block.attn
-    w = getattr(block.ln1, "w", None) if hasattr(block, "ln1") else None
-    b = getattr(block.ln1, "b", None) if hasattr(block, "ln1") else None
+    """Read attention layer ``layer`` of ``model`` (a TransformerBridge or a HookedTransformer, through
+    :mod:`interp.core.frontend`) as float32 weights acting on its ``hook_normalized`` input."""
+    check_supported(model, layer)
+    w = fe.attention_weights(model, layer)
+    norm = fe.input_norm(model, layer)
+    n_heads, n_kv = w.W_Q.shape[0], w.W_K.shape[0]
+    kv_of = torch.arange(n_heads, device=w.W_K.device) // (n_heads // n_kv)  # GQA: query head -> its key/value head
 
     def fold(W: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-        W2 = W.float().clone()
-        b2 = bias.float().clone()
-        if b is not None:
-            b2 = b2 + torch.einsum("d,hde->he", b.float(), W.float())
-        if w is not None:
-            W2 = W2 * w.float()[None, :, None]
+        W2, b2 = W.clone(), bias.clone()
+        if norm.bias is not None:
+            b2 = b2 + torch.einsum("d,hde->he", norm.bias.to(W.device), W)
+        if norm.weight is not None:
+            W2 = W2 * norm.weight.to(W.device)[None, :, None]
         return W2, b2
 
-    W_Q, b_Q = fold(attn.W_Q, attn.b_Q)
-    W_K, b_K = fold(attn.W_K, attn.b_K)  # GQA: TransformerLens's W_K/b_K are already expanded
-    W_V, b_V = fold(attn.W_V, attn.b_V)
-    q_norm = getattr(attn, "q_norm", None) if model.cfg.use_qk_norm else None
-    k_norm = getattr(attn, "k_norm", None) if model.cfg.use_qk_norm else None
+    W_Q, b_Q = fold(w.W_Q, w.b_Q)
+    W_K, b_K = fold(w.W_K[kv_of], w.b_K[kv_of])
+    W_V, b_V = fold(w.W_V[kv_of], w.b_V[kv_of])
+    qk = fe.qk_norm(model, layer)
     return HostAttention(
-        W_Q, b_Q, W_K, b_K, W_V, b_V, attn.W_O.float().clone(),
-        q_norm.w.float().clone() if q_norm is not None else None,
-        k_norm.w.float().clone() if k_norm is not None else None,
+        W_Q, b_Q, W_K, b_K, W_V, b_V, w.W_O.clone(),
+        qk.q_weight.clone() if qk is not None else None,
+        qk.k_weight.clone() if qk is not None else None,
     )
 
 
@@ -99,28 +100,30 @@ def init_from_host(
     n_heads, d_model, d_head = host.W_Q.shape
     if d_model != cfg.d_model:
         raise ValueError(f"Lorsa d_model={cfg.d_model} does not match the model's d_model={d_model}.")
-    dev = lorsa.W_Q.device
-    qk_src = torch.arange(cfg.n_qk_heads) % n_heads
+    dev = lorsa.W_Q.device  # every tensor below lives here, whatever device the host layer is on
+    qk_src = torch.arange(cfg.n_qk_heads, device=dev) % n_heads
     if cfg.d_qk_head == d_head:
-        lorsa.W_Q.copy_(host.W_Q[qk_src] / in_scale)
-        lorsa.W_K.copy_(host.W_K[qk_src] / in_scale)
-        lorsa.b_Q.copy_(host.b_Q[qk_src])
-        lorsa.b_K.copy_(host.b_K[qk_src])
+        lorsa.W_Q.copy_(host.W_Q.to(dev)[qk_src] / in_scale)
+        lorsa.W_K.copy_(host.W_K.to(dev)[qk_src] / in_scale)
+        lorsa.b_Q.copy_(host.b_Q.to(dev)[qk_src])
+        lorsa.b_K.copy_(host.b_K.to(dev)[qk_src])
         if cfg.qk_norm and host.q_norm_w is not None:
             lorsa.q_norm_w.copy_(host.q_norm_w)
             lorsa.k_norm_w.copy_(host.k_norm_w)
     if not init_ov:
         return lorsa
-    gen = torch.Generator().manual_seed(seed)
     parent = qk_src.repeat_interleave(cfg.group_size)  # [n_ov]
-    # r ~ N(0, I / d_head): E[r r^T] = I / d_head, so sum over a group's heads approximates W_V W_O.
-    r = torch.randn(cfg.n_ov_heads, d_head, generator=gen) / d_head**0.5
-    w_v = torch.einsum("ide,ie->id", host.W_V[parent], r) / in_scale
-    b_v = torch.einsum("ie,ie->i", host.b_V[parent], r)
-    w_o = torch.einsum("ie,ied->id", r, host.W_O[parent]) * out_scale
+    # r ~ N(0, I / d_head): E[r r^T] = I / d_head, so sum over a group's heads approximates W_V W_O. Drawn
+    # from a CPU generator so a seed gives the same Lorsa on every device, then moved to the Lorsa's.
+    gen = torch.Generator().manual_seed(seed)
+    r = (torch.randn(cfg.n_ov_heads, d_head, generator=gen) / d_head**0.5).to(dev)
+    W_V, b_V, W_O = host.W_V.to(dev)[parent], host.b_V.to(dev)[parent], host.W_O.to(dev)[parent]
+    w_v = torch.einsum("ide,ie->id", W_V, r) / in_scale
+    b_v = torch.einsum("ie,ie->i", b_V, r)
+    w_o = torch.einsum("ie,ied->id", r, W_O) * out_scale
     # Unit-norm value directions keep every head's activation on one scale; the decoder carries the size.
     v_norm = w_v.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    lorsa.W_V.copy_((w_v / v_norm).to(dev))
-    lorsa.b_V.copy_((b_v / v_norm.squeeze(-1)).to(dev))
-    lorsa.W_O.copy_((w_o * v_norm).to(dev))
+    lorsa.W_V.copy_(w_v / v_norm)
+    lorsa.b_V.copy_(b_v / v_norm.squeeze(-1))
+    lorsa.W_O.copy_(w_o * v_norm)
     return lorsa

@@ -20,9 +20,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from interp.core.errors import InterpLoadError, missing_file
+from interp.core import frontend as fe
 from interp.lorsa.config import LorsaConfig, LorsaConfigError
 
-__all__ = ["Lorsa", "LorsaLoadError", "rotary_sin_cos", "apply_rotary"]
+__all__ = ["Lorsa", "LorsaLoadError", "rotary_sin_cos", "apply_rotary", "attention_mask"]
 
 FORMAT = "interp.lorsa/1"
 AUTO_QUERY_CHUNK = 128  # query_chunk_size=None: chunks of 128 queries (~30% faster steps at ctx 256 on CPU)
@@ -43,15 +44,33 @@ class LorsaLoadError(InterpLoadError):
 
 
 def rotary_sin_cos(cfg: LorsaConfig, n_pos: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """sin/cos tables [n_pos, rotary_dim], the same formula as TransformerLens for plain RoPE."""
+    """sin/cos tables [n_pos, rotary_dim]: from the host's exact frequencies (``rotary_inv_freq``, computed
+    like Hugging Face: float32 pos * inv_freq), else from base / linear scaling like TransformerLens."""
     assert cfg.rotary_dim is not None
     rd = cfg.rotary_dim
     pos = torch.arange(n_pos, dtype=torch.float32, device=device)
-    dim = torch.arange(rd // 2, dtype=torch.float32, device=device)
-    freq = cfg.rotary_base ** (dim / (rd / 2)) * cfg.rotary_scaling_factor
-    freq = freq.repeat_interleave(2) if cfg.rotary_adjacent_pairs else freq.repeat(2)
-    angles = pos[:, None] / freq[None, :]
-    return torch.sin(angles), torch.cos(angles)
+    if cfg.rotary_inv_freq is not None:
+        inv = torch.tensor(cfg.rotary_inv_freq, dtype=torch.float32, device=device)
+        inv = inv.repeat_interleave(2) if cfg.rotary_adjacent_pairs else inv.repeat(2)
+        angles = pos[:, None] * inv[None, :]
+    else:
+        dim = torch.arange(rd // 2, dtype=torch.float32, device=device)
+        freq = cfg.rotary_base ** (dim / (rd / 2)) * cfg.rotary_scaling_factor
+        freq = freq.repeat_interleave(2) if cfg.rotary_adjacent_pairs else freq.repeat(2)
+        angles = pos[:, None] / freq[None, :]
+    amp = float(cfg.rotary_attention_scaling)
+    return torch.sin(angles) * amp, torch.cos(angles) * amp
+
+
+def attention_mask(n_query: int, n_key: int, offset: int, window: int | None, device: torch.device) -> Tensor:
+    """Which keys each query sees: causal (key s <= query t, queries counted from ``offset``) and, with a
+    sliding ``window``, t - s < window (Hugging Face's and TransformerLens's convention)."""
+    t = torch.arange(offset, offset + n_query, device=device)[:, None]
+    s = torch.arange(n_key, device=device)[None, :]
+    mask = s <= t
+    if window is not None:
+        mask &= (t - s) < window
+    return mask
 
 
 def apply_rotary(
@@ -135,6 +154,26 @@ class Lorsa(nn.Module):
             k = apply_rotary(k, sin, cos, self.cfg.rotary_adjacent_pairs)
         return q, k
 
+    def _scores(self, q: Tensor, k: Tensor, offset: int) -> Tensor:
+        """Masked (and soft-capped) attention scores of queries starting at ``offset`` against keys 0.. ."""
+        scores = q @ k.transpose(-1, -2) / self.cfg.scale
+        if self.cfg.attn_softcap > 0:
+            cap = self.cfg.attn_softcap
+            scores = cap * torch.tanh(scores / cap)
+        mask = attention_mask(q.shape[2], k.shape[2], offset, self.cfg.sliding_window, q.device)
+        return scores.masked_fill(~mask, float("-inf"))
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, offset: int) -> Tensor:
+        """Attention of a chunk of queries (absolute positions offset..) over keys up to its last query."""
+        stop = offset + q.shape[2]
+        k, v = k[:, :, :stop], v[:, :, :stop]
+        if self.cfg.attn_softcap > 0:  # the soft-cap sits between the scores and the softmax: no fused kernel
+            return self._scores(q, k, offset).softmax(-1) @ v
+        if offset == 0 and self.cfg.sliding_window is None and q.shape[2] == k.shape[2]:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / self.cfg.scale)
+        mask = attention_mask(q.shape[2], stop, offset, self.cfg.sliding_window, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0 / self.cfg.scale)
+
     def values(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos n_ov"]:
         """Per-head value scalars x_s . w_V^i + b_V^i."""
         return x @ self.W_V.T + self.b_V
@@ -156,20 +195,12 @@ class Lorsa(nn.Module):
         if chunk is None:
             chunk = AUTO_QUERY_CHUNK
         if chunk == 0 or chunk >= n:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / self.cfg.scale)
+            out = self._attend(q, k, v, 0)
         else:
             # Each chunk of queries only needs keys up to its last position: bounds the working set and
             # skips most of the masked upper triangle that a single causal call still multiplies out on CPU.
-            parts = []
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                mask = torch.ones(stop - start, stop, dtype=torch.bool, device=x.device).tril(diagonal=start)
-                parts.append(
-                    F.scaled_dot_product_attention(
-                        q[:, :, start:stop], k[:, :, :stop], v[:, :, :stop], attn_mask=mask, scale=1.0 / self.cfg.scale
-                    )
-                )
-            out = torch.cat(parts, dim=2)
+            out = torch.cat([self._attend(q[:, :, start:start + chunk], k, v, start) for start in range(0, n, chunk)],
+                            dim=2)
         return out.transpose(1, 2).reshape(b, n, self.cfg.n_ov_heads)
 
     def sparsify(self, z_pre: Float[Tensor, "batch pos n_ov"], top_k: int | None = None) -> Float[Tensor, "batch pos n_ov"]:
@@ -199,10 +230,7 @@ class Lorsa(nn.Module):
         """Causal attention pattern of every QK head (explicit softmax, for analysis)."""
         self._check_input(x)
         q, k = self._qk(x)
-        scores = q @ k.transpose(-1, -2) / self.cfg.scale
-        n = x.shape[1]
-        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
-        return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+        return self._scores(q, k, 0).softmax(-1)
 
     def z_pattern(self, x: Float[Tensor, "batch pos d_model"], head: int) -> Float[Tensor, "batch q k"]:
         """Exact per-source decomposition of OV head ``head``: entry [b, t, s] is
@@ -262,15 +290,15 @@ class Lorsa(nn.Module):
 
     def check_host(self, model: Any) -> None:
         """Raise when this Lorsa cannot run on ``model`` (d_model or layer mismatch, hooks it lacks)."""
-        c = model.cfg
-        if c.d_model != self.cfg.d_model:
+        d, n_layers = fe.d_model(model), fe.n_layers(model)
+        if d != self.cfg.d_model:
             raise LorsaConfigError(
-                f"This Lorsa has d_model={self.cfg.d_model} but the model has d_model={c.d_model}: it was "
+                f"This Lorsa has d_model={self.cfg.d_model} but the model has d_model={d}: it was "
                 "trained on a different model."
             )
-        if self.cfg.layer is not None and not 0 <= self.cfg.layer < c.n_layers:
+        if self.cfg.layer is not None and not 0 <= self.cfg.layer < n_layers:
             raise LorsaConfigError(
-                f"This Lorsa replaces layer {self.cfg.layer} but the model has only {c.n_layers} layers."
+                f"This Lorsa replaces layer {self.cfg.layer} but the model has only {n_layers} layers."
             )
         hooks = getattr(model, "hook_dict", {})
         absent = [h for h in (self.cfg.hook_in, self.cfg.hook_out) if h is not None and h not in hooks]

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core import frontend as fe
 from interp.core.activations import ActivationStream
 from interp.core.checkpoint import (CheckpointError, CheckpointMismatchError, check_data_fingerprint,
                                     check_optimizer_state, config_differences, data_fingerprint, load_optimizer_state,
@@ -224,7 +225,7 @@ def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], 
                               shuffle=False, model_batch_size=cfg.model_batch_size, pad_token_id=cfg.pad_token_id,
                               bos_token_id=cfg.bos_token_id)
     block = next(iter(stream))
-    d = model.cfg.d_model
+    d = fe.d_model(model)
     out = []
     for h in hooks:
         norms = block[h].float().norm(dim=-1)[block.mask]
@@ -345,8 +346,8 @@ def train_lorsa(
     tokens = check_tokens(model, tokens, what="train_lorsa's tokens", truncate=truncate, min_len=2)
     # the caller's config is never changed: the hooks are filled into a copy
     cfg = replace(cfg) if cfg is not None else LorsaConfig.from_model(model, layer)
-    if cfg.d_model != model.cfg.d_model:
-        raise LorsaConfigError(f"LorsaConfig.d_model={cfg.d_model} but the model has d_model={model.cfg.d_model}.")
+    if cfg.d_model != fe.d_model(model):
+        raise LorsaConfigError(f"LorsaConfig.d_model={cfg.d_model} but the model has d_model={fe.d_model(model)}.")
     if cfg.layer is not None and cfg.layer != layer:
         raise LorsaConfigError(f"train_lorsa(layer={layer}) but LorsaConfig.layer={cfg.layer}: the config was built for "
                                f"another layer. Use LorsaConfig.from_model(model, {layer}) or layer={cfg.layer}.")
@@ -356,7 +357,7 @@ def train_lorsa(
         raise LorsaConfigError(f"LorsaConfig hooks ({cfg.hook_in}, {cfg.hook_out}) are not this model's hooks of layer "
                                f"{layer} ({hook_in}, {hook_out}); build the config with LorsaConfig.from_model.")
     t = Check(train_cfg, LorsaConfigError)
-    n_vocab = int(model.cfg.d_vocab)
+    n_vocab = fe.vocab_size(model)
     for name in ("pad_token_id", "bos_token_id"):
         value = getattr(train_cfg, name)
         t.require(value is None or value < n_vocab, name, value, f"None or an id in 0..{n_vocab - 1} (this model's vocabulary)")
@@ -370,7 +371,7 @@ def train_lorsa(
     rank, world = distributed_rank()
     if train_cfg.batch_size % world:
         raise ValueError(f"batch_size={train_cfg.batch_size} must be divisible by the {world} ranks.")
-    device = torch.device(model.cfg.device)
+    device = fe.layer_device(model, layer)  # where the host layer's activations are (one GPU of a split model)
     torch.manual_seed(train_cfg.seed)
 
     probe = ActivationStream(model, tokens, [hook_in, hook_out], batch_size=train_cfg.batch_size,
@@ -411,9 +412,9 @@ def train_lorsa(
     for block in stream:
         if step >= n_steps or (stop_after is not None and step >= stop_after):
             break
-        x = block[hook_in].float() * in_scale
-        y = block[hook_out].float() * out_scale
-        mask = block.mask
+        x = block[hook_in].to(device).float() * in_scale
+        y = block[hook_out].to(device).float() * out_scale
+        mask = block.mask.to(device)
         if not initialised:
             # Statistics of the first *global* batch, reduced over ranks so every rank agrees.
             b_mean = _all_sum((y * mask.unsqueeze(-1)).sum((0, 1)), world) / _all_sum(mask.sum().float(), world)

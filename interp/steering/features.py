@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from interp.core.frontend import vocab_size
 from interp.core.readout import direction_logits, readout_frame
 from interp.steering.errors import SteeringConfigError
 
@@ -26,8 +27,8 @@ def logit_readout(model: "HookedTransformer", sae: "SAE[Any]", feature: int, k: 
     (:func:`interp.core.readout.direction_logits`; the final norm's per-channel weight is applied)."""
     if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < sae.cfg.d_sae:
         raise IndexError(f"feature {feature!r} is out of range for an SAE with d_sae={sae.cfg.d_sae}.")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= int(model.cfg.d_vocab):
-        raise SteeringConfigError(f"logit_readout(k={k!r}) is invalid: it must be an integer in [1, {int(model.cfg.d_vocab)}].")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= vocab_size(model):
+        raise SteeringConfigError(f"logit_readout(k={k!r}) is invalid: it must be an integer in [1, {vocab_size(model)}].")
     return readout_frame(model, direction_logits(model, sae.W_dec[feature].detach()), k)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Union
 import torch
 
 from interp.steering.errors import SteeringConfigError
+from interp.core.frontend import d_model, input_device, n_layers
 
 if TYPE_CHECKING:
     from sae_lens import SAE
@@ -47,16 +48,19 @@ def hook_widths(model: "HookedTransformer", names: Sequence[str]) -> dict[str, i
     """Width of the last dimension at each hook: d_model for residual-stream hooks, otherwise read from
     one single-token forward pass."""
     check_hooks(model, names)
-    widths: dict[str, int] = {n: int(model.cfg.d_model) for n in names if _RESIDUAL_WIDTH.match(n)}
+    widths: dict[str, int] = {n: d_model(model) for n in names if _RESIDUAL_WIDTH.match(n)}
     if len(widths) == len(set(names)):
         return widths
 
-    def record(act: torch.Tensor, hook: Any) -> None:
-        widths[hook.name] = int(act.shape[-1])
+    def recorder(name: str) -> Any:
+        def record(act: torch.Tensor, hook: Any) -> None:  # keyed by the name asked for (bridges report aliases)
+            widths[name] = int(act.shape[-1])
 
-    tokens = torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device)
+        return record
+
+    tokens = torch.zeros(1, 1, dtype=torch.long, device=input_device(model))
     with torch.no_grad():
-        model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(n, record) for n in names if n not in widths])
+        model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(n, recorder(n)) for n in names if n not in widths])
     return widths
 
 
@@ -69,8 +73,8 @@ def check_hooks(model: "HookedTransformer", names: Sequence[str]) -> None:
             close = difflib.get_close_matches(name, list(model.hook_dict), n=3, cutoff=0.5)
             hint = f" Closest: {', '.join(close)}." if close else ""
             raise HookError(
-                f"The model has no hook named {name!r} ({model.cfg.n_layers} layers, blocks.0 to "
-                f"blocks.{model.cfg.n_layers - 1}).{hint} List them with list(model.hook_dict)."
+                f"The model has no hook named {name!r} ({n_layers(model)} layers, blocks.0 to "
+                f"blocks.{n_layers(model) - 1}).{hint} List them with list(model.hook_dict)."
             )
 
 

@@ -173,13 +173,14 @@ def steer(
 
     def make_hook(vec: Tensor) -> Any:
         def hook(act: Tensor, hook: Any) -> Tensor:
+            v = vec.to(act.device, act.dtype)  # a split model's hooks run on several devices
             if tracker is None:
-                return act + vec
+                return act + v
             start = tracker.first_steered()
             if start >= act.shape[1]:
                 return act
             out = act.clone()
-            out[:, start:] += vec  # vectorised over batch and positions
+            out[:, start:] += v  # vectorised over batch and positions
             return out
 
         return hook

@@ -154,6 +154,7 @@ def token_hidden_reward(
     exclude_self: bool = False,
     scale_rewards: bool = True,
     chunk_size: int = 4096,
+    softcap: float = 0.0,
 ) -> list[Float[Tensor, "T"]]:
     """THR of every generated token, for one group or for many contiguous groups.
 
@@ -185,6 +186,9 @@ def token_hidden_reward(
             term otherwise dominates correct responses' THR (see the brief); this measures only
             the effect on the *other* correct responses, and is no longer the exact derivative of
             the full correct-set likelihood.
+        softcap: the model's final logit soft-cap c (Gemma-2; 0 = none). The logits are then
+            c tanh(W h / c), so the error each token sends back to the unembedding is
+            g * (1 - (logits / c)^2); with it THR stays the exact first-order change.
         chunk_size: vocabulary columns processed at once; bounds memory at
             O(groups * G * T * chunk + groups * chunk * d) floats (the log-sum-exp pass reads blocks
             of whole rows of about chunk_size * 1024 logits).
@@ -207,6 +211,8 @@ def token_hidden_reward(
         raise THRInputError(f"normalize must be 'token' or 'sequence'; got {normalize!r}.")
     if chunk_size <= 0:
         raise THRInputError(f"chunk_size must be positive; got {chunk_size}.")
+    if not (isinstance(softcap, (int, float)) and math.isfinite(softcap) and softcap >= 0):
+        raise THRInputError(f"softcap must be a finite number >= 0 (0: no soft-cap); got {softcap!r}.")
     rewards_t = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1) if not isinstance(rewards, Tensor) \
         else rewards.detach().float()
     G = _check_inputs(hidden, logits, tokens, rewards_t, group_size, temperature)
@@ -278,6 +284,8 @@ def token_hidden_reward(
         q = torch.exp(z * inv_t - lse[..., None])
         onehot = (Y[..., None] == cols[:, None, None, :]).float()
         E = (onehot - q) * (cmask[:, None, None, :] & valid[..., None]).float()     # [B, G, T, C]
+        if softcap > 0:  # d(c tanh(u / c)) / du = 1 - tanh^2 = 1 - (z / c)^2, from the capped logits z
+            E = E * (1 - (z.float() / softcap).pow(2))
         Ec = E.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, E.shape[-1]))
         Hc = H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d))
         M = torch.einsum("bgtc,bgtd,bg->bcd", Ec, Hc, corr_w)                        # [B, C, d]

@@ -198,7 +198,7 @@ def run_experiment(
     ``(model, tokenizer_or_None)`` each call); evaluate at step 0 and every ``eval_every`` steps
     (``n_samples=0`` evaluates nothing). With ``out``, ``results.json`` is rewritten after every run.
 
-    >>> res = run_experiment(lambda: (copy.deepcopy(model), None), task, base=GRPOConfig(), steps=20)  # doctest: +SKIP
+    >>> res = run_experiment(lambda: (copy_model(model), None), task, base=GRPOConfig(), steps=20)  # doctest: +SKIP
     >>> res.final()                                                                                  # doctest: +SKIP
     """
     from tqdm.auto import tqdm

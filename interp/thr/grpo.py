@@ -9,7 +9,6 @@ Implements GRPO (Shao et al. 2024) with the aggregations of Dr.GRPO (Liu et al. 
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from interp.core.checkpoint import (CheckpointError, CheckpointMismatchError, ch
                                     load_optimizer_state, optimizer_state, read_checkpoint, restore_rng_state,
                                     rng_state, write_checkpoint)
 from interp.core.generation import make_generator
+from interp.core.models import copy_model
 from interp.core.validate import Check
 from interp.thr.core import THRInputError, Vocab, group_advantages, thr_weights, token_hidden_reward
 from interp.thr.policy import Policy, Rollout, as_policy
@@ -148,7 +148,7 @@ def score_rollouts(
         thr = token_hidden_reward(
             [hidden[i, :n] for i, n in enumerate(lengths)], [logits[i, :n] for i, n in enumerate(lengths)], toks,
             rewards, vocab=vocab, temperature=temperature, normalize=normalize, group_size=group_size,
-            exclude_self=exclude_self, scale_rewards=scale_rewards,
+            exclude_self=exclude_self, scale_rewards=scale_rewards, softcap=policy.softcap,
         )
         entropy = -(logp_all.exp() * logp_all).sum(-1)
         result = THRResult(
@@ -241,7 +241,7 @@ class GRPOTrainer:
         policy = as_policy(model, tokenizer)
         if not in_place:
             # train a copy: the caller's model stays as it was (pass in_place=True to save the memory)
-            policy = Policy(copy.deepcopy(policy.model), policy.tokenizer)
+            policy = Policy(copy_model(policy.model), policy.tokenizer)
         self.policy = policy
         self.model = self.policy.model
         self.task = task
@@ -254,7 +254,7 @@ class GRPOTrainer:
         self.generator = make_generator(self.model, cfg.seed)  # on the model's device: multinomial needs it there
         self.ref_model: nn.Module | None = None
         if cfg.kl_coef > 0:
-            self.ref_model = copy.deepcopy(self.model).eval()
+            self.ref_model = copy_model(self.model).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
         self.step_count = 0

@@ -1,9 +1,10 @@
-"""One interface over TransformerLens and Hugging Face causal LMs for GRPO: batched sampling (through
-interp's one generation loop, :func:`interp.core.generation.generate`) and a forward pass that
-returns the logits together with the unembedding's input (what THR needs).
+"""One interface over TransformerLens (TransformerBridge, HookedTransformer) and Hugging Face causal LMs for
+GRPO: batched sampling (through interp's one generation loop, :func:`interp.core.generation.generate`) and a
+forward pass that returns the logits together with the unembedding's input (what THR needs).
 
 The unembedding's input is captured with a forward pre-hook on the output layer, so it is exact
-for any architecture (after the final norm, including its weight) without knowing hook names.
+for any architecture (after the final norm, including its weight) without knowing hook names. The
+logits are the model's own, after Gemma-2's final soft-cap when it has one (:attr:`Policy.softcap`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from interp.core.frontend import frontend, input_device, vocab_size
+from interp.core.frontend import frontend, hf_model, input_device, n_layers, output_softcap, vocab_size
 from interp.core.generation import generate
 from interp.core.tokens import encode, eos_token_id, pad_token_id, tokenizer_of
 
@@ -40,18 +41,32 @@ class Rollout:
         return [r[:n] for r, n in zip(self.responses, lengths)]
 
 
+def _finite_mask(scores: Tensor, hook: Any) -> Tensor:
+    return scores.clamp_min(torch.finfo(scores.dtype).min)
+
+
 class Policy:
-    """Wraps a ``HookedTransformer`` or a Hugging Face ``*ForCausalLM`` (the model stays the
-    user's own: ``policy.model``) with the three operations GRPO needs."""
+    """Wraps a ``TransformerBridge``, a ``HookedTransformer`` or a Hugging Face ``*ForCausalLM`` (the model
+    stays the user's own: ``policy.model``) with the three operations GRPO needs."""
 
     def __init__(self, model: nn.Module, tokenizer: Any | None = None):
         self.model = model
         self.kind = frontend(model)
         self.hooked = self.kind == "hooked"
         self.tokenizer = tokenizer_of(model, tokenizer)
-        self.unembed: nn.Module = model.unembed if self.hooked else model.get_output_embeddings()
+        # the module whose input is the head's input: TransformerLens's unembed, or the HF lm_head (inside a
+        # bridge, the bridge's wrapper of it, which the HF forward calls)
+        self.unembed: nn.Module = model.unembed if self.hooked else hf_model(model).get_output_embeddings()
         if self.unembed is None:
             raise ValueError("The model has no output embedding (get_output_embeddings() is None); THR needs one.")
+        self.softcap: float = output_softcap(model)
+        # A bridge in compatibility mode masks scores with -inf, so a left-padding query that sees no key
+        # gets a NaN softmax row: zeroed in the forward, but its backward is NaN and one GRPO step turns every
+        # weight into NaN (TransformerLens 3.9). Masking with the dtype's minimum instead, as transformers
+        # does, leaves every real position's numbers unchanged and keeps the gradients finite.
+        self._finite_scores = [(f"blocks.{layer}.attn.hook_attn_scores", _finite_mask)
+                               for layer in range(n_layers(model))] if self.kind == "bridge" else []
+        """Final logit soft-cap c (Gemma-2; 0: none): logits = c tanh(W h / c), which THR's gradient accounts for."""
         self.eos_id: int | None = eos_token_id(self.tokenizer)
         self.pad_id: int = pad_token_id(self.tokenizer)
 
@@ -87,7 +102,10 @@ class Policy:
         handle = self.unembed.register_forward_pre_hook(lambda m, args: store.__setitem__("h", args[0]))
         try:
             mask = attention_mask.long()
-            if self.hooked:
+            if self.kind == "bridge" and torch.is_grad_enabled():
+                with self.model.hooks(fwd_hooks=self._finite_scores):
+                    logits = self.model(input_ids, attention_mask=mask)
+            elif self.kind != "hf":  # both TransformerLens front-ends derive positions from the mask
                 logits = self.model(input_ids, attention_mask=mask)
             else:
                 # positions count real tokens only, so left padding does not shift RoPE

@@ -17,6 +17,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.core.frontend import n_layers as n_layers_of
+from interp.core.frontend import output_device
+from interp.core.frontend import vocab_size as vocab_size_of
 from interp.core.generation import generate
 from interp.core.tokens import Truncation, cut_at_stop
 from interp.core.validate import Check
@@ -126,7 +129,7 @@ def generate_with_lens(
         >>> trace.answers[0], trace.layer_strings[0]                                    # doctest: +SKIP
     """
     c = Check("generate_with_lens", TranslationConfigError)
-    c.integer("k", k, min=1, max=int(model.cfg.d_vocab))
+    c.integer("k", k, min=1, max=vocab_size_of(model))
     c.boolean("final_norm", final_norm)
     c.boolean("stop_at_eos", stop_at_eos)
     c.integer("chunk_size", chunk_size, min=1)
@@ -135,10 +138,10 @@ def generate_with_lens(
         n_prompts = 1 if isinstance(prompts, str) else len(prompts)
         t = step0_target_ids
         if not isinstance(t, Tensor) or t.ndim != 2 or t.shape[0] != n_prompts or t.is_floating_point() or \
-                (t.numel() and (int(t.min()) < 0 or int(t.max()) >= int(model.cfg.d_vocab))):
+                (t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab_size_of(model))):
             c.fail("step0_target_ids", t, f"an integer tensor [{n_prompts} prompts, n_targets] of ids in "
-                   f"[0, {int(model.cfg.d_vocab)})")
-    n_layers = model.cfg.n_layers
+                   f"[0, {vocab_size_of(model)})")
+    n_layers = n_layers_of(model)
     sel = resolve_layers(layers, n_layers)
     if n_layers not in sel:
         sel = sel + [n_layers]
@@ -148,7 +151,8 @@ def generate_with_lens(
     step0_lp: list[Tensor] = []
 
     def on_step(step: int, acts: dict[str, Tensor], alive: Tensor) -> None:
-        resid = torch.stack([acts[h] for h in hooks], dim=1)[:, :, None]  # [batch, n_sel, 1, d_model]
+        head = output_device(model)  # layers of a split model live on several devices
+        resid = torch.stack([acts[h].to(head) for h in hooks], dim=1)[:, :, None]  # [batch, n_sel, 1, d_model]
         tgt = step0_target_ids.to(resid.device) if (step == 0 and step0_target_ids is not None) else None
         ids, lp, _, tlp = decode_residuals(model, resid, sel, k=k, lens=tuned, final_norm=final_norm,
                                            target_ids=tgt, chunk_size=chunk_size)

@@ -15,6 +15,8 @@ import torch
 
 from interp.core.tokens import Truncation
 from interp.core.validate import Check
+from interp.core.frontend import n_layers as n_layers_of
+from interp.core.frontend import vocab_size as vocab_size_of
 from interp.lens import resolve_layers
 from interp.translation.generate import first_answer_token, generate_with_lens
 from interp.translation.lexicon import Lexicon
@@ -114,7 +116,7 @@ class TranslationProbe:
 
         cfg, model = self.config, self.model
         c = Check(cfg, TranslationConfigError)
-        n_layers = model.cfg.n_layers
+        n_layers = n_layers_of(model)
         try:
             inspected = [i for i in resolve_layers(cfg.layers, n_layers) if i != n_layers]
         except ValueError as err:
@@ -127,7 +129,7 @@ class TranslationProbe:
         if limit is not None:
             c.require(cfg.max_new_tokens < limit, "max_new_tokens", cfg.max_new_tokens,
                       f"less than the model's context of {limit} tokens")
-        c.require(cfg.k <= int(model.cfg.d_vocab), "k", cfg.k, f"at most the vocabulary size {int(model.cfg.d_vocab)}")
+        c.require(cfg.k <= vocab_size_of(model), "k", cfg.k, f"at most the vocabulary size {vocab_size_of(model)}")
 
     def _check_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
@@ -207,7 +209,7 @@ class TranslationProbe:
         ProbeConfig.__post_init__(cfg)  # the config may have been edited since it was made
         self._check_model()
         model, lex = self.model, self.lexicon
-        n_layers = model.cfg.n_layers
+        n_layers = n_layers_of(model)
         inspected = [i for i in resolve_layers(cfg.layers, n_layers) if i != n_layers]
         examples = self.examples(pairs, concepts=concepts, n_concepts=n_concepts)
         langs = lex.languages_by_resource()
@@ -251,7 +253,7 @@ class TranslationProbe:
                 )
             bar.update(len(batch))
         bar.close()
-        meta = dict(model=str(model.cfg.model_name), n_layers=n_layers, layers=inspected + [n_layers],
+        meta = dict(model=str(getattr(model.cfg, "model_name", type(model).__name__)), n_layers=n_layers, layers=inspected + [n_layers],
                     lens="tuned" if cfg.lens not in (None, "logit") else "logit", final_norm=cfg.final_norm,
                     template=self.template.kind, languages=langs,
                     resource={c: lex.languages[c].resource.value for c in langs},

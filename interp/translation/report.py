@@ -185,15 +185,16 @@ class ProbeReport:
                                               for k, v in row.items() if k != "target_resource"}
                      for row in self.by_resource().to_dict("records")}
         presence = self.language_presence(relative=True)
+        none = {int(layer): 0.0 for layer in presence.index}  # no layer decoded to any language at all
         return dict(
             overall={k: round(v, 4) if isinstance(v, float) else v for k, v in overall.items()},
             by_target_resource=per_level,
             takeover_layer=self.takeover_layer(),
             layers=self.layers,
-            pivot_en_share_by_layer={int(k): round(float(v), 4) for k, v in
-                                     presence.get("pivot (en)", presence.iloc[:, 0] * 0).items()},
-            target_share_by_layer={int(k): round(float(v), 4) for k, v in
-                                   presence.get("target", presence.iloc[:, 0] * 0).items()},
+            pivot_en_share_by_layer={int(k): round(float(v), 4) for k, v in presence["pivot (en)"].items()}
+            if "pivot (en)" in presence else none,
+            target_share_by_layer={int(k): round(float(v), 4) for k, v in presence["target"].items()}
+            if "target" in presence else none,
         )
 
     # ---- figures (built by interp.translation.plots) ----------------------------------------
