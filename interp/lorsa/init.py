@@ -112,9 +112,11 @@ def init_from_host(
     if not init_ov:
         return lorsa
     gen = torch.Generator().manual_seed(seed)
-    parent = qk_src.repeat_interleave(cfg.group_size)  # [n_ov]
+    host_dev = host.W_V.device
+    parent = qk_src.repeat_interleave(cfg.group_size).to(host_dev)  # [n_ov]
     # r ~ N(0, I / d_head): E[r r^T] = I / d_head, so sum over a group's heads approximates W_V W_O.
-    r = torch.randn(cfg.n_ov_heads, d_head, generator=gen) / d_head**0.5
+    # Drawn on the CPU (the same init on every device), then moved to the host weights' device.
+    r = (torch.randn(cfg.n_ov_heads, d_head, generator=gen) / d_head**0.5).to(host_dev)
     w_v = torch.einsum("ide,ie->id", host.W_V[parent], r) / in_scale
     b_v = torch.einsum("ie,ie->i", host.b_V[parent], r)
     w_o = torch.einsum("ie,ied->id", r, host.W_O[parent]) * out_scale

@@ -52,7 +52,9 @@ def hook_widths(model: "HookedTransformer", names: Sequence[str]) -> dict[str, i
     def record(act: torch.Tensor, hook: Any) -> None:
         widths[hook.name] = int(act.shape[-1])
 
-    tokens = torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device)
+    from interp.core.frontend import input_device
+
+    tokens = torch.zeros(1, 1, dtype=torch.long, device=input_device(model))
     with torch.no_grad():
         model.run_with_hooks(tokens, return_type=None, fwd_hooks=[(n, record) for n in names if n not in widths])
     return widths

@@ -155,13 +155,17 @@ def steer(
 
     def make_hook(vec: Tensor) -> Any:
         def hook(act: Tensor, hook: Any) -> Tensor:
+            if vec.device != act.device or vec.dtype != act.dtype:  # a model split over devices
+                vec_here = vec.to(device=act.device, dtype=act.dtype)
+            else:
+                vec_here = vec
             if tracker is None:
-                return act + vec
+                return act + vec_here
             start = tracker.first_steered()
             if start >= act.shape[1]:
                 return act
             out = act.clone()
-            out[:, start:] += vec  # vectorised over batch and positions
+            out[:, start:] += vec_here  # vectorised over batch and positions
             return out
 
         return hook
