@@ -72,6 +72,23 @@ def test_bfloat16_head_matches_its_direct_logits():
     torch.testing.assert_close(ent, ref_ent.detach(), rtol=1e-4, atol=1e-4)
 
 
+def test_bfloat16_gradients_match_autograd_through_the_bfloat16_head():
+    """A bf16 head: the gradients (matmuls in bf16, float32 accumulation) against autograd through the direct
+    path of a bf16 model (bf16 logits, float32 log_softmax), which is what GRPO computed before; both carry
+    bf16's rounding, so the comparison is at bf16 precision."""
+    head = _head(V=700, d=32, dtype=torch.bfloat16, seed=6, bias=False)
+    h = torch.randn(30, 32).bfloat16().requires_grad_(True)
+    y = torch.randint(0, 700, (30,))
+    lp, _, _ = token_logprobs(head, h, y, chunk_size=128)
+    gh, gw = torch.autograd.grad(lp.sum(), (h, head.weight))
+    ref = torch.log_softmax((h @ head.weight.T).float(), -1).gather(1, y[:, None])[:, 0]
+    rh, rw = torch.autograd.grad(ref.sum(), (h, head.weight))
+    assert gh.dtype == torch.bfloat16 and gw.dtype == torch.bfloat16
+    torch.testing.assert_close(lp, ref.detach(), rtol=1e-3, atol=1e-3)
+    for a, b in ((gh, rh), (gw, rw)):
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=1e-2 * float(b.abs().max()))
+
+
 class _LargestTensor(TorchDispatchMode):
     """Records the number of elements of the largest tensor any op creates."""
 

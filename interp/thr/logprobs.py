@@ -154,10 +154,13 @@ class _TokenLogprob(torch.autograd.Function):
         grad_w = torch.zeros_like(weight) if need_w else None     # the parameter's own dtype: no float32 W copy
         grad_b = torch.zeros_like(bias) if (need_b and bias is not None) else None
         blocks = _blocks(n, chunk, block_floats)
+        # the two matmuls run in the head's dtype, as autograd through the model's own head would (bf16 on a
+        # bf16 model: no float32 copy of any part of W), and accumulate in float32
+        mm = weight.dtype
         for c0 in range(0, V, chunk):
             c1 = min(c0 + chunk, V)
-            w32 = weight[c0:c1].to(acc)                               # one chunk in float32, [C, d]
-            acc_w = torch.zeros_like(w32) if need_w else None
+            w = weight[c0:c1]                                          # a view, [C, d]
+            acc_w = torch.zeros(w.shape, dtype=acc, device=w.device) if need_w else None
             for r0, r1 in blocks:
                 hr, yr = h[r0:r1], tokens[r0:r1]
                 z = head.logits(hr, c0, c1)
@@ -166,10 +169,11 @@ class _TokenLogprob(torch.autograd.Function):
                 gu = (onehot - p) * (g[r0:r1, None] * inv_t)
                 if softcap > 0:
                     gu = gu * (1 - (z / softcap) ** 2)
+                gm = gu.to(mm)
                 if need_h:
-                    grad_h[r0:r1] += gu @ w32
+                    grad_h[r0:r1] += (gm @ w).to(acc)
                 if need_w:
-                    acc_w += gu.T @ hr.to(acc)
+                    acc_w += (gm.T @ hr.to(mm)).to(acc)
                 if grad_b is not None:
                     grad_b[c0:c1] += gu.sum(0).to(grad_b.dtype)
             if need_w:
