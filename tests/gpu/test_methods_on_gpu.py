@@ -1,6 +1,6 @@
 """Every method end to end on CUDA, in bf16 and fp32, on random-init twins of Llama-3.1-8B and Gemma-2-2B at
 their real width (2 layers, real vocabularies: 128,256 and 256,000 tokens; SAEs of 65,536 features), with
-time, throughput and peak GPU memory per method (printed at the end; see conftest.py)."""
+time, throughput and peak GPU memory per method (printed at the end by tests/conftest.py)."""
 
 from __future__ import annotations
 
