@@ -160,23 +160,30 @@ class _TokenLogprob(torch.autograd.Function):
         for c0 in range(0, V, chunk):
             c1 = min(c0 + chunk, V)
             w = weight[c0:c1]                                          # a view, [C, d]
-            acc_w = torch.zeros(w.shape, dtype=acc, device=w.device) if need_w else None
+            # one row block: the chunk's gradient in one matmul; several: summed in float32 first
+            acc_w = torch.zeros(w.shape, dtype=acc, device=w.device) if (need_w and len(blocks) > 1) else None
             for r0, r1 in blocks:
                 hr, yr = h[r0:r1], tokens[r0:r1]
                 z = head.logits(hr, c0, c1)
-                p = torch.exp(z * inv_t - lse[r0:r1, None])
-                onehot = (yr[:, None] == torch.arange(c0, c1, device=h.device)[None, :]).to(acc)
-                gu = (onehot - p) * (g[r0:r1, None] * inv_t)
+                # gu = (onehot(y) - p) * g / T, built in place: -p, then +1 where the target falls in the chunk
+                gu = torch.exp(z * inv_t - lse[r0:r1, None]).neg_()
+                rows = ((yr >= c0) & (yr < c1)).nonzero()[:, 0]
+                gu[rows, yr[rows] - c0] += 1
+                gu.mul_(g[r0:r1, None] * inv_t)
                 if softcap > 0:
-                    gu = gu * (1 - (z / softcap) ** 2)
+                    gu.mul_(1 - (z / softcap) ** 2)
+                del z
                 gm = gu.to(mm)
                 if need_h:
                     grad_h[r0:r1] += (gm @ w).to(acc)
                 if need_w:
-                    acc_w += (gm.T @ hr.to(mm)).to(acc)
+                    if acc_w is None:  # straight into the gradient's rows: no [C, d] temporary
+                        grad_w[c0:c1].addmm_(gm.T, hr.to(mm))
+                    else:
+                        acc_w.addmm_(gm.T.to(acc), hr.to(acc))
                 if grad_b is not None:
                     grad_b[c0:c1] += gu.sum(0).to(grad_b.dtype)
-            if need_w:
+            if acc_w is not None:
                 grad_w[c0:c1] = acc_w.to(grad_w.dtype)
         return (grad_h.to(h.dtype) if need_h else None, grad_w, grad_b, None, None, None, None, None)
 
