@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install test demo gallery lab zoo chromium bench clean
+.PHONY: install test demo gallery lab zoo chromium bench clean wheelhouse gpu-check
 
 install: $(STAMP) chromium
 
@@ -65,6 +65,37 @@ zoo: install
 # Benchmarks print ratios against a baseline measured in the same run (minutes each on a CPU).
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b --threads 1 || exit 1; done
+
+# ---------------------------------------------------------------------------------------- GPU check
+# `make wheelhouse`, where a package index is reachable: the pinned packages the GPU check imports (measured
+# by tests/gpu/requirements.py; torch excluded) downloaded into $(WHEELHOUSE)/ (ignored by git). Copy the
+# checkout with that folder to a CUDA machine that has torch and transformers but no network, and run
+# `make gpu-check` there: it installs them with --no-index into $(GPU_SITE)/ (beside the machine's own
+# packages, which it never touches) and runs tests/gpu/. DEVELOPING.md ("GPU check") has the details.
+WHEELHOUSE ?= .wheelhouse
+WHEEL_PYTHON ?=
+GPU_PYTHON ?= python3
+GPU_SITE ?= .gpusite
+GPU_KEEP ?=
+WHEEL_TARGET = $(if $(WHEEL_PYTHON),--python-version $(WHEEL_PYTHON) --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any,)
+
+wheelhouse: install
+	@mkdir -p $(WHEELHOUSE)
+	OMP_NUM_THREADS=1 $(PY) tests/gpu/requirements.py > $(WHEELHOUSE)/requirements.txt
+	$(PIP) download -q --no-deps $(WHEEL_TARGET) -d $(WHEELHOUSE) -r $(WHEELHOUSE)/requirements.txt
+	@for f in $(WHEELHOUSE)/*.tar.gz $(WHEELHOUSE)/*.zip; do \
+		[ -e "$$f" ] || continue; $(PIP) wheel -q --no-deps -w $(WHEELHOUSE) "$$f" && rm "$$f"; done
+	@echo "$$(ls $(WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE) | cut -f1), in $(WHEELHOUSE)/"
+
+gpu-check:
+	@test -f $(WHEELHOUSE)/requirements.txt || { echo "No $(WHEELHOUSE)/requirements.txt: run 'make wheelhouse' where a package index is reachable and copy $(WHEELHOUSE)/ here."; exit 1; }
+	@$(GPU_PYTHON) -c "import torch, transformers; assert torch.cuda.is_available(), 'torch sees no CUDA GPU'" \
+		|| { echo "gpu-check needs $(GPU_PYTHON) with a CUDA build of torch, transformers, and a visible GPU."; exit 1; }
+	@keep="$(GPU_KEEP)"; pattern=$$(echo "$$keep" | tr ' ' '|'); \
+		grep -v '^#' $(WHEELHOUSE)/requirements.txt | { if [ -n "$$keep" ]; then grep -v -i -E "^($$pattern)=="; else cat; fi; } \
+		> $(WHEELHOUSE)/install.txt
+	$(GPU_PYTHON) -m pip install -q --no-index --no-deps --upgrade --find-links $(WHEELHOUSE) --target $(GPU_SITE) -r $(WHEELHOUSE)/install.txt
+	PYTHONPATH=$(CURDIR)/$(GPU_SITE):$(CURDIR) $(GPU_PYTHON) -m pytest tests/gpu -m gpu -p no:cacheprovider -q -rA
 
 clean:
 	rm -rf out .pytest_cache

@@ -119,3 +119,18 @@ def twin_model(twin_dir):
 
     get.load_seconds = {}
     return get
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After tests/gpu/ ran on a GPU (``make gpu-check``): its table of time, throughput and peak GPU memory
+    per method, also written to ``$GPU_CHECK_OUT`` (default ``out/gpu-check.json``)."""
+    import sys
+
+    real_width = sys.modules.get("real_width")
+    if real_width is None or not real_width.ROWS:
+        return
+    terminalreporter.section("GPU check: time, throughput and peak GPU memory per method")
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    terminalreporter.write_line(f"device: {name}; torch {torch.__version__}")
+    terminalreporter.write_line(real_width.report(real_width.ROWS))
+    out = os.environ.get("GPU_CHECK_OUT", "out/gpu-check.json")
+    real_width.Results(list(real_width.ROWS)).save(out)
+    terminalreporter.write_line(f"(also written to {out})")

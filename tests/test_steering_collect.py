@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from interp.steering.collect import collect, pool_steps
+from interp.steering.collect import RunningPool, collect, pool_steps
 from interp.core.generation import generate
 from interp.core.tasks import Example, ExactMatchTask
 
@@ -108,3 +108,54 @@ def test_collection_views(setup):
     for h in HOOKS:
         assert best[h] == pytest.approx(float(col.stats[h].correlation().max()))
     assert len(col.plot().data) == 2 and "Collection" in col._repr_html_()
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean", "answer"])
+def test_running_pool_equals_pool_steps(pooling):
+    """Pooling step by step gives what stacking every step and pooling at the end gives (rows end at
+    different steps, one row never ends)."""
+    g = torch.Generator().manual_seed(3)
+    steps = torch.randn(6, 9, 40, generator=g)
+    ends = torch.tensor([1, 3, 9, 5, 2, 7])  # steps that count per row (step 0 always does)
+    alive = torch.arange(9)[None, :] < ends[:, None]
+    pool = RunningPool(pooling)
+    for t in range(9):
+        pool.add(steps[:, t], alive[:, t])
+    ref = pool_steps(steps, alive, pooling)
+    if pooling == "mean":  # a running sum adds in the same order; allow float rounding anyway
+        torch.testing.assert_close(pool.result(), ref, rtol=1e-6, atol=1e-6)
+    else:
+        assert torch.equal(pool.result(), ref)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        RunningPool("median")
+
+
+def test_collect_keeps_no_per_step_codes(setup):
+    """Memory is O(batch x d_sae) per hook whatever the number of steps: by the time the batch is labelled
+    (after generation, before pooling used to happen) no step's SAE codes are still alive."""
+    import weakref
+
+    model, saes, task = setup
+    live: list[weakref.ref] = []
+
+    class Watched(torch.nn.Module):
+        def __init__(self, sae):
+            super().__init__()
+            self.sae, self.cfg, self.W_dec = sae, sae.cfg, sae.W_dec
+
+        def encode(self, x):
+            out = self.sae.encode(x)
+            live.append(weakref.ref(out))
+            return out
+
+    held: list[int] = []
+
+    class Counting(ExactMatchTask):
+        def check(self, example, text):
+            held.append(sum(r() is not None for r in live))
+            return super().check(example, text)
+
+    counting = Counting("toy", task.examples[:8], max_new_tokens=N_NEW, match="first_word")
+    collect(model, [Watched(s) for s in saes], counting, pooling="max", batch_size=8, progress=False)
+    assert len(live) >= 2 * 3  # two hooks, several steps: the check below is about real per-step outputs
+    assert max(held) == 0, f"{max(held)} per-step SAE code tensors still alive when the batch was labelled"

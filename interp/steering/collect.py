@@ -3,7 +3,9 @@
 For each batch: greedy generation (KV cache, left padding); at every forward call each SAE encodes
 only the newest position at its own hook; activations are pooled over generated tokens up to EOS
 (max / mean) or read at the answer position; the task's checker labels each sample and the pooled
-features update a running :class:`CorrelationStats` per hook. Memory is O(batch x d_sae).
+features update a running :class:`CorrelationStats` per hook. Pooling is incremental
+(:class:`RunningPool`: a running max / sum / first step, on the SAE's device), so memory is
+O(batch x d_sae) per hook whatever the number of generated steps.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
     from transformer_lens import HookedTransformer
 
-__all__ = ["Collection", "collect", "pool_steps", "Pooling", "default_pooling"]
+__all__ = ["Collection", "collect", "pool_steps", "RunningPool", "Pooling", "default_pooling"]
 
 Pooling = Literal["max", "mean", "answer"]
 """How per-step SAE activations become one vector per sample.
@@ -59,6 +61,55 @@ def pool_steps(
     if pooling == "max":  # step 0 always counts, so every row has a finite max
         return steps.masked_fill(~alive.bool()[..., None], -torch.inf).amax(1)
     raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
+
+
+class RunningPool:
+    """:func:`pool_steps` computed one step at a time: the running max, the masked running sum and count,
+    or the first step, so only ``[batch, d]`` is ever held however many steps are generated.
+
+    ``add(x, alive)`` takes step t's ``[batch, d]`` activations and which rows that step counts for (the
+    ``alive`` that :func:`interp.core.generation.generate` passes to ``on_step``); :meth:`result` equals
+    ``pool_steps(torch.stack(xs, 1), torch.stack(alives, 1), pooling)``.
+
+    >>> pool = RunningPool("mean")
+    >>> pool.add(torch.tensor([[1.0], [2.0]]), torch.tensor([True, True]))
+    >>> pool.add(torch.tensor([[3.0], [9.0]]), torch.tensor([True, False]))
+    >>> pool.result().flatten().tolist()
+    [2.0, 2.0]
+    """
+
+    def __init__(self, pooling: Pooling) -> None:
+        if pooling not in get_args(Pooling):
+            raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
+        self.pooling = pooling
+        self.acc: Tensor | None = None
+        self.count: Tensor | None = None
+
+    def add(self, x: Float[Tensor, "batch d"], alive: Tensor) -> None:
+        alive = alive.to(device=x.device, dtype=torch.bool)
+        if self.acc is None:
+            if self.pooling == "mean":
+                self.acc = x * alive[:, None].to(x.dtype)
+            elif self.pooling == "max":
+                self.acc = x.masked_fill(~alive[:, None], -torch.inf)
+            else:
+                self.acc = x.clone()
+            self.count = alive.to(x.dtype)
+            return
+        if self.pooling == "answer":
+            return
+        if self.pooling == "max":
+            self.acc = torch.where(alive[:, None], torch.maximum(self.acc, x), self.acc)
+        else:
+            self.acc = self.acc + x * alive[:, None].to(x.dtype)
+            self.count = self.count + alive.to(x.dtype)
+
+    def result(self) -> Float[Tensor, "batch d"]:
+        if self.acc is None:
+            raise ValueError("RunningPool.result() before any step was added.")
+        if self.pooling == "mean":
+            return self.acc / self.count.clamp_min(1)[:, None]
+        return self.acc
 
 
 @dataclass
@@ -170,27 +221,28 @@ def collect(
     generations: list[str] = []
     labels: list[int] = []
     bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=bar_disabled(progress))
+    # residual means (for difference-of-means) use mean pooling: a max over residual dims has no meaning
+    resid_pooling: Pooling = "answer" if pooling == "answer" else "mean"
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
-        feats: dict[str, list[Tensor]] = {h: [] for h in hooks}
-        resid: dict[str, list[Tensor]] = {h: [] for h in hooks}
+        feats = {h: RunningPool(pooling) for h in hooks}
+        resid = {h: RunningPool(resid_pooling) for h in hooks}
 
         def on_step(step: int, acts: Mapping[str, Tensor], alive: Tensor) -> None:
             for h in hooks:
                 x = acts[h]
                 sae = by_hook[h]
-                feats[h].append(sae.encode(x.to(sae.W_dec.dtype)).float().cpu())
-                resid[h].append(x.float().cpu())
+                # the SAE's own device and dtype (on a model split over devices the hook's layer may be elsewhere)
+                feats[h].add(sae.encode(x.to(device=sae.W_dec.device, dtype=sae.W_dec.dtype)).float(), alive)
+                resid[h].add(x.float(), alive)
 
         out = generate(model, [e.prompt for e in chunk], max_new, use_kv_cache=use_kv_cache, record=hooks,
                        on_step=on_step, stop=getattr(task, "stop", ()))
         texts = out.texts()
         y = torch.tensor([int(task.check(e, t)) for e, t in zip(chunk, texts)])
-        alive = out.alive.cpu()
         for h in hooks:
-            pooled = pool_steps(torch.stack(feats[h], 1), alive, pooling)
-            # residual means (for difference-of-means) use mean pooling: a max over residual dims has no meaning
-            pooled_resid = pool_steps(torch.stack(resid[h], 1), alive, "answer" if pooling == "answer" else "mean")
+            pooled = feats[h].result().cpu()
+            pooled_resid = resid[h].result().cpu()
             stats[h].update(pooled, y)
             resid_stats[h].update(pooled_resid, y)
             if top_k_examples:

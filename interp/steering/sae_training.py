@@ -54,7 +54,7 @@ class SAETrainConfig:
     store_batch_size_prompts: int = 16
     n_batches_in_buffer: int = 8
     seed: int = 0
-    device: str = "cpu"
+    device: str | None = None  # None: the model's device (where sae-lens reads the activations)
 
     def __post_init__(self) -> None:
         c = Check(self, SteeringConfigError)
@@ -147,10 +147,13 @@ def train_sae(
     from sae_lens import (SAE, LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig,
                           StandardTrainingSAEConfig, TopKTrainingSAEConfig)
 
+    from interp.core.frontend import input_device
+
     cfg = config or SAETrainConfig()
     c = Check("train_sae", SteeringConfigError)
     c.instance("config", SAETrainConfig, cfg)
     c.boolean("progress", progress)
+    device = cfg.device or str(input_device(model))
     check_hooks(model, [hook_name])
     d_in = hook_widths(model, [hook_name])[hook_name]
     tokens = check_tokens(model, tokens, what="train_sae's tokens", min_rows=2, min_len=2)
@@ -169,7 +172,7 @@ def train_sae(
         dataset_path="pretokenised", is_dataset_tokenized=True, streaming=False, context_size=ctx,
         training_tokens=cfg.training_tokens, train_batch_size_tokens=cfg.train_batch_size_tokens,
         store_batch_size_prompts=cfg.store_batch_size_prompts, n_batches_in_buffer=n_buffer, lr=cfg.lr,
-        lr_warm_up_steps=cfg.lr_warm_up_steps, seed=cfg.seed, device=cfg.device, prepend_bos=False,
+        lr_warm_up_steps=cfg.lr_warm_up_steps, seed=cfg.seed, device=device, prepend_bos=False,
         logger=LoggingConfig(log_to_wandb=False), output_path=str(tmp) if tmp else None, checkpoint_path=None,
         n_checkpoints=0, verbose=progress, n_batches_for_norm_estimate=10, dead_feature_window=200,
         feature_sampling_window=500, exclude_special_tokens=False,
@@ -184,13 +187,13 @@ def train_sae(
     finally:
         sae_logger.setLevel(level)
     if tmp is not None:
-        sae = _load_sae_folder(tmp, cfg.device)
+        sae = _load_sae_folder(tmp, device)
     else:
         import tempfile
 
         with tempfile.TemporaryDirectory() as folder:
             trained.save_inference_model(folder)
-            sae = _load_sae_folder(Path(folder), cfg.device)
+            sae = _load_sae_folder(Path(folder), device)
     sae.cfg.metadata.hook_name = hook_name
     return sae.eval()
 
@@ -241,6 +244,7 @@ def evaluate_sae(
     (:mod:`interp.core.splice`): BOS positions, whose residual is an outlier SAEs are not trained to
     reconstruct, keep their real activation and stay out of the reconstruction statistics (unless
     ``include_bos``); every prediction with a real target counts in the losses."""
+    from interp.core.frontend import input_device
     from interp.core.splice import SpliceSums, splice_positions, spliced_losses
     from interp.core.tokens import bos_token_id, pad_token_id
 
@@ -260,19 +264,24 @@ def evaluate_sae(
     sum_x = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
     losses = SpliceSums()
+    sae_dev, sae_dtype = sae.W_dec.device, sae.W_dec.dtype
     for i in range(0, len(tokens), batch_size):
-        batch = tokens[i : i + batch_size].to(model.cfg.device)
+        batch = tokens[i : i + batch_size].to(input_device(model))
         where = splice_positions(batch, bos_token_id=bos, pad_token_id=pad, include_bos=include_bos)
         stats: dict[str, Tensor] = {}
 
         def reconstruct(act: Tensor) -> Tensor:
-            feats = sae.encode(act.float())
-            stats.update(x=act.float(), feats=feats)
-            return sae.decode(feats)
+            # the SAE's own device and dtype (it may be left on the CPU beside a GPU model); back to the hook's
+            x = act.to(device=sae_dev, dtype=sae_dtype)
+            feats = sae.encode(x)
+            stats.update(x=x.float(), feats=feats)
+            return sae.decode(feats).to(device=act.device)
 
-        losses.add(spliced_losses(model, batch, hook, reconstruct, where=where, pad_token_id=pad))
-        x, feats = stats["x"][where], stats["feats"][where]
-        recon = sae.decode(feats)
+        losses.add(spliced_losses(model, batch, hook, reconstruct, where=where.to(input_device(model)),
+                                  pad_token_id=pad))
+        keep = where.to(sae_dev)
+        x, feats = stats["x"][keep], stats["feats"][keep]
+        recon = sae.decode(feats).float()
         sse += float(((x - recon) ** 2).sum())
         sum_x += x.double().sum(0).cpu()
         sum_x2 += float((x.double() ** 2).sum())

@@ -17,6 +17,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.core.errors import InterpConfigError
+from interp.thr.logprobs import OutputHead, token_logprobs
 
 __all__ = [
     "Vocab",
@@ -79,10 +80,18 @@ def group_advantages(
 
 
 def _check_inputs(
-    hidden: Sequence[Tensor], logits: Sequence[Tensor], tokens: Sequence[Tensor], rewards: Tensor,
-    group_size: int | None, temperature: float,
+    hidden: Sequence[Tensor], logits: Sequence[Tensor] | None, tokens: Sequence[Tensor], rewards: Tensor,
+    group_size: int | None, temperature: float, head: OutputHead | None = None,
 ) -> int:
     n = len(hidden)
+    if (logits is None) == (head is None):
+        raise THRInputError("Pass either the logits of every response or the model's output head (head=...), "
+                            "not both and not neither.")
+    if logits is None:  # the head makes the logits: check them as if they had been passed
+        logits = [h.new_empty(h.shape[0], head.vocab_size) if h.ndim == 2 else h for h in hidden]
+        if hidden and hidden[0].shape[-1] != head.weight.shape[-1]:
+            raise THRInputError(f"hidden states have width {hidden[0].shape[-1]} but the head reads vectors of "
+                                f"width {head.weight.shape[-1]}.")
     if not (len(logits) == n and len(tokens) == n):
         raise THRInputError(
             f"hidden, logits and tokens must hold one entry per response; got {len(hidden)}, "
@@ -143,7 +152,7 @@ def _pack(rows: Sequence[Tensor], n_groups: int, G: int, T: int, width: int, dev
 @torch.no_grad()
 def token_hidden_reward(
     hidden: Sequence[Float[Tensor, "T d"]],
-    logits: Sequence[Float[Tensor, "T V"]],
+    logits: Sequence[Float[Tensor, "T V"]] | None,
     tokens: Sequence[Int[Tensor, "T"]],
     rewards: Float[Tensor, "n"] | Sequence[float],
     *,
@@ -155,6 +164,8 @@ def token_hidden_reward(
     scale_rewards: bool = True,
     chunk_size: int = 4096,
     softcap: float = 0.0,
+    head: OutputHead | None = None,
+    lse: Sequence[Float[Tensor, "T"]] | None = None,
 ) -> list[Float[Tensor, "T"]]:
     """THR of every generated token, for one group or for many contiguous groups.
 
@@ -174,7 +185,9 @@ def token_hidden_reward(
     Args:
         hidden: per response, the final hidden states that predict each generated token (the
             unembedding's input, after the final norm), ``[T_j, d]``.
-        logits: per response, the old policy's raw logits at those positions, ``[T_j, V]``.
+        logits: per response, the old policy's raw logits at those positions, ``[T_j, V]``; or None with
+            ``head``, and then the logits are made from ``hidden`` a chunk of columns at a time (no
+            ``[T, V]`` tensor is ever held: what GRPO scoring uses at real vocabulary sizes).
         tokens: per response, the generated ids, ``[T_j]``.
         rewards: one reward per response.
         vocab: ``"group"`` or ``"full"``, see :data:`Vocab`.
@@ -186,12 +199,17 @@ def token_hidden_reward(
             term otherwise dominates correct responses' THR (see the brief); this measures only
             the effect on the *other* correct responses, and is no longer the exact derivative of
             the full correct-set likelihood.
-        softcap: the model's final logit soft-cap c (Gemma-2; 0 = none). The logits are then
+        softcap: with ``logits``, the model's final logit soft-cap c (Gemma-2; 0 = none; with ``head``,
+            the head's own soft-cap is used). The logits are then
             c tanh(W h / c), so the error each token sends back to the unembedding is
             g * (1 - (logits / c)^2); with it THR stays the exact first-order change.
         chunk_size: vocabulary columns processed at once; bounds memory at
-            O(groups * G * T * chunk + groups * chunk * d) floats (the log-sum-exp pass reads blocks
-            of whole rows of about chunk_size * 1024 logits).
+            O(groups * G * T * chunk + groups * chunk * d) floats, plus O(groups * G * T^2) with
+            ``exclude_self`` (the log-sum-exp pass reads blocks of whole rows of about chunk_size * 1024
+            logits).
+        head: the model's output head (:func:`interp.thr.logprobs.output_head`), instead of ``logits``.
+        lse: with ``head``, the per-token ``logsumexp(logits / temperature)`` when the caller already has
+            it (GRPO scoring computes it with the log-probabilities); computed here otherwise.
 
     Returns:
         One float32 tensor ``[T_j]`` per response, on the device of ``hidden``.
@@ -213,13 +231,17 @@ def token_hidden_reward(
         raise THRInputError(f"chunk_size must be positive; got {chunk_size}.")
     if not (isinstance(softcap, (int, float)) and math.isfinite(softcap) and softcap >= 0):
         raise THRInputError(f"softcap must be a finite number >= 0 (0: no soft-cap); got {softcap!r}.")
+    if head is not None:
+        if softcap not in (0, head.softcap):
+            raise THRInputError(f"softcap={softcap!r} differs from the head's own soft-cap {head.softcap}; pass one.")
+        softcap = head.softcap  # head.logits returns capped logits: the derivative factor below needs c
     rewards_t = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1) if not isinstance(rewards, Tensor) \
         else rewards.detach().float()
-    G = _check_inputs(hidden, logits, tokens, rewards_t, group_size, temperature)
+    G = _check_inputs(hidden, logits, tokens, rewards_t, group_size, temperature, head)
     n = len(hidden)
     B = n // G
     device = hidden[0].device
-    V = logits[0].shape[-1]
+    V = head.vocab_size if head is not None else logits[0].shape[-1]
     d = hidden[0].shape[-1]
     lengths = torch.tensor([t.shape[0] for t in tokens], device=device)
     T = max(int(lengths.max()), 1)
@@ -243,13 +265,23 @@ def token_hidden_reward(
     # it doubles as the NaN / +inf check (-inf logits are allowed: they mean q = 0).
     # Blocks of whole rows (contiguous reads) holding about chunk_size * 1024 logits each.
     rows_per_block = max(1, (chunk_size * 1024) // V)
+    if head is not None and lse is None:
+        flat_h = torch.cat([h.detach() for h in hidden])
+        flat_y = torch.cat([t.detach().reshape(-1) for t in tokens]).to(device)
+        lse = list(token_logprobs(head, flat_h, flat_y, temperature=temperature,
+                                  chunk_size=chunk_size)[2].split([int(t.shape[0]) for t in tokens]))
+    if lse is not None and (len(lse) != n or any(l.shape[0] != t.shape[0] for l, t in zip(lse, tokens))):
+        raise THRInputError("lse must hold one [T_j] tensor per response, like tokens.")
     lse_rows = []
-    for j, lg in enumerate(logits):
-        parts = []
-        for r0 in range(0, lg.shape[0], rows_per_block):
-            block = lg[r0 : r0 + rows_per_block].detach().float()
-            parts.append(torch.logsumexp(block * inv_t if inv_t != 1.0 else block, dim=-1))
-        acc = torch.cat(parts).to(device) if parts else torch.zeros(0, device=device)
+    for j in range(n):
+        if lse is not None:
+            acc = lse[j].detach().float().to(device)
+        else:
+            lg, parts = logits[j], []
+            for r0 in range(0, lg.shape[0], rows_per_block):
+                block = lg[r0 : r0 + rows_per_block].detach().float()
+                parts.append(torch.logsumexp(block * inv_t if inv_t != 1.0 else block, dim=-1))
+            acc = torch.cat(parts).to(device) if parts else torch.zeros(0, device=device)
         if not (torch.isfinite(acc) | (acc == -math.inf)).all() or (acc == -math.inf).any():
             raise THRInputError(
                 f"Response {j}: logits contain NaN or +inf (or a row that is all -inf). Check the forward pass "
@@ -272,28 +304,41 @@ def token_hidden_reward(
             col_mask[b, : u.numel()] = True
 
     s = torch.zeros(B, G, T, device=device)
+    Gc = corr_idx.shape[1]
+    Hc = H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d))                 # [B, Gc, T, d]
+    if exclude_self:
+        # a correct response's own part of M, g_j^T M_j h_j = sum_t' (e_t . e_t')(h_t . h_t'), through the
+        # two [T, T] Gram matrices: O(T^2) per response instead of a [C, d] matrix per response and chunk
+        KHc = torch.einsum("bgtd,bgsd->bgts", Hc, Hc)                                 # [B, Gc, T, T]
+        self_c = torch.zeros(B, Gc, T, device=device)
     for c0 in range(0, n_cols, chunk_size):
         c1 = min(c0 + chunk_size, n_cols)
         if col_sets is None:
             cols = torch.arange(c0, c1, device=device).expand(B, -1)                # [B, C]
             cmask = torch.ones_like(cols, dtype=torch.bool)
-            z = _pack([lg[:, c0:c1].detach() for lg in logits], B, G, T, c1 - c0, device)
+            if head is not None:
+                z = head.logits(H.reshape(-1, d), c0, c1).float().view(B, G, T, c1 - c0)
+            else:
+                z = _pack([lg[:, c0:c1].detach() for lg in logits], B, G, T, c1 - c0, device)
         else:
             cols, cmask = col_sets[:, c0:c1], col_mask[:, c0:c1]
-            z = _pack([lg.detach().index_select(1, cols[j // G]) for j, lg in enumerate(logits)], B, G, T, c1 - c0, device)
+            if head is not None:
+                z = torch.stack([head.columns(H[b], cols[b]) for b in range(B)]).float()  # one matmul per group
+            else:
+                z = _pack([lg.detach().index_select(1, cols[j // G]) for j, lg in enumerate(logits)], B, G, T,
+                          c1 - c0, device)
         q = torch.exp(z * inv_t - lse[..., None])
         onehot = (Y[..., None] == cols[:, None, None, :]).float()
         E = (onehot - q) * (cmask[:, None, None, :] & valid[..., None]).float()     # [B, G, T, C]
         if softcap > 0:  # d(c tanh(u / c)) / du = 1 - tanh^2 = 1 - (z / c)^2, from the capped logits z
             E = E * (1 - (z.float() / softcap).pow(2))
         Ec = E.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, E.shape[-1]))
-        Hc = H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d))
         M = torch.einsum("bgtc,bgtd,bg->bcd", Ec, Hc, corr_w)                        # [B, C, d]
         s += (torch.einsum("bgtc,bcd->bgtd", E, M) * H).sum(-1)
         if exclude_self:
-            M_own = torch.einsum("bgtc,bgtd->bgcd", E, H)                            # per-response part
-            self_term = (torch.einsum("bgtc,bgcd->bgtd", E, M_own) * H).sum(-1)
-            s -= self_term * correct[..., None]
+            self_c += (torch.einsum("bgtc,bgsc->bgts", Ec, Ec) * KHc).sum(-1)
+    if exclude_self:  # padding slots of corr_idx carry weight 0
+        s.scatter_add_(1, corr_idx[:, :, None].expand(-1, -1, T), -self_c * corr_w[..., None])
     thr = s * (inv_t * inv_t) * token_w[..., None] * active.view(B, 1, 1).float()
     return [thr[j // G, j % G, : int(lengths[j])].clone() for j in range(n)]
 

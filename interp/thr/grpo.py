@@ -1,8 +1,10 @@
 """A compact GRPO trainer with THR reweighting, for TransformerLens and Hugging Face causal LMs.
 
 Per step: sample G responses for each of a batch of prompts, score them with a verifiable reward,
-run the old policy once (logits + the unembedding's input), compute THR and its weights (no
-gradient), then take clipped-surrogate steps with token-level advantages w_{j,k} * A_j.
+run the old policy once (the unembedding's input; log-probabilities, entropies and THR go through the
+head in vocabulary chunks, so no ``[n, P+R, V]`` logits exist), compute THR and its weights (no
+gradient), then take clipped-surrogate steps with token-level advantages w_{j,k} * A_j, whose
+log-probabilities are chunked the same way with gradients (:mod:`interp.thr.logprobs`).
 Implements GRPO (Shao et al. 2024) with the aggregations of Dr.GRPO (Liu et al. 2025) and DAPO
 (Yu et al. 2025), and THR steering (Deng et al., arXiv 2510.03669).
 """
@@ -27,6 +29,7 @@ from interp.core.generation import make_generator
 from interp.core.models import copy_model
 from interp.core.validate import Check
 from interp.thr.core import THRInputError, Vocab, group_advantages, thr_weights, token_hidden_reward
+from interp.thr.logprobs import DEFAULT_VOCAB_CHUNK, output_head, token_logprobs
 from interp.thr.policy import Policy, Rollout, as_policy
 from interp.thr.result import GRPOLog, THRResult, thr_statistics
 from interp.core.tasks import Example
@@ -121,10 +124,27 @@ class ScoredBatch:
     items: list[Example] = field(default_factory=list)
 
 
-def _response_view(policy: Policy, ro: Rollout) -> tuple[Tensor, Tensor]:
-    logits, hidden = policy.forward(ro.input_ids, ro.attention_mask)
+@dataclass
+class _ResponseScores:
+    hidden: Float[Tensor, "n R d"]   # the head's input at the positions predicting each response token
+    logp: Float[Tensor, "n R"]       # log softmax(logits / T) of the sampled token (0 on padding)
+    entropy: Float[Tensor, "n R"]    # entropy of softmax(logits / T), no gradient
+    lse: Float[Tensor, "n R"]        # logsumexp(logits / T), no gradient
+
+
+def _response_scores(policy: Policy, ro: Rollout, temperature: float, chunk_size: int = DEFAULT_VOCAB_CHUNK
+                     ) -> _ResponseScores:
+    """One forward pass without the head, then the head in vocabulary chunks on the response tokens only
+    (differentiable when gradients are on)."""
+    _, hidden = policy.forward(ro.input_ids, ro.attention_mask, logits=False)
     P = ro.prompt_len
-    return logits[:, P - 1 : -1], hidden[:, P - 1 : -1]
+    h = hidden[:, P - 1 : -1]
+    mask = ro.response_mask.to(h.device)
+    lp, ent, lse = token_logprobs(output_head(policy.model), h[mask], ro.responses.to(h.device)[mask],
+                                  temperature=temperature, chunk_size=chunk_size)
+    zeros = torch.zeros(mask.shape, dtype=lp.dtype, device=h.device)
+    return _ResponseScores(h, zeros.masked_scatter(mask, lp), zeros.masked_scatter(mask, ent),
+                           zeros.masked_scatter(mask, lse))
 
 
 @torch.no_grad()
@@ -137,20 +157,19 @@ def score_rollouts(
     ``items`` has one entry per response (a prompt repeated ``group_size`` times)."""
     completions = [policy.decode(r) for r in ro.response_list()]
     rewards = torch.tensor([task.reward(it, c) for it, c in zip(items, completions)], dtype=torch.float32)
-    logits, hidden = _response_view(policy, ro)
-    logp_all = torch.log_softmax(logits.float() / temperature, -1)
-    old_logp = logp_all.gather(-1, ro.responses[..., None])[..., 0]
-    mask = ro.response_mask
+    sc = _response_scores(policy, ro, temperature)
+    old_logp, entropy = sc.logp, sc.entropy
+    mask = ro.response_mask.to(old_logp.device)  # where the loss is computed (the head's device)
     result = None
     if compute_thr:
         lengths = mask.sum(1).tolist()
         toks = ro.response_list()
         thr = token_hidden_reward(
-            [hidden[i, :n] for i, n in enumerate(lengths)], [logits[i, :n] for i, n in enumerate(lengths)], toks,
-            rewards, vocab=vocab, temperature=temperature, normalize=normalize, group_size=group_size,
-            exclude_self=exclude_self, scale_rewards=scale_rewards, softcap=policy.softcap,
+            [sc.hidden[i, :n] for i, n in enumerate(lengths)], None, toks, rewards, vocab=vocab,
+            temperature=temperature, normalize=normalize, group_size=group_size, exclude_self=exclude_self,
+            scale_rewards=scale_rewards, head=output_head(policy.model),
+            lse=[sc.lse[i, :n] for i, n in enumerate(lengths)],
         )
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
         result = THRResult(
             prompts=[items[b * group_size].prompt for b in range(len(items) // group_size)],
             completions=completions, tokens=[t.cpu() for t in toks],
@@ -273,10 +292,8 @@ class GRPOTrainer:
                             device=self.generator.device).tolist()
         return [pool[i] for i in idx for _ in range(cfg.group_size)]
 
-    def _token_logp(self, policy_model_forward: Policy, ro: Rollout) -> Tensor:
-        logits, _ = _response_view(policy_model_forward, ro)
-        logp = torch.log_softmax(logits.float() / self.config.temperature, -1)
-        return logp.gather(-1, ro.responses[..., None])[..., 0]
+    def _token_logp(self, policy: Policy, ro: Rollout) -> Tensor:
+        return _response_scores(policy, ro, self.config.temperature).logp
 
     def step(self) -> dict[str, float]:
         """Sample, score, compute THR and weights, update; returns the step's log record."""

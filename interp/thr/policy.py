@@ -95,25 +95,33 @@ class Policy:
 
     # -- model ----------------------------------------------------------------------------
     def forward(
-        self, input_ids: Int[Tensor, "n S"], attention_mask: Bool[Tensor, "n S"]
-    ) -> tuple[Float[Tensor, "n S V"], Float[Tensor, "n S d"]]:
-        """Logits and the unembedding's input at every position (padding on either side)."""
+        self, input_ids: Int[Tensor, "n S"], attention_mask: Bool[Tensor, "n S"], *, logits: bool = True
+    ) -> tuple[Float[Tensor, "n S V"] | None, Float[Tensor, "n S d"]]:
+        """Logits and the unembedding's input at every position (padding on either side). With
+        ``logits=False`` the head runs on no position at all and only the input is returned (``None`` for
+        the logits): :func:`interp.thr.logprobs.token_logprobs` then applies the head in vocabulary chunks."""
         store: dict[str, Tensor] = {}
-        handle = self.unembed.register_forward_pre_hook(lambda m, args: store.__setitem__("h", args[0]))
+
+        def grab(module: nn.Module, args: tuple) -> tuple | None:
+            store["h"] = args[0]
+            # an empty slice of positions: the head computes [n, 0, V] instead of [n, S, V]
+            return None if logits else (args[0][:, :0], *args[1:])
+
+        handle = self.unembed.register_forward_pre_hook(grab)
         try:
             mask = attention_mask.long()
             if self.kind == "bridge" and torch.is_grad_enabled():
                 with self.model.hooks(fwd_hooks=self._finite_scores):
-                    logits = self.model(input_ids, attention_mask=mask)
+                    out = self.model(input_ids, attention_mask=mask)
             elif self.kind != "hf":  # both TransformerLens front-ends derive positions from the mask
-                logits = self.model(input_ids, attention_mask=mask)
+                out = self.model(input_ids, attention_mask=mask)
             else:
                 # positions count real tokens only, so left padding does not shift RoPE
                 pos = (mask.cumsum(1) - 1).clamp_min(0)
-                logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
+                out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=False).logits
         finally:
             handle.remove()
-        return logits, store["h"]
+        return (out if logits else None), store["h"]
 
     @torch.no_grad()
     def sample(
