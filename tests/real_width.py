@@ -286,7 +286,8 @@ def method_runs(model: Any, sizes: Sizes) -> dict[str, Callable[[list[Row], dict
         with _measure(rows, base, "thr rollout", "response", 2 * g):
             rollout_thr(model, vtask, n_prompts=2, group_size=g, exclude_self=True)
         trainer = GRPOTrainer(model, vtask, GRPOConfig(group_size=g, prompts_per_step=sizes.grpo_prompts,
-                                                       thr=True, thr_p=0.5, lr=1e-6, seed=0))
+                                                       thr=True, thr_p=0.5, lr=1e-6, seed=0),
+                              in_place=True)  # no second copy of a real-width model: the GPU memory is the budget
         with _measure(rows, base, "grpo step with thr", "response", g * sizes.grpo_prompts):
             trainer.step()
 

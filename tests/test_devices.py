@@ -21,12 +21,7 @@ _NEEDS_STORIES = pytest.mark.skipif(not (shared_model_dir() / "config.json").is_
                                     reason="stories260K is not present at ../shared/models/stories260K")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest single-threaded
 
 
 # ----------------------------------------------------------------------------------------- the harness
@@ -228,6 +223,7 @@ def test_grpo_with_thr_on_cuda(stories, kind):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from interp.core.tasks import Example
+    from interp import load_model
     from interp.thr.grpo import GRPOConfig, GRPOTrainer, rollout_thr
     from interp.thr.tasks import VerifiableTask
 
@@ -237,12 +233,13 @@ def test_grpo_with_thr_on_cuda(stories, kind):
 
     def make():
         if kind == "tl":
-            return copy.deepcopy(stories), None
+            return load_model(shared_model_dir(), device="cpu"), None  # fresh: the shared fixture has been run
         d = shared_model_dir()
         return AutoModelForCausalLM.from_pretrained(d).eval(), AutoTokenizer.from_pretrained(d)
 
     def run(model, tok):
-        tr = GRPOTrainer(model, task, cfg, tokenizer=tok)
+        # in place: this test is about devices (deep-copying a model under the simulated device is not supported)
+        tr = GRPOTrainer(model, task, cfg, tokenizer=tok, in_place=True)
         rec = tr.step()
         res = rollout_thr(model, task, n_prompts=1, group_size=3, tokenizer=tok, seed=2)
         return rec, [p.detach().cpu() for p in model.parameters()], res.thr
@@ -270,9 +267,11 @@ HOST_SIDE = {
     ("core/tokens.py", "left_pad"): "built on the host, moved to device= at the end",
     ("core/tokens.py", "encode_prompts"): "moved to the model's input device on the next line",
     ("core/tokens.py", "stop_set"): "host lookup tables; generate() moves them to the model's device",
+    ("lens/decode.py", "_check_decode_args"): "validates the caller's target ids before anything runs; not used after",
     ("lens/result.py", "to_frame"): "result tables on the host",
     ("lens/tuned.py", "__init__"): "module parameters; for_model/load move the lens to the model's device",
     ("lens/tuned.py", "train"): "CPU RNG picking token windows of a CPU tensor (moved per batch)",
+    ("lorsa/analyze.py", "to_frame"): "result tables on the host",
     ("lorsa/analyze.py", "repeated_random_tokens"): "host token ids (CPU RNG: the same probe on every device); moved by the caller",
     ("lorsa/analyze.py", "_successor_scores"): "host id lists and NaN results; indices are moved to the device before use",
     ("lorsa/init.py", "init_from_host"): "CPU RNG for a device-independent init, moved to the host weights' device",

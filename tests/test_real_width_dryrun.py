@@ -10,15 +10,7 @@ import torch
 from real_width import CONTROL, FAMILIES_AND_CONTROL, Sizes, build_twin, load_twin, method_runs, report
 from simcuda import CUDA, SimulatedCuda
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # tiny models run fastest single-threaded
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES_AND_CONTROL))

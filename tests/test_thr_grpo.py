@@ -20,13 +20,7 @@ from interp.zoo.stories import story_word_task
 _NEEDS_STORIES = pytest.mark.skipif(not (shared_model_dir() / "config.json").is_file(),
                                 reason="stories260K is not present at ../shared/models/stories260K")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these tiny models run fastest single-threaded, above all on a shared CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models run fastest single-threaded
 
 
 TINY = dict(group_size=4, prompts_per_step=2, max_new_tokens=5, lr=1e-3)
@@ -325,7 +319,7 @@ def test_one_thr_step_lands_where_the_hand_computed_loss_says(kind, loss_type):
     plain = _hand_gradient(start, batch.rollout, adv, [torch.ones_like(w) for w in weights], loss_type,
                            trainer.max_new_tokens)
     moved = 0.0
-    for name, q in model.named_parameters():
+    for name, q in trainer.model.named_parameters():  # the trainer trains a copy; the caller's model stays put
         torch.testing.assert_close(q.detach() - before[name], -lr * grad[name], atol=2e-6, rtol=1e-3, msg=name)
         moved = max(moved, float((grad[name] - plain[name]).abs().max() / plain[name].abs().max().clamp_min(1e-12)))
     assert moved > 0.05, "THR's weights should change the update relative to plain GRPO"

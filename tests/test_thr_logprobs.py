@@ -176,8 +176,9 @@ def test_thr_through_the_head_equals_thr_from_logits(vocab, exclude_self, softca
     r = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
     with torch.no_grad():
         L = [head.logits(h) for h in H]
+    # the reference gets the capped logits and the cap (its derivative factor 1 - (z / c)^2 enters THR)
     ref = token_hidden_reward(H, L, Y, r, group_size=3, vocab=vocab, exclude_self=exclude_self, temperature=0.9,
-                              chunk_size=16)
+                              chunk_size=16, softcap=softcap)
     got = token_hidden_reward(H, None, Y, r, group_size=3, vocab=vocab, exclude_self=exclude_self, temperature=0.9,
                               chunk_size=16, head=head)
     for a, b in zip(got, ref):

@@ -201,13 +201,14 @@ def read_checkpoint(folder: str | Path, files: tuple[str, ...], *, models: Mappi
                 shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
         except (SafetensorError, OSError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"{folder / name} is corrupt or truncated ({err}); {hint}.") from err
-        want = {k: tuple(v.shape) for k, v in _weights_of(module).state_dict().items()}
+        state = _weights_of(module).state_dict()
+        want = {k: tuple(v.shape) for k, v in state.items()}
         extra = sorted(set(shapes) - set(want))
         wrong = sorted(k for k in shapes if k in want and shapes[k] != want[k])
         # tied weights are stored once (safetensors.save_model): only the names it keeps are required
         from safetensors.torch import _remove_duplicate_names
 
-        dropped = {n for names in _remove_duplicate_names(module.state_dict()).values() for n in names}
+        dropped = {n for names in _remove_duplicate_names(state).values() for n in names}
         absent = sorted(set(want) - set(shapes) - dropped)
         if extra or wrong or absent or not shapes:
             raise CheckpointError(f"{folder / name} does not fit this model (unknown tensors {extra[:5]}, shape "

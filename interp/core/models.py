@@ -418,6 +418,7 @@ def _load_bridge(source: str, *, device: torch.device | None, dtype: torch.dtype
     if Path(source).is_dir():
         from transformers import AutoConfig
 
+        _read_config_json(source)  # a damaged config.json names the file, before transformers reads it
         try:
             AutoConfig.from_pretrained(source)
         except (ValueError, KeyError) as err:
@@ -437,7 +438,7 @@ def _load_bridge(source: str, *, device: torch.device | None, dtype: torch.dtype
 
 def _offline_error(name: str, err: Exception) -> ModelLoadError | None:
     text = f"{type(err).__name__}: {err}"
-    text = text if len(text) <= 400 else text[:400] + " ..."
+    text = text if len(text) <= 200 else text[:200] + " ..."
     offline_markers = ("offline", "LocalEntryNotFound", "Connection", "resolve", "Max retries", "cached")
     if _hub_offline() or any(m.lower() in text.lower() for m in offline_markers):
         return ModelLoadError(

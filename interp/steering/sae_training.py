@@ -71,11 +71,11 @@ class SAETrainConfig:
         c.integer("store_batch_size_prompts", min=1)
         c.integer("n_batches_in_buffer", min=1)
         c.integer("seed", min=0)
-        c.text("device", fix="e.g. 'cpu' or 'cuda'.")
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            c.fail("device", self.device, "a torch device name such as 'cpu', 'cuda' or 'cuda:0'")
+        if c.text("device", optional=True, fix="None (the model's device), or e.g. 'cpu' or 'cuda'.") is not None:
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                c.fail("device", self.device, "None or a torch device name such as 'cpu', 'cuda' or 'cuda:0'")
 
 
 @dataclass
