@@ -164,3 +164,22 @@ def test_compare_selectors_one_run(pipeline):
     again = SelectorComparison.from_dict(json.loads(json.dumps(cmp.to_dict())))
     pd.testing.assert_frame_equal(again.ranking(), r)
     assert "SelectorComparison" in repr(cmp) and "<table" in cmp._repr_html_()
+
+
+def test_each_arm_is_its_rules_feature_steered(pipeline):
+    """At a scale that changes answers, each rule's arm equals steering its chosen feature by hand with
+    CorrSteer's coefficient; rules that chose the same feature share identical arms."""
+    from interp.steering.steer import SteeringVector
+
+    model, saes, task = pipeline
+    splits = task.split(20, 4, seed=0)
+    cfg = SelectorConfig(scale=30.0, n_random=1, batch_size=8, progress=False, n_boot=100, pool=4, n_prompts=4)
+    cmp = compare_selectors(model, saes, splits, cfg)
+    by_hook = {s.cfg.metadata.hook_name: s for s in saes}
+    assert cmp.report.arms["correlation"].generations != cmp.report.arms["unsteered"].generations
+    for rule, feats in cmp.chosen.items():
+        f = feats[0]
+        vec = SteeringVector.from_sae(by_hook[f.hook], f.feature, 30.0 * f.coefficient)
+        labels, texts = evaluate_vectors(model, splits.test, [vec], batch_size=8)
+        assert cmp.report.arms[rule].generations == texts and cmp.report.arms[rule].labels == labels.tolist(), rule
+        assert cmp.report.arms[rule].vectors[0]["feature"] == f.feature
