@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/selection_rules.py                       # toy-lm, planted QA task, 1500 samples
     .venv/bin/python bench/selection_rules.py --n 600 --train 360   # smaller
+    .venv/bin/python bench/selection_rules.py --model ../shared/models/stories260K --task stories-name \
+        --train-sae-tokens 300000 --out out/selectors_stories_name    # trains 3 residual SAEs first
 
 Collects correlation statistics on the train split, scores each hook's candidate features by output
 score (Arad et al. 2025) and Delta token confidence (Wang et al. 2025), steers with each rule's S
@@ -36,6 +38,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/selectors")
+    ap.add_argument("--train-sae-tokens", type=int, default=0,
+                    help="train SAEs here (tokens per hook) when the model has none bundled; 0: never")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -47,7 +51,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model)
-    saes = sources.saes_for(args.model, model, train_if_missing=False).saes
+    saes = sources.saes_for(args.model, model, train_if_missing=args.train_sae_tokens > 0,
+                            train_tokens=max(args.train_sae_tokens, 1), out_dir=out, seed=args.seed).saes
     task = sources.corrsteer_task(args.task, args.n, seed=args.seed)
     splits = task.split(args.train, args.val, seed=args.seed)
     cfg = SelectorConfig(pooling=args.pooling, batch_size=args.batch_size, n_random=args.n_random, pool=args.pool,
