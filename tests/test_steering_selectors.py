@@ -143,7 +143,7 @@ def pipeline():
     return model, saes, task
 
 
-def test_compare_selectors_one_run(pipeline):
+def test_compare_selectors_one_run(pipeline, tmp_path):
     model, saes, task = pipeline
     splits = task.split(20, 4, seed=0)
     cfg = SelectorConfig(scale=0.0, n_random=3, batch_size=8, progress=False, n_boot=200, pool=4, n_prompts=4)
@@ -163,6 +163,7 @@ def test_compare_selectors_one_run(pipeline):
     assert len(fig.data) == 2 and len(fig.data[0].x) == len(r) - 1
     again = SelectorComparison.from_dict(json.loads(json.dumps(cmp.to_dict())))
     pd.testing.assert_frame_equal(again.ranking(), r)
+    pd.testing.assert_frame_equal(SelectorComparison.load(cmp.save(tmp_path / "cmp")).ranking(), r)
     assert "SelectorComparison" in repr(cmp) and "<table" in cmp._repr_html_()
 
 

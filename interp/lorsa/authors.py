@@ -272,6 +272,7 @@ def _calibration(model: "HookedTransformer", cfg: LorsaConfig, tokens: Tensor | 
     if model.cfg.d_model != cfg.d_model:
         raise AuthorsFormatError(f"The checkpoint has d_model={cfg.d_model} but the model has d_model={model.cfg.d_model}.")
     if tokens is None:
+        ctx = min(ctx, int(model.cfg.n_ctx))
         tokens = sample_tokens(model, n_seq, ctx, seed=seed, progress=False)
     tokens = tokens.to(model.cfg.device)
     with torch.no_grad():

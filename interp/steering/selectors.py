@@ -28,8 +28,10 @@ and ranks them.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -301,6 +303,18 @@ class SelectorComparison:
             raise ValueError(f"Not a saved SelectorComparison (format={d.get('format')!r}).")
         return cls(SteeringReport.from_dict(d["report"]), Candidates(pd.DataFrame(d["candidates"])),
                    {k: [SelectedFeature(**f) for f in v] for k, v in d["chosen"].items()}, dict(d["meta"]))
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``comparison.json`` into the folder ``path`` (JSON only)."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "comparison.json").write_text(json.dumps(self.to_dict(), indent=1))
+        return folder / "comparison.json"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SelectorComparison":
+        p = Path(path)
+        return cls.from_dict(json.loads((p / "comparison.json" if p.is_dir() else p).read_text()))
 
     def _repr_html_(self) -> str:
         r = self.ranking().drop(columns=["features"])
