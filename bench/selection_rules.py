@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/selectors")
+    ap.add_argument("--sae-dir", default=None, help="a folder of saved SAEs (one sub-folder per hook)")
     ap.add_argument("--train-sae-tokens", type=int, default=0,
                     help="train SAEs here (tokens per hook) when the model has none bundled; 0: never")
     args = ap.parse_args()
@@ -51,7 +52,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model)
-    saes = sources.saes_for(args.model, model, train_if_missing=args.train_sae_tokens > 0,
+    saes = sources.saes_for(args.model, model, folder=args.sae_dir, train_if_missing=args.train_sae_tokens > 0,
                             train_tokens=max(args.train_sae_tokens, 1), out_dir=out, seed=args.seed).saes
     task = sources.corrsteer_task(args.task, args.n, seed=args.seed)
     splits = task.split(args.train, args.val, seed=args.seed)
