@@ -9,6 +9,7 @@ the top-K heads fire per token, so attention computation splits into interpretab
 >>> evaluate_lorsa(model, lorsa, held_out).to_frame()                         # doctest: +SKIP
 """
 
+from interp.lorsa.authors import AuthorsConfigWarning, AuthorsFormatError, AuthorsLorsa, load_authors_lorsa, read_authors_lorsa, save_authors_lorsa
 from interp.lorsa.analyze import HeadScores, TopContexts, head_loss_attribution, head_scores, ov_readout, top_contexts
 from interp.lorsa.config import Activation, LorsaConfig, LorsaConfigError, UnsupportedModelError, hook_names
 from interp.lorsa.evaluate import LorsaEval, evaluate_lorsa
@@ -21,5 +22,7 @@ __all__ = [
     "Lorsa", "LorsaLoadError", "host_attention", "init_from_host",
     "LorsaTrainConfig", "LorsaTrainResult", "train_lorsa", "CheckpointError",
     "LorsaEval", "evaluate_lorsa",
+    "AuthorsLorsa", "AuthorsFormatError", "AuthorsConfigWarning", "read_authors_lorsa", "load_authors_lorsa",
+    "save_authors_lorsa",
     "TopContexts", "top_contexts", "HeadScores", "head_scores", "ov_readout", "head_loss_attribution",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = [
     "OUTCOME_COLOURS", "RESPONSE_COLOURS", "THR_SCALE", "DIVERGING_SCALE", "LOGPROB_SCALE", "RATE_SCALE",
     "MISSING_COLOUR", "LANGUAGE_COLOURS", "NO_LANGUAGE_COLOUR", "RUN_COLOURS", "READOUT_COLOURS",
-    "CONDITION_COLOURS", "OTHER_CONDITION_COLOUR", "HEAD_SOURCE_COLOURS", "HIGHLIGHT_COLOUR", "TEXT_ON_COLOUR",
+    "CONDITION_COLOURS", "SELECTOR_COLOURS", "OTHER_CONDITION_COLOUR", "HEAD_SOURCE_COLOURS", "HIGHLIGHT_COLOUR", "TEXT_ON_COLOUR",
     "NEUTRAL_COLOUR", "LEGEND_BACKGROUND",
 ]
 
@@ -55,6 +55,9 @@ CONDITION_COLOURS: dict[str, str] = {
     "unsteered": "#555555", "corrsteer": "#1f77b4", "diff_means": "#ff7f0e", "random": "#bbbbbb",
 }
 """Steering conditions by kind (CorrSteer report)."""
+
+SELECTOR_COLOURS: dict[str, str] = {"output_score": "#2ca02c", "token_confidence": "#9467bd"}
+"""Feature-selection rules beside CorrSteer's correlation (``interp.steering.selectors``)."""
 
 OTHER_CONDITION_COLOUR = "#999999"
 """A steering condition of a kind not in :data:`CONDITION_COLOURS`."""
