@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from interp.translation.lexicon import Lexicon
@@ -36,8 +36,14 @@ __all__ = ["PivotSpec", "Plant", "plant_concepts", "build_corpus", "single_token
 
 PIVOT = "en"
 TEMPLATE_KW = dict(instruction="Translate from {src} to {tgt}.", example="Word: {word}\nTranslation: {answer}")
-"""The prompt layout of every translation document (the same as ``toy-translate``'s)."""
+"""The ``named`` layout: languages named in an instruction (the same as ``toy-translate``'s)."""
+IMPLICIT_TEMPLATE_KW = dict(kind="few_shot", n_shots=3, instruction="Translate:", example="{word} = {answer}",
+                            shot_separator="\n")
+"""The ``implicit`` layout: a list of word pairs of one language pair, no language named (Wendler et
+al. 2024's few-shot prompts without the names): the target language has to be read off the answers
+before it in the context."""
 DOC_KINDS = ("pivot_pair", "direct_pair", "gloss", "english")
+Layout = Literal["named", "implicit"]
 
 
 @dataclass
@@ -60,6 +66,15 @@ class PivotSpec:
     """English-only knowledge text about the concepts (no other language ever appears in it)."""
     resource_weight: dict[str, float] = field(default_factory=lambda: {"high": 1.0, "mid": 0.35, "low": 0.08})
     pivot: str = PIVOT
+    p_to_pivot: float = 0.5
+    """Share of the pivot pairs that translate INTO English (the rest translate out of it)."""
+    p_holdout: float = 0.0
+    """Share of the (non-English language pair, direct concept) combinations never translated
+    directly (either direction): each such concept IS translated directly between other pairs."""
+    layout: Layout = "named"
+    """``named``: one word per document, languages named; ``implicit``: lists of 1..``max_items``
+    word pairs of one language pair with no language named (``IMPLICIT_TEMPLATE_KW``)."""
+    max_items: int = 5
 
     def __post_init__(self) -> None:
         if self.n_bridge >= self.n_concepts:
@@ -67,6 +82,12 @@ class PivotSpec:
         weights = [self.p_pivot_pair, self.p_direct_pair, self.p_gloss, self.p_english]
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"Document-kind weights must be non-negative and not all zero; got {weights}.")
+        if not 0 <= self.p_holdout < 1:
+            raise ValueError(f"p_holdout={self.p_holdout} must be in [0, 1).")
+        if self.layout not in ("named", "implicit"):
+            raise ValueError(f"layout={self.layout!r}: use 'named' or 'implicit'.")
+        if self.max_items < 1:
+            raise ValueError(f"max_items={self.max_items} must be at least 1.")
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,16 @@ class Plant:
     pivot: str
     languages: tuple[str, ...]
     resource: dict[str, str]
+    held_out: frozenset[tuple[str, str, str]] = frozenset()
+    """(language a, language b, concept) with a < b: direct concepts never translated between a and b."""
+
+    def is_held_out(self, src: str, tgt: str, concept: str) -> bool:
+        a, b = sorted((src, tgt))
+        return (a, b, concept) in self.held_out
+
+    def held_out_triples(self) -> list[tuple[str, str, str]]:
+        """Every (source, target, concept) of a held-out combination, both directions."""
+        return [(s, t, c) for s, t in self.eval_pairs() for c in self.direct if self.is_held_out(s, t, c)]
 
     @property
     def others(self) -> list[str]:
@@ -92,7 +123,8 @@ class Plant:
 
     def to_dict(self) -> dict:
         return dict(pivot=self.pivot, languages=list(self.languages), resource=self.resource,
-                    direct_concepts=list(self.direct), bridge_concepts=list(self.bridge))
+                    direct_concepts=list(self.direct), bridge_concepts=list(self.bridge),
+                    held_out=sorted("|".join(t) for t in self.held_out))
 
 
 def _lexicon() -> "Lexicon":
@@ -121,9 +153,18 @@ def plant_concepts(spec: PivotSpec, lexicon: "Lexicon | None" = None) -> Plant:
     chosen = rng.sample(pool, spec.n_concepts)
     bridge = set(rng.sample(chosen, spec.n_bridge))
     order = [c for c in lex.entries if c in set(chosen)]
-    return Plant(concepts=tuple(order), direct=tuple(c for c in order if c not in bridge),
-                 bridge=tuple(c for c in order if c in bridge), pivot=spec.pivot, languages=tuple(lex.languages),
-                 resource={c: lex.languages[c].resource.value for c in lex.languages})
+    direct = [c for c in order if c not in bridge]
+    others = [c for c in lex.languages if c != spec.pivot]
+    held = set()
+    if spec.p_holdout > 0:
+        for i, a in enumerate(others):
+            for b in others[i + 1:]:
+                # hold out a share of the concepts per language pair (never all: the pair stays trained)
+                k = min(len(direct) - 1, round(spec.p_holdout * len(direct)))
+                held.update((*sorted((a, b)), c) for c in rng.sample(direct, k))
+    return Plant(concepts=tuple(order), direct=tuple(direct), bridge=tuple(c for c in order if c in bridge),
+                 pivot=spec.pivot, languages=tuple(lex.languages),
+                 resource={c: lex.languages[c].resource.value for c in lex.languages}, held_out=frozenset(held))
 
 
 def build_corpus(spec: PivotSpec, lexicon: "Lexicon | None" = None, *, sample_seed: int | None = None) -> list[str]:
@@ -140,7 +181,9 @@ def build_corpus(spec: PivotSpec, lexicon: "Lexicon | None" = None, *, sample_se
     others = plant.others
     weights = [spec.resource_weight.get(plant.resource[c], 0.1) for c in others]
     name = {c: lex.languages[c].name for c in lex.languages}
-    concepts, direct = list(plant.concepts), list(plant.direct)
+    concepts = list(plant.concepts)
+    seen_direct = {tuple(sorted((a, b))): [c for c in plant.direct if not plant.is_held_out(a, b, c)]
+                   for a in others for b in others if a != b}
     # the planted English-only knowledge: part of speech and a successor relation (a seeded cycle)
     cycle = concepts[:]
     random.Random(2000 + spec.seed).shuffle(cycle)
@@ -152,6 +195,14 @@ def build_corpus(spec: PivotSpec, lexicon: "Lexicon | None" = None, *, sample_se
     def translation(concept: str, src: str, tgt: str) -> str:
         prompt = build_prompt(template, src=name[src], tgt=name[tgt], word=word(concept, src))
         return f"{prompt} {word(concept, tgt)}"
+
+    def word_list(pool: list[str], src: str, tgt: str) -> str:
+        items = rng.sample(pool, min(len(pool), rng.randint(1, spec.max_items)))
+        lines = [f"{word(c, src)} = {word(c, tgt)}" for c in items]
+        return "\n".join([IMPLICIT_TEMPLATE_KW["instruction"], *lines])
+
+    def pair_doc(pool: list[str], src: str, tgt: str) -> str:
+        return translation(rng.choice(pool), src, tgt) if spec.layout == "named" else word_list(pool, src, tgt)
 
     def english(concept: str) -> str:
         en = spec.pivot
@@ -169,15 +220,19 @@ def build_corpus(spec: PivotSpec, lexicon: "Lexicon | None" = None, *, sample_se
     for kind in kinds:
         if kind == "pivot_pair":
             other = rng.choices(others, weights)[0]
-            concept = rng.choice(concepts)
-            pair = (spec.pivot, other) if rng.random() < 0.5 else (other, spec.pivot)
-            docs.append(translation(concept, *pair))
+            if spec.layout == "named":
+                concept = rng.choice(concepts)
+                pair = (spec.pivot, other) if rng.random() < 1 - spec.p_to_pivot else (other, spec.pivot)
+                docs.append(translation(concept, *pair))
+            else:
+                pair = (spec.pivot, other) if rng.random() < 1 - spec.p_to_pivot else (other, spec.pivot)
+                docs.append(word_list(concepts, *pair))
         elif kind == "direct_pair":
             a = rng.choices(others, weights)[0]
             b = a
             while b == a:
                 b = rng.choices(others, weights)[0]
-            docs.append(translation(rng.choice(direct), a, b))
+            docs.append(pair_doc(seen_direct[tuple(sorted((a, b)))], a, b))
         elif kind == "gloss":
             other = rng.choices(others, weights)[0]
             concept = rng.choice(concepts)

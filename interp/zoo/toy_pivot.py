@@ -1,11 +1,13 @@
 """``toy-pivot``: the zoo's multilingual toy with a planted English pivot (issue 14, item 1), on which
-the translation-barrier probe (Bafna et al. 2025) should find English in the middle layers.
+the translation-barrier probe (Bafna et al. 2025; Wendler et al. 2024) is checked against a known answer.
 
 The corpus (:mod:`interp.zoo.pivot_corpus`) reaches every non-English language through English and
-never translates the *bridge* concepts between two non-English languages; the probe asks for
-exactly those translations. ``train`` writes the Hugging Face folder and a ``card.json`` with the
-planted answer, every design tried and the measured numbers (``measure``); ``train_lens`` trains
-the tuned lens on held-out corpus text (never on the probe's prompts) beside it.
+holds out (language pair, concept) combinations from every direct translation; the probe asks for
+exactly those. ``train`` (recipe of ``toy-pivot``) writes the Hugging Face folder and a ``card.json``
+with the planted answer, every design tried (``DESIGNS``; numbers in ``pivot_designs.json``) and the
+logit-lens measurements; ``train_tuned_lens`` (recipe of ``toy-pivot-tuned-lens``) trains the tuned
+lens on held-out corpus text, never on the probe's prompts, and records the tuned-lens measurements
+in its own card. ``python -m interp.zoo.toy_pivot try DESIGN`` re-runs one try of the experiment.
 
 >>> from interp import zoo
 >>> zoo.train("toy-pivot")   # doctest: +SKIP
@@ -13,20 +15,24 @@ the tuned lens on held-out corpus text (never on the probe's prompts) beside it.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from interp.zoo.pivot_corpus import TEMPLATE_KW, PivotSpec, build_corpus, plant_concepts, tokenizer_texts
+from interp.zoo.pivot_corpus import (IMPLICIT_TEMPLATE_KW, TEMPLATE_KW, Plant, PivotSpec, build_corpus,
+                                     plant_concepts, tokenizer_texts)
 
-__all__ = ["Design", "DESIGNS", "FINAL_DESIGN", "train", "train_lens", "measure", "probe_template", "load_plant",
-           "lens_windows", "LENS_DIR"]
+__all__ = ["Design", "DESIGNS", "FINAL_DESIGN", "train", "train_tuned_lens", "measure", "probe_template",
+           "load_plant", "lens_windows", "eval_sets", "run_triples", "design_summary", "DESIGNS_FILE"]
 
-LENS_DIR = "tuned_lens"
 LENS_SEED_OFFSET = 7919
 """Held-out text for the tuned lens: the same distribution, documents drawn with ``seed + 7919``."""
+DESIGNS_FILE = Path(__file__).resolve().parent / "pivot_designs.json"
+"""The measured numbers of every design tried (``python -m interp.zoo.toy_pivot try NAME`` appends)."""
 
 
 @dataclass
@@ -57,69 +63,48 @@ DESIGNS: dict[str, Design] = {
                corpus=PivotSpec(n_concepts=128, n_bridge=32, p_pivot_pair=0.60, p_direct_pair=0.20),
                note="As B with 96 direct concepts seen ~2 times per (pair, concept): too many to memorise, so "
                     "the direct pairs reward a composed src -> concept -> tgt path that the bridge concepts can reuse."),
+        Design("D-held-out-triples", corpus=PivotSpec(n_bridge=8, p_holdout=0.5, p_pivot_pair=0.60,
+                                                      p_direct_pair=0.25, p_english=0.10), steps=5000,
+               note="Every direct concept is translated between some non-English pairs and held out from the "
+                    "others (half of the (pair, concept) combinations); the probe asks for the held-out ones, "
+                    "so both legs were used inside other direct translations (Wang et al. 2024's in-distribution "
+                    "composition). 8 bridge concepts stay out of every direct pair (the out-of-distribution case)."),
+        Design("E-english-outputs", corpus=PivotSpec(n_bridge=8, p_holdout=0.5, p_pivot_pair=0.55, p_to_pivot=0.75,
+                                                     p_direct_pair=0.20, p_english=0.20), steps=5000,
+               note="As D with English as the dominant OUTPUT, as in a large model's training text: three quarters "
+                    "of the pivot pairs translate into English and English knowledge text doubles (about 62% of "
+                    "the documents end in an English word), so a concept's default readout is its English word."),
+        Design("F-implicit-target", corpus=PivotSpec(n_bridge=8, p_holdout=0.5, p_pivot_pair=0.55, p_to_pivot=0.75,
+                                                     p_direct_pair=0.25, p_gloss=0.0, p_english=0.20,
+                                                     layout="implicit"), steps=5000,
+               note="As E, but no language is ever named: documents are lists of word pairs of one language pair "
+                    "(the probe's 3-shot prompt), so the target language must be read off earlier answers, a "
+                    "later computation than looking the source word up; until it is read, the best guess for a "
+                    "concept's word is English, the dominant output."),
     ]
 }
 FINAL_DESIGN = "B-tied"
 
 
-def probe_template():
-    """The prompt template the toy was trained on (pass it to ``TranslationProbe``)."""
+def probe_template(layout: str = "named"):
+    """The prompt template of a corpus layout (pass it to ``TranslationProbe``)."""
     from interp.translation.prompts import PromptTemplate
 
-    return PromptTemplate(**TEMPLATE_KW)
+    return PromptTemplate(**(TEMPLATE_KW if layout == "named" else IMPLICIT_TEMPLATE_KW))
 
 
-def load_plant(card: dict[str, Any]):
+def load_plant(card: dict[str, Any]) -> Plant:
     """The planted structure recorded in a card (the known answer)."""
-    from interp.zoo.pivot_corpus import Plant
-
     p = card["plant"]
     return Plant(concepts=tuple(p["direct_concepts"] + p["bridge_concepts"]), direct=tuple(p["direct_concepts"]),
                  bridge=tuple(p["bridge_concepts"]), pivot=p["pivot"], languages=tuple(p["languages"]),
-                 resource=p["resource"])
+                 resource=p["resource"], held_out=frozenset(tuple(t.split("|")) for t in p.get("held_out", ())))
 
 
-def train(out_dir: Path, *, design: str | Design = FINAL_DESIGN, progress: bool = True, measure_probe: bool = True,
-          lens: bool = True, **overrides: Any) -> Path:
-    """Train ``toy-pivot`` with a design of ``DESIGNS`` into ``out_dir`` (HF folder + ``card.json``),
-    then its tuned lens and the probe measurements (each can be skipped)."""
-    from interp.zoo.bpe import train_bpe
-    from interp.zoo.training import ModelConfig, TrainConfig, train_causal_lm
+def _lexicon():
+    from interp.translation.lexicon import Lexicon
 
-    d = DESIGNS[design] if isinstance(design, str) else design
-    d = replace(d, **{k: v for k, v in overrides.items() if k in Design.__dataclass_fields__})
-    train_kw = {k: v for k, v in overrides.items() if k not in Design.__dataclass_fields__}
-    train_kw.setdefault("n_threads", 1)  # one thread: fastest for these sizes on a shared CPU
-    out_dir = Path(out_dir)
-    t0 = time.perf_counter()
-    docs = build_corpus(d.corpus)
-    tokenizer = train_bpe(tokenizer_texts(d.corpus, docs), vocab_size=d.vocab_size, marks_in_words=True)
-    model_cfg = ModelConfig(d_model=d.d_model, n_layers=d.n_layers, n_heads=d.n_heads, n_kv_heads=d.n_heads,
-                            d_mlp=d.d_mlp, max_len=32, tie_embeddings=d.tie_embeddings)
-    train_cfg = TrainConfig(steps=d.steps, batch_size=d.batch_size, lr=d.lr, warmup_steps=100, **train_kw)
-    stats = train_causal_lm(docs, tokenizer, model_cfg, train_cfg, out_dir, progress=progress)
-    plant = plant_concepts(d.corpus)
-    multi = [w for c in plant.concepts for ws in _lexicon().entries[c].values() for w in ws
-             if len(tokenizer(" " + w, add_special_tokens=False)["input_ids"]) != 1]
-    card: dict[str, Any] = {
-        "name": "toy-pivot",
-        "description": "Toy multilingual Llama with a planted English pivot (translation-barrier demo).",
-        "design": _design_dict(d),
-        "plant": plant.to_dict(),
-        "corpus": {"n_docs": len(docs), "example": docs[:4], "template": TEMPLATE_KW},
-        "tokenizer": {"vocab_size": len(tokenizer), "words_not_one_token": multi},
-        "model": asdict(model_cfg),
-        "training": stats.to_dict(),
-        "train_seconds_total": round(time.perf_counter() - t0, 1),
-        "threads": train_cfg.n_threads,
-    }
-    _write_card(out_dir, card)
-    if lens:
-        train_lens(out_dir, progress=progress)
-    if measure_probe:
-        card["probe"] = measure(out_dir, progress=progress)
-        _write_card(out_dir, card)
-    return out_dir
+    return Lexicon.bundled()
 
 
 def _design_dict(d: Design) -> dict[str, Any]:
@@ -128,10 +113,12 @@ def _design_dict(d: Design) -> dict[str, Any]:
     return out
 
 
-def _lexicon():
-    from interp.translation.lexicon import Lexicon
+def _spec_from_card(card: dict[str, Any]) -> PivotSpec:
+    return PivotSpec(**card["design"]["corpus"])
 
-    return Lexicon.bundled()
+
+def _layout(card: dict[str, Any]) -> str:
+    return card["design"]["corpus"].get("layout", "named")
 
 
 def _write_card(folder: Path, card: dict[str, Any]) -> None:
@@ -146,61 +133,185 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Cannot write {type(value).__name__} to the card.")
 
 
-def _spec_from_card(card: dict[str, Any]) -> PivotSpec:
-    return PivotSpec(**card["design"]["corpus"])
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def lens_windows(model, card: dict[str, Any], *, n_docs: int = 6000, ctx: int = 15):
+def recorded_designs() -> dict[str, Any]:
+    """Every design tried with its measured numbers (``pivot_designs.json``)."""
+    return json.loads(DESIGNS_FILE.read_text()) if DESIGNS_FILE.is_file() else {}
+
+
+# ---- recipes ---------------------------------------------------------------------------------
+def train_model(out_dir: Path, design: Design, *, progress: bool = True, **train_kw: Any) -> dict[str, Any]:
+    """Corpus, tokenizer and model of one design into ``out_dir``; returns the card (also written)."""
+    from interp.zoo.bpe import train_bpe
+    from interp.zoo.training import LMTrainConfig, ModelConfig, train_causal_lm
+
+    train_kw.setdefault("n_threads", 1)  # one thread: fastest for these sizes on a shared CPU
+    out_dir = Path(out_dir)
+    t0, c0 = time.perf_counter(), time.process_time()
+    docs = build_corpus(design.corpus)
+    tokenizer = train_bpe(tokenizer_texts(design.corpus, docs), vocab_size=design.vocab_size, marks_in_words=True)
+    model_cfg = ModelConfig(d_model=design.d_model, n_layers=design.n_layers, n_heads=design.n_heads,
+                            n_kv_heads=design.n_heads, d_mlp=design.d_mlp, max_len=32,
+                            tie_embeddings=design.tie_embeddings)
+    train_cfg = LMTrainConfig(steps=design.steps, batch_size=design.batch_size, lr=design.lr, warmup_steps=100,
+                              **train_kw)
+    stats = train_causal_lm(docs, tokenizer, model_cfg, train_cfg, out_dir, progress=progress)
+    plant = plant_concepts(design.corpus)
+    lex = _lexicon()
+    multi = [w for c in plant.concepts for ws in lex.entries[c].values() for w in ws
+             if len(tokenizer(" " + w, add_special_tokens=False)["input_ids"]) != 1]
+    card: dict[str, Any] = {
+        "name": "toy-pivot",
+        "description": "Toy multilingual Llama with a planted English pivot (translation-barrier demo).",
+        "design": _design_dict(design),
+        "plant": plant.to_dict(),
+        "corpus": {"n_docs": len(docs), "example": docs[:4],
+                   "template": TEMPLATE_KW if design.corpus.layout == "named" else IMPLICIT_TEMPLATE_KW},
+        "tokenizer": {"vocab_size": len(tokenizer), "words_not_one_token": multi},
+        "model": asdict(model_cfg),
+        "training": stats.to_dict(),
+        # wall time on a shared machine is inflated by other jobs; the process CPU time of this
+        # single-threaded recipe is what it takes alone on one core
+        "train_seconds_wall": round(time.perf_counter() - t0, 1),
+        "train_seconds_cpu_one_thread": round(time.process_time() - c0, 1),
+        "threads": train_cfg.n_threads,
+    }
+    _write_card(out_dir, card)
+    return card
+
+
+def train(out_dir: Path, *, design: str | Design = FINAL_DESIGN, progress: bool = True, measure_probe: bool = True,
+          n_boot: int = 1000, **train_kw: Any) -> Path:
+    """Recipe of ``toy-pivot``: train the final design into ``out_dir`` and measure it with the
+    logit lens (``train_tuned_lens`` adds the tuned lens and its numbers)."""
+    d = DESIGNS[design] if isinstance(design, str) else design
+    card = train_model(out_dir, d, progress=progress, **train_kw)
+    card["designs_tried"] = recorded_designs()
+    if measure_probe:
+        card["probe"] = measure(out_dir, lens="logit", n_boot=n_boot, progress=progress)
+    card["reproduce"] = "interp zoo train toy-pivot && interp zoo train toy-pivot-tuned-lens"
+    _write_card(Path(out_dir), card)
+    return Path(out_dir)
+
+
+def lens_windows(model, card: dict[str, Any], *, n_docs: int = 6000, ctx: int | None = None,
+                 seed_offset: int = LENS_SEED_OFFSET):
     """Tuned-lens training data: held-out documents of the training distribution (``seed + 7919``),
-    tokenised as in training (BOS first), the first ``ctx`` tokens of each one at least that long
-    (translation documents: the prompt and the answer). None of them is a probe prompt: the held-out
-    text, like the training text, never translates a bridge concept between two non-English languages."""
+    tokenised as in training (BOS first, one document per row, no packing), the first ``ctx`` tokens
+    of each document at least that long (default: the shortest translation document). None is a
+    probe prompt: held-out text, like training text, never translates a held-out combination."""
     import torch
 
     spec = _spec_from_card(card)
-    docs = build_corpus(spec, sample_seed=spec.seed + LENS_SEED_OFFSET)[:n_docs]
+    docs = [d for d in build_corpus(spec, sample_seed=spec.seed + seed_offset)[:n_docs]
+            if d.startswith("Translate")]
     tok = model.tokenizer
-    ids = [seq for seq in tok(docs, add_special_tokens=True)["input_ids"] if len(seq) >= ctx]
-    if not ids:
+    ids = tok(docs, add_special_tokens=True)["input_ids"]
+    ctx = ctx or min(len(seq) for seq in ids)
+    rows = [seq[:ctx] for seq in ids if len(seq) >= ctx]
+    if not rows:
         raise ValueError(f"No held-out document has {ctx} tokens.")
-    return torch.tensor([seq[:ctx] for seq in ids])
+    return torch.tensor(rows)
 
 
-def train_lens(out_dir: Path, *, model_dir: Path | None = None, steps: int = 600, batch_size: int = 32,
-               progress: bool = True) -> Path:
-    """Train the tuned lens of a trained ``toy-pivot`` folder and save it in ``<folder>/tuned_lens``
-    (the zoo's ``toy-pivot-lens`` recipe calls this on the committed checkpoint)."""
+def train_tuned_lens(out_dir: Path, *, model_dir: Path | None = None, steps: int = 600, batch_size: int = 32,
+                     measure_probe: bool = True, n_boot: int = 1000, progress: bool = True) -> Path:
+    """Recipe of ``toy-pivot-tuned-lens``: a tuned lens for toy-pivot trained on held-out corpus
+    documents (``lens_windows``), saved to ``out_dir`` with a card: the model file it belongs to
+    (sha256), the held-out KL per layer of the tuned and the logit lens, and the probe's numbers
+    measured through the tuned lens."""
     import torch
 
-    from interp.lens import TunedLens, TunedLensConfig
-    from interp.models import load_model
+    from interp.core.models import load_model
+    from interp.lens import TunedLens, TunedLensConfig, kl_by_layer
+    from interp.zoo.registry import REGISTRY
 
-    folder = Path(model_dir or out_dir)
+    folder = Path(model_dir) if model_dir is not None else REGISTRY["toy-pivot"].path
     torch.set_num_threads(1)
     model = load_model(str(folder), device="cpu")
     card = json.loads((folder / "card.json").read_text())
     windows = lens_windows(model, card)
-    t0 = time.perf_counter()
+    held = lens_windows(model, card, n_docs=400, ctx=int(windows.shape[1]), seed_offset=LENS_SEED_OFFSET + 1)
+    t0, c0 = time.perf_counter(), time.process_time()
     lens = TunedLens.train(model, windows, TunedLensConfig(steps=steps, batch_size=batch_size, lr=1e-3),
                            progress=progress)
-    lens.save(folder / LENS_DIR)
-    card["tuned_lens"] = {"steps": steps, "batch_size": batch_size, "windows": int(windows.shape[0]),
-                          "ctx": int(windows.shape[1]), "seconds": round(time.perf_counter() - t0, 1),
-                          "final_kl": round(sum(lens.history[-20:]) / len(lens.history[-20:]), 4),
-                          "data": "held-out corpus documents (seed + 7919), BOS-first, first 15 tokens"}
-    _write_card(folder, card)
-    return folder
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    out_dir = Path(out_dir)
+    lens.save(out_dir)
+    lens_card: dict[str, Any] = {
+        "name": "toy-pivot-tuned-lens", "kind": "tuned_lens", "model": "toy-pivot",
+        "model_sha256": _sha256(folder / "model.safetensors"),
+        "data": {"corpus_seed": card["design"]["corpus"]["seed"] + LENS_SEED_OFFSET, "windows": int(windows.shape[0]),
+                 "ctx": int(windows.shape[1]), "bos_first": True, "packed": False,
+                 "what": "held-out translation documents of the training distribution, one per row"},
+        "training": {"steps": steps, "batch_size": batch_size, "lr": 1e-3, "seconds_wall": round(seconds, 1),
+                     "seconds_cpu_one_thread": round(cpu, 1)},
+        "held_out_kl": {"tuned": [round(float(v), 4) for v in kl_by_layer(model, held, lens)],
+                        "logit": [round(float(v), 4) for v in kl_by_layer(model, held, None)],
+                        "n_windows": int(held.shape[0]), "corpus_seed": card["design"]["corpus"]["seed"] + LENS_SEED_OFFSET + 1},
+        "reproduce": "interp zoo train toy-pivot-tuned-lens",
+    }
+    _write_card(out_dir, lens_card)
+    if measure_probe:
+        lens_card["probe"] = measure(folder, lens=lens, n_boot=n_boot, progress=progress)
+        _write_card(out_dir, lens_card)
+    return out_dir
 
 
-def measure(folder: Path, *, lenses: tuple[str, ...] = ("logit", "tuned"), n_boot: int = 1000,
-            progress: bool = True, save_reports: bool = False) -> dict[str, Any]:
-    """Run the probe on every non-English pair of the bridge concepts (and the seen English legs,
-    as a control) with each lens; return the card's ``probe`` section."""
+# ---- measurement -----------------------------------------------------------------------------
+def eval_sets(plant: Plant) -> dict[str, list[tuple[str, str, str]]]:
+    """The probe's (source, target, concept) examples: ``held_out`` (direct concepts between a
+    language pair they were never translated in) and ``bridge`` (concepts never translated between
+    two non-English languages at all); the first present is the headline set."""
+    sets: dict[str, list[tuple[str, str, str]]] = {}
+    if plant.held_out:
+        sets["held_out"] = plant.held_out_triples()
+    if plant.bridge:
+        sets["bridge"] = [(s, t, c) for s, t in plant.eval_pairs() for c in plant.bridge]
+    return sets
+
+
+def run_triples(probe, triples: list[tuple[str, str, str]], *, progress: bool = False):
+    """One :class:`ProbeReport` over (source, target, concept) examples (the probe takes one concept
+    list per call, so pairs with their own concepts are run group by group and merged)."""
+    from interp.translation import ProbeReport
+
+    by_pair: dict[tuple[str, str], list[str]] = {}
+    for s, t, c in triples:
+        by_pair.setdefault((s, t), []).append(c)
+    groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for pair, concepts in by_pair.items():
+        groups.setdefault(tuple(concepts), []).append(pair)
+    rows, meta = [], None
+    for concepts, pairs in groups.items():
+        report = probe.run(pairs, concepts=list(concepts), progress=progress)
+        rows += report.rows
+        meta = meta or report.meta
+    order = {p: i for i, p in enumerate(by_pair)}
+    rows.sort(key=lambda r: order[(r["src"], r["tgt"])])
+    return ProbeReport(rows, meta)
+
+
+def make_probe(model, card: dict[str, Any], lens: Any = "logit"):
+    """The ``TranslationProbe`` the card's numbers come from (the toy's template, 3 new tokens)."""
+    from interp.translation import ProbeConfig, TranslationProbe
+
+    plant = load_plant(card)
+    lex = _lexicon().subset(concepts=list(plant.concepts))
+    return TranslationProbe(model, lex, template=probe_template(_layout(card)),
+                            config=ProbeConfig(lens=lens, max_new_tokens=3, batch_size=64))
+
+
+def measure(folder: Path, *, lens: Any = "logit", n_boot: int = 1000, progress: bool = True,
+            save_reports: bool = False) -> dict[str, Any]:
+    """Probe a trained toy-pivot on every evaluation set (``eval_sets``) and, with the logit lens,
+    on the English legs (a control); ``lens`` is ``"logit"`` or a ``TunedLens``. Returns a card section."""
     import torch
 
-    from interp.lens import TunedLens
-    from interp.models import load_model
-    from interp.translation import ProbeConfig, TranslationProbe
+    from interp.core.models import load_model
     from interp.translation.barrier import barrier_stats
 
     folder = Path(folder)
@@ -208,39 +319,40 @@ def measure(folder: Path, *, lenses: tuple[str, ...] = ("logit", "tuned"), n_boo
     model = load_model(str(folder), device="cpu")
     card = json.loads((folder / "card.json").read_text())
     plant = load_plant(card)
-    lex = _lexicon().subset(concepts=list(plant.concepts))
-    out: dict[str, Any] = {"eval": "every ordered pair of two non-English languages x the bridge concepts "
-                                   "(never translated directly in training)",
-                           "n_pairs": len(plant.eval_pairs()), "n_concepts": len(plant.bridge)}
-    legs = [(x, plant.pivot) for x in plant.others] + [(plant.pivot, x) for x in plant.others]
-    for name in lenses:
-        lens: Any = "logit"
-        if name == "tuned":
-            lens = TunedLens.load(folder / LENS_DIR, model)
-        probe = TranslationProbe(model, lex, template=probe_template(),
-                                 config=ProbeConfig(lens=lens, max_new_tokens=3, batch_size=64))
+    probe = make_probe(model, card, lens)
+    name = "logit" if isinstance(lens, str) else "tuned"
+    sets = eval_sets(plant)
+    out: dict[str, Any] = {"lens": name, "sets": {k: len(v) for k, v in sets.items()}, "headline_set": next(iter(sets)),
+                           "n_boot": n_boot}
+    legs = None
+    if name == "logit":
+        pairs = [(x, plant.pivot) for x in plant.others] + [(plant.pivot, x) for x in plant.others]
+        legs = probe.run(pairs, concepts=list(plant.concepts), progress=progress)
+        out["legs_accuracy"] = legs.by_pair().set_index("pair")["accuracy"].round(4).to_dict()
+    for set_name, triples in sets.items():
         t0 = time.perf_counter()
-        report = probe.run(plant.eval_pairs(), concepts=list(plant.bridge), progress=progress)
+        report = run_triples(probe, triples, progress=progress)
         seconds = time.perf_counter() - t0
-        stats = barrier_stats(report, pivot=plant.pivot, n_boot=n_boot)
-        entry = stats.to_dict() | {
-            "seconds": round(seconds, 1), "accuracy_by_pair": report.by_pair().set_index("pair")["accuracy"].round(4).to_dict(),
-            "intermediate_languages": _intermediate(report),
-            "by_source_resource": _by_source(report)}
-        if name == "logit":
-            leg_report = probe.run(legs, concepts=list(plant.bridge), progress=progress)
-            entry["legs_accuracy"] = leg_report.by_pair().set_index("pair")["accuracy"].round(4).to_dict()
-            entry["composition"] = _composition(report, leg_report, plant.pivot)
+        entry = barrier_stats(report, pivot=plant.pivot, n_boot=n_boot).to_dict() | {
+            "seconds": round(seconds, 1),
+            "accuracy_by_pair": report.by_pair().set_index("pair")["accuracy"].round(4).to_dict(),
+            "intermediate_languages": _intermediate(report), "by_source_resource": _by_source(report)}
+        if legs is not None:
+            entry["composition"] = _composition(report, legs, plant.pivot)
         if save_reports:
-            report.save(folder / f"probe_{name}.json")
-        out[f"{name}_lens"] = entry
+            report.save(folder / f"probe_{name}_{set_name}.json")
+        out[set_name] = entry
     return out
 
 
 def _intermediate(report) -> dict[str, float]:
-    c = report._intermediate_languages(report.rows)
-    n = len(report.rows)
-    return {k: round(v / n, 4) for k, v in c.most_common()}
+    """Share of examples with each non-target language in some intermediate layer."""
+    from collections import Counter
+
+    c: Counter = Counter()
+    for r in report.rows:
+        c.update({lang for lang in r["layer_languages"][:-1] if lang is not None and lang != r["tgt"]})
+    return {k: round(v / len(report.rows), 4) for k, v in c.most_common()}
 
 
 def _by_source(report) -> dict[str, dict[str, float]]:
@@ -256,7 +368,7 @@ def _by_source(report) -> dict[str, dict[str, float]]:
 
 
 def _composition(report, legs, pivot: str) -> dict[str, Any]:
-    """Accuracy on the unseen pairs split by whether the model gets both English legs right
+    """Accuracy on the evaluated pairs split by whether the model gets both English legs right
     (``src -> en`` and ``en -> tgt`` of the same concept): composition needs both."""
     ok = {(r["src"], r["tgt"], r["concept"]): r["outcome"] == "correct" for r in legs.rows}
     groups: dict[str, list[bool]] = {"both_legs": [], "one_leg": [], "no_leg": []}
@@ -264,3 +376,60 @@ def _composition(report, legs, pivot: str) -> dict[str, Any]:
         n_ok = ok.get((r["src"], pivot, r["concept"]), False) + ok.get((pivot, r["tgt"], r["concept"]), False)
         groups[["no_leg", "one_leg", "both_legs"][n_ok]].append(r["outcome"] == "correct")
     return {k: {"n": len(v), "accuracy": round(sum(v) / len(v), 4) if v else None} for k, v in groups.items()}
+
+
+def design_summary(card: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
+    """The numbers a try is judged by (what ``pivot_designs.json`` records per design)."""
+    def share(s: dict[str, Any]) -> list[float]:
+        return [s["value"], s["lo"], s["hi"]]
+
+    out: dict[str, Any] = {"note": card["design"]["note"], "design": card["design"],
+                           "train_seconds_wall": card.get("train_seconds_wall", card.get("train_seconds_total")),
+                           "train_seconds_cpu_one_thread": card.get("train_seconds_cpu_one_thread"),
+                           "val_loss": card["training"]["val_loss"], "legs_accuracy": probe.get("legs_accuracy")}
+    for set_name in probe["sets"]:
+        e = probe[set_name]
+        out[set_name] = {
+            "n": e["n_examples"], "accuracy": share(e["outcomes"]["all"]["correct"]),
+            "pivot_in_middle": share(e["pivot_in_middle"]), "middle_layers": e["middle_layers"],
+            "pivot_by_layer": [s["value"] for s in e["pivot_by_layer"]],
+            "target_by_layer": [s["value"] for s in e["target_by_layer"]],
+            "takeover_layer": e["takeover_layer"], "takeover_ci": e["takeover_ci"],
+            "outcomes": {lvl: {o: share(s) for o, s in per.items()} for lvl, per in e["outcomes"].items()},
+            "translation_failure_share_of_errors": {lvl: share(s) for lvl, s in e["translation_failure_share"].items()},
+            "composition": e.get("composition"), "intermediate_languages": e["intermediate_languages"],
+        }
+    return out
+
+
+def try_design(name: str, out_dir: Path, *, progress: bool = True, record: bool = True, n_boot: int = 1000) -> dict:
+    """Train and measure one design of ``DESIGNS`` into a scratch folder (logit lens) and record
+    its numbers in ``pivot_designs.json``."""
+    card = train_model(Path(out_dir), DESIGNS[name], progress=progress)
+    probe = measure(out_dir, lens="logit", n_boot=n_boot, progress=progress)
+    summary = design_summary(card, probe)
+    if record:
+        designs = recorded_designs()
+        designs[name] = summary
+        DESIGNS_FILE.write_text(json.dumps(designs, indent=1, ensure_ascii=False, default=_json_default))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m interp.zoo.toy_pivot",
+                                     description="Re-run one design of the toy-pivot experiment.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("try", help="train + measure one design into a scratch folder and record its numbers")
+    t.add_argument("design", choices=list(DESIGNS))
+    t.add_argument("--out", default=None, help="scratch folder (default: /tmp/toy-pivot-<design>)")
+    t.add_argument("--no-record", action="store_true", help="do not write pivot_designs.json")
+    args = parser.parse_args(argv)
+    out = Path(args.out or f"/tmp/toy-pivot-{args.design}")
+    summary = try_design(args.design, out, record=not args.no_record)
+    print(json.dumps({k: v for k, v in summary.items() if k != "design"}, indent=1, ensure_ascii=False,
+                     default=_json_default))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
