@@ -92,9 +92,27 @@ def test_shares_match_hand_counts():
     assert s.outcomes["low"]["translation_failure"].k == 1 and s.outcomes["low"]["translation_failure"].n == 2
     assert (s.translation_failure_share["all"].k, s.translation_failure_share["all"].n) == (1, 2)
     assert s.takeover == report.takeover_layer(rows[:4])
+    # target in 0, 0, 0, 2, 2 of 4 examples by layer: never more than half, so no majority layer
+    assert s.majority is None
     assert s.to_frame().shape[0] == 4 * 3 + 3  # (all, high, low) x 4 outcomes + the 3 failure shares
     assert "BarrierStats" in s._repr_html_() and "takeover" in repr(s)
     assert len(s.plot().data) == 4
+
+
+def test_majority_layer_is_the_first_of_the_final_run_above_half():
+    # 4 examples; target share by layer: 0, 3/4, 1/4, 3/4, 4/4 -> majority from layer 3 (layer 1 is cut off)
+    langs = [
+        [None, "sw", None, "sw", "sw"],
+        [None, "sw", "sw", "sw", "sw"],
+        [None, "sw", None, "sw", "sw"],
+        [None, None, None, "en", "sw"],
+    ]
+    rows = [_row("es", "sw", l, "correct", "low") for l in langs]
+    s = barrier_stats(ProbeReport(rows, dict(layers=[0, 1, 2, 3, 4], n_layers=4, lens="logit")), n_boot=100)
+    assert s.majority == 3
+    assert s.takeover == 1  # relative: one target decoding beats no rival, so it "takes over" early
+    assert s.majority_ci[0] is not None and s.majority_ci[0] <= 3 <= (s.majority_ci[1] or 5)
+    assert "majority" in repr(s) and s.to_dict()["majority_layer"] == 3
 
 
 def test_bootstrap_interval_covers_the_point_and_is_seeded():

@@ -76,7 +76,12 @@ def takeover_from_counts(on_target: np.ndarray, best_rival: np.ndarray, layers: 
     """``ProbeReport.takeover_layer`` for many count tables at once: per row of ``[b, n_layers]``
     counts, the first layer from which the target beats every single other language at every later
     layer (``None`` when it does not win the last layer)."""
-    wins = (on_target > 0) & (on_target > best_rival)  # [b, L]
+    return _first_of_final_run((on_target > 0) & (on_target > best_rival), layers)
+
+
+def _first_of_final_run(wins: np.ndarray, layers: Sequence[int]) -> list[int | None]:
+    """Per row of booleans ``[b, n_layers]``: the first layer of the run of ``True`` that ends at the
+    last layer (``None`` when the last layer is ``False``)."""
     out: list[int | None] = []
     for row in wins:
         j = len(layers)
@@ -86,13 +91,24 @@ def takeover_from_counts(on_target: np.ndarray, best_rival: np.ndarray, layers: 
     return out
 
 
+def _interval(values: list[int | None], never: int) -> tuple[tuple[int | None, int | None], dict[str, float]]:
+    """95% percentile interval and distribution of bootstrapped layers (``None`` = never)."""
+    vals = np.array([never if t is None else t for t in values])
+    lo, hi = (int(v) for v in np.percentile(vals, [2.5, 97.5], method="nearest"))
+    dist = {("never" if v == never else str(v)): round(float((vals == v).mean()), 4) for v in np.unique(vals)}
+    return (None if lo == never else lo, None if hi == never else hi), dist
+
+
 @dataclass
 class BarrierStats:
     """Headline numbers of one probe run over pairs without the pivot language.
 
     ``pivot_in_middle``: examples whose pivot-language form decodes at one middle layer or more;
     ``pivot_by_layer`` / ``target_by_layer``: per inspected layer; ``takeover``: the report's takeover
-    layer with a bootstrap 95% interval (``takeover_ci``; ``None`` = the target never takes over);
+    layer (target decoded more often than any single other language from there on) with a bootstrap
+    95% interval (``takeover_ci``; ``None`` = the target never takes over); ``majority``: the first
+    layer from which the target is decoded in more than half of the examples at every later layer
+    (an absolute threshold: the relative takeover can come early when every rival is rare);
     ``outcomes``: level -> outcome -> share; ``translation_failure_share``: level -> translation
     failures among the errors.
     """
@@ -109,6 +125,8 @@ class BarrierStats:
     takeover: int | None
     takeover_ci: tuple[int | None, int | None]
     takeover_bootstrap: dict[str, float]
+    majority: int | None
+    majority_ci: tuple[int | None, int | None]
     outcomes: dict[str, dict[str, Share]]
     translation_failure_share: dict[str, Share]
     meta: dict[str, Any] = field(default_factory=dict)
@@ -120,7 +138,8 @@ class BarrierStats:
             pivot_by_layer=[s.to_dict() for s in self.pivot_by_layer],
             target_by_layer=[s.to_dict() for s in self.target_by_layer],
             takeover_layer=self.takeover, takeover_ci=list(self.takeover_ci),
-            takeover_bootstrap=self.takeover_bootstrap,
+            takeover_bootstrap=self.takeover_bootstrap, majority_layer=self.majority,
+            majority_ci=list(self.majority_ci),
             outcomes={lvl: {o: s.to_dict() for o, s in per.items()} for lvl, per in self.outcomes.items()},
             translation_failure_share={lvl: s.to_dict() for lvl, s in self.translation_failure_share.items()},
         )
@@ -151,13 +170,17 @@ class BarrierStats:
         fig.add_vrect(x0=self.middle[0] - 0.5, x1=self.middle[-1] + 0.5, fillcolor="grey", opacity=0.08, line_width=0)
         if self.takeover is not None:
             fig.add_vline(x=self.takeover, line_dash="dot", annotation_text=f"takeover {self.takeover}")
+        if self.majority is not None and self.majority != self.takeover:
+            fig.add_vline(x=self.majority, line_dash="dash", annotation_text=f"target > 50% from {self.majority}",
+                          annotation_position="bottom right")
         fig.update_layout(title=f"{self.lens} lens: pivot vs target by layer (n={self.n_examples})",
                           xaxis_title="layer", yaxis_title="share of examples", yaxis_range=[0, 1])
         return fig
 
     def __repr__(self) -> str:
         return (f"BarrierStats({self.lens} lens, n={self.n_examples}: {self.pivot} in middle layers "
-                f"{self.pivot_in_middle!r}, takeover {self.takeover} {list(self.takeover_ci)})")
+                f"{self.pivot_in_middle!r}, takeover {self.takeover} {list(self.takeover_ci)}, "
+                f"majority from {self.majority} {list(self.majority_ci)})")
 
     def _repr_html_(self) -> str:
         table = self.to_frame().pivot_table(index="target_resource", columns="outcome", values="value").to_html(
@@ -165,7 +188,8 @@ class BarrierStats:
         return (f"<div><b>BarrierStats</b> ({html.escape(self.lens)} lens, {self.n_examples} examples): "
                 f"{html.escape(self.pivot)} decodes in a middle layer ({self.middle[0]}-{self.middle[-1]}) in "
                 f"{html.escape(repr(self.pivot_in_middle))}; target takes over at layer {self.takeover} "
-                f"(95% bootstrap {list(self.takeover_ci)}){table}</div>")
+                f"(95% bootstrap {list(self.takeover_ci)}), decoded in most examples from layer {self.majority} "
+                f"({list(self.majority_ci)}){table}</div>")
 
 
 def barrier_stats(report: "ProbeReport", *, pivot: str = "en", middle: Sequence[int] | None = None,
@@ -201,11 +225,10 @@ def barrier_stats(report: "ProbeReport", *, pivot: str = "en", middle: Sequence[
     on_target = weights @ is_target.astype(np.int64)  # [B+1, L]
     rivals = np.einsum("bn,nlk->blk", weights, rival.astype(np.int64)).max(-1)
     takeovers = takeover_from_counts(on_target, rivals, layers)
-    point, boot = takeovers[0], takeovers[1:]
     never = n_layers + 1
-    vals = np.array([never if t is None else t for t in boot])
-    lo, hi = (int(v) for v in np.percentile(vals, [2.5, 97.5], method="nearest"))
-    dist = {("never" if v == never else str(v)): round(float((vals == v).mean()), 4) for v in np.unique(vals)}
+    ci, dist = _interval(takeovers[1:], never)
+    majorities = _first_of_final_run(2 * on_target > n, layers)
+    majority_ci, _ = _interval(majorities[1:], never)
 
     outcomes: dict[str, dict[str, Share]] = {}
     tf_share: dict[str, Share] = {}
@@ -218,7 +241,6 @@ def barrier_stats(report: "ProbeReport", *, pivot: str = "en", middle: Sequence[
     return BarrierStats(
         pivot=pivot, lens=str(report.meta.get("lens", "logit")), n_layers=n_layers, layers=list(layers), middle=mid,
         n_examples=n, pivot_in_middle=wilson(pivot_mid, n, z), pivot_by_layer=per_layer_pivot,
-        target_by_layer=per_layer_target, takeover=point,
-        takeover_ci=(None if lo == never else lo, None if hi == never else hi), takeover_bootstrap=dist,
-        outcomes=outcomes, translation_failure_share=tf_share, meta=dict(n_boot=n_boot, seed=seed, z=z),
+        target_by_layer=per_layer_target, takeover=takeovers[0], takeover_ci=ci, takeover_bootstrap=dist,
+        majority=majorities[0], majority_ci=majority_ci, outcomes=outcomes, translation_failure_share=tf_share, meta=dict(n_boot=n_boot, seed=seed, z=z),
     )

@@ -81,6 +81,12 @@ DESIGNS: dict[str, Design] = {
                     "(the probe's 3-shot prompt), so the target language must be read off earlier answers, a "
                     "later computation than looking the source word up; until it is read, the best guess for a "
                     "concept's word is English, the dominant output."),
+        Design("G-implicit-tied", corpus=PivotSpec(n_bridge=8, p_holdout=0.5, p_pivot_pair=0.55, p_to_pivot=0.75,
+                                                   p_direct_pair=0.25, p_gloss=0.0, p_english=0.20,
+                                                   layout="implicit"), steps=5000, tie_embeddings=True,
+               note="As F with tied embeddings: the vector that predicts an English word is the one that embeds it, "
+                    "so the concept computed for the dominant src -> en task is the same vector the en -> tgt "
+                    "conversion reads from a copied English word, and one conversion can serve both."),
     ]
 }
 FINAL_DESIGN = "B-tied"
@@ -275,24 +281,8 @@ def eval_sets(plant: Plant) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def run_triples(probe, triples: list[tuple[str, str, str]], *, progress: bool = False):
-    """One :class:`ProbeReport` over (source, target, concept) examples (the probe takes one concept
-    list per call, so pairs with their own concepts are run group by group and merged)."""
-    from interp.translation import ProbeReport
-
-    by_pair: dict[tuple[str, str], list[str]] = {}
-    for s, t, c in triples:
-        by_pair.setdefault((s, t), []).append(c)
-    groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
-    for pair, concepts in by_pair.items():
-        groups.setdefault(tuple(concepts), []).append(pair)
-    rows, meta = [], None
-    for concepts, pairs in groups.items():
-        report = probe.run(pairs, concepts=list(concepts), progress=progress)
-        rows += report.rows
-        meta = meta or report.meta
-    order = {p: i for i, p in enumerate(by_pair)}
-    rows.sort(key=lambda r: order[(r["src"], r["tgt"])])
-    return ProbeReport(rows, meta)
+    """``probe.run_triples`` (kept here for the scripts that call the zoo)."""
+    return probe.run_triples(triples, progress=progress)
 
 
 def make_probe(model, card: dict[str, Any], lens: Any = "logit"):
