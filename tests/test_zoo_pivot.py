@@ -53,11 +53,11 @@ def _check_against(stats, section: dict, N: int):
             want = section["outcomes"][lvl][outcome]["value"]
             N_lvl = section["outcomes"][lvl][outcome]["n"]
             assert abs(share.value - want) <= _tolerance(want, share.n, N_lvl), (lvl, outcome, share.value, want)
-    # the takeover layer of the card lies in the subsample's bootstrap interval
+    # the card's takeover and majority layers lie in the subsample's bootstrap intervals
     never = stats.n_layers + 1
-    lo, hi = (never if v is None else v for v in stats.takeover_ci)
-    want = section["takeover_layer"]
-    assert lo <= (never if want is None else want) <= hi, (stats.takeover_ci, want)
+    for ci, want in ((stats.takeover_ci, section["takeover_layer"]), (stats.majority_ci, section["majority_layer"])):
+        lo, hi = (never if v is None else v for v in ci)
+        assert lo <= (never if want is None else want) <= hi, (ci, want)
 
 
 def test_card_plant_is_the_recipes(card):
@@ -70,6 +70,17 @@ def test_card_plant_is_the_recipes(card):
     assert card["tokenizer"]["words_not_one_token"] == []
     # every design of the recipe was tried and its numbers are on the card
     assert set(card["designs_tried"]) == set(DESIGNS) == set(recorded_designs())
+
+
+def test_notebook_setup_is_the_planted_evaluation(card):
+    from interp.zoo import sources
+    from interp.zoo.toy_pivot import eval_sets, load_plant
+
+    setup = sources.translation_setup("toy-pivot")
+    plant = load_plant(card)
+    assert setup.eval_triples == eval_sets(plant)[card["probe"]["headline_set"]] and setup.pivot == plant.pivot
+    assert set(setup.lexicon.entries) == set(plant.concepts)
+    assert setup.template.kind == ("few_shot" if card["design"]["corpus"]["layout"] == "implicit" else "zero_shot")
 
 
 def test_logit_lens_headline_numbers_are_reproduced(card, model, one_thread):

@@ -23,7 +23,8 @@ from interp.thr.tasks import VerifiableTask
 from interp.translation import CHAT, FEW_SHOT, ZERO_SHOT, Lexicon, PromptTemplate, load_csv
 
 __all__ = ["TokenSourceKind", "token_source", "held_out_text_tokens", "corrsteer_task", "grpo_task",
-           "SAESet", "saes_for", "TranslationSetup", "translation_setup", "TEMPLATES", "load_lorsa"]
+           "SAESet", "saes_for", "TranslationSetup", "translation_setup", "TEMPLATES", "load_lorsa",
+           "bundled_tuned_lens"]
 
 TokenSourceKind = Literal["auto", "corpus", "sample"]
 
@@ -236,6 +237,20 @@ def translation_setup(model_name: str, *, template: str = "auto", lexicon: str |
     else:
         chosen = ZERO_SHOT if template == "auto" else TEMPLATES[template]
     return TranslationSetup(lex, chosen)
+
+
+def bundled_tuned_lens(model_name: str, model: Any) -> Any:
+    """The zoo's tuned lens of a bundled model (``<name>-tuned-lens``, trained on held-out corpus text),
+    attached to ``model``; ``None`` when the model has none, so a notebook can fit one instead."""
+    from interp import zoo
+
+    name = f"{model_name}-tuned-lens"
+    if _zoo_model(model_name) is None or name not in zoo.names("tuned_lens"):
+        return None
+    try:
+        return zoo.load_tuned_lens(name, model)
+    except FileNotFoundError:
+        return None
 
 
 # ----------------------------------------------------------------------------------- Lorsa

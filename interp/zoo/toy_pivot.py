@@ -27,7 +27,8 @@ from interp.zoo.pivot_corpus import (IMPLICIT_TEMPLATE_KW, TEMPLATE_KW, Plant, P
                                      plant_concepts, tokenizer_texts)
 
 __all__ = ["Design", "DESIGNS", "FINAL_DESIGN", "train", "train_tuned_lens", "measure", "probe_template",
-           "load_plant", "lens_windows", "eval_sets", "run_triples", "design_summary", "DESIGNS_FILE"]
+           "load_plant", "lens_windows", "eval_sets", "run_triples", "design_summary", "DESIGNS_FILE", "headline",
+           "make_probe", "train_model", "recorded_designs"]
 
 LENS_SEED_OFFSET = 7919
 """Held-out text for the tuned lens: the same distribution, documents drawn with ``seed + 7919``."""
@@ -203,20 +204,32 @@ def train(out_dir: Path, *, design: str | Design = FINAL_DESIGN, progress: bool 
     return Path(out_dir)
 
 
+def _probe_length(model, card: dict[str, Any]) -> int:
+    """Tokens of one probe prompt with its answer (BOS included): the window a lens must cover."""
+    from interp.translation.prompts import build_prompt
+
+    lex = _lexicon()
+    plant = load_plant(card)
+    template = probe_template(_layout(card))
+    c = list(plant.concepts)
+    shots = [(lex.entries[x]["es"][0], lex.entries[x]["fr"][0]) for x in c[1:1 + template.n_shots]]
+    text = build_prompt(template, src="Spanish", tgt="French", word=lex.entries[c[0]]["es"][0], shots=shots)
+    return len(model.tokenizer(text + " " + lex.entries[c[0]]["fr"][0], add_special_tokens=True)["input_ids"])
+
+
 def lens_windows(model, card: dict[str, Any], *, n_docs: int = 6000, ctx: int | None = None,
                  seed_offset: int = LENS_SEED_OFFSET):
     """Tuned-lens training data: held-out documents of the training distribution (``seed + 7919``),
     tokenised as in training (BOS first, one document per row, no packing), the first ``ctx`` tokens
-    of each document at least that long (default: the shortest translation document). None is a
-    probe prompt: held-out text, like training text, never translates a held-out combination."""
+    of each translation document at least that long (default: as long as a probe prompt with its
+    answer). None is a probe prompt: held-out text, like training text, never translates a held-out
+    combination."""
     import torch
 
     spec = _spec_from_card(card)
-    docs = [d for d in build_corpus(spec, sample_seed=spec.seed + seed_offset)[:n_docs]
-            if d.startswith("Translate")]
-    tok = model.tokenizer
-    ids = tok(docs, add_special_tokens=True)["input_ids"]
-    ctx = ctx or min(len(seq) for seq in ids)
+    docs = [d for d in build_corpus(spec, sample_seed=spec.seed + seed_offset)[:n_docs] if d.startswith("Translate")]
+    ids = model.tokenizer(docs, add_special_tokens=True)["input_ids"]
+    ctx = ctx or _probe_length(model, card)
     rows = [seq[:ctx] for seq in ids if len(seq) >= ctx]
     if not rows:
         raise ValueError(f"No held-out document has {ctx} tokens.")
@@ -390,6 +403,23 @@ def design_summary(card: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any
             "composition": e.get("composition"), "intermediate_languages": e["intermediate_languages"],
         }
     return out
+
+
+def headline(probe: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of a ``measure`` section (its headline set), compact: value [95% CI]."""
+    e = probe[probe["headline_set"]]
+
+    def fmt(x: dict[str, Any]) -> str:
+        return f"{x['value']:.3f} [{x['lo']:.3f}, {x['hi']:.3f}] (n={x['n']})"
+
+    return {
+        "lens": probe["lens"], "set": probe["headline_set"], "n": e["n_examples"],
+        "pivot_in_middle_layers": fmt(e["pivot_in_middle"]), "middle_layers": e["middle_layers"],
+        "takeover_layer": f"{e['takeover_layer']} {e['takeover_ci']}",
+        "majority_layer": f"{e['majority_layer']} {e['majority_ci']}",
+        "outcomes": {lvl: {o: fmt(x) for o, x in per.items()} for lvl, per in e["outcomes"].items()},
+        "translation_failure_share_of_errors": {lvl: fmt(x) for lvl, x in e["translation_failure_share"].items()},
+    }
 
 
 def try_design(name: str, out_dir: Path, *, progress: bool = True, record: bool = True, n_boot: int = 1000) -> dict:
