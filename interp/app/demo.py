@@ -112,6 +112,8 @@ def run_demo(
     Notebooks are read from ``notebook_dir`` (default ``./notebooks``, see :func:`interp.app.paths.notebook_dir`)."""
     from tqdm.auto import tqdm
 
+    from interp.core.progress import bar_disabled
+
     from interp.app.notebooks import execute_notebook
     from interp.app.paths import notebook_dir as find_notebooks
 
@@ -122,7 +124,7 @@ def run_demo(
     paths = sorted(find_notebooks(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
     if notebooks:
         paths = [p for p in paths if any(n in p.name for n in notebooks)]
-    for path in tqdm(paths, desc="notebooks", disable=not progress):
+    for path in tqdm(paths, desc="notebooks", disable=bar_disabled(progress)):
         run = execute_notebook(path, parameters={"OUT_DIR": str(out / "figures")}, out_dir=out / "notebooks")
         result.notebooks[path.name] = run.seconds
     result.figures += sorted(p for p in (out / "figures").glob("*") if p.suffix in {".png", ".pdf", ".svg"}

@@ -20,8 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interp.core.errors import InterpLoadError
+
 __all__ = [
     "CheckpointError",
+    "CheckpointMismatchError",
     "optimizer_state",
     "load_optimizer_state",
     "rng_state",
@@ -31,11 +34,18 @@ __all__ = [
     "load_module",
     "Checkpoint",
     "config_differences",
+    "data_fingerprint",
+    "check_data_fingerprint",
+    "check_optimizer_state",
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InterpLoadError):
     """A checkpoint is missing, partial, corrupt or from a different run; the message names the file."""
+
+
+class CheckpointMismatchError(CheckpointError, ValueError):
+    """A readable checkpoint written by a different run (config, task or data differ); also a ``ValueError``."""
 
 
 # ----------------------------------------------------------------------------------- optimizer
@@ -65,6 +75,32 @@ def _optimizer_dict(tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> d
         pid, key = name.split(".", 1)
         state.setdefault(int(pid), {})[key] = val
     return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def check_optimizer_state(opt: torch.optim.Optimizer, tensors: Mapping[str, Tensor], meta: Any, where: str) -> None:
+    """Raise :class:`CheckpointError` (naming ``where``) unless what :func:`optimizer_state` wrote can be
+    restored into ``opt``: the same parameter groups and sizes, and every state tensor shaped like its
+    parameter (or a scalar). Checked before anything is applied."""
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("param_groups"), list) or \
+            not isinstance(meta.get("scalars"), Mapping):
+        raise CheckpointError(f"{where}: the optimizer state is missing or malformed (no param_groups/scalars).")
+    try:
+        saved = _optimizer_dict(tensors, meta)
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{where}: the optimizer state is malformed ({err}).") from err
+    groups = opt.param_groups
+    sizes = [len(g.get("params", ())) for g in saved["param_groups"]]
+    if sizes != [len(g["params"]) for g in groups]:
+        raise CheckpointError(f"{where}: the optimizer state has parameter groups of sizes {sizes}, this optimizer "
+                              f"{[len(g['params']) for g in groups]}: it was saved for another model or optimizer.")
+    params = [p for g in groups for p in g["params"]]
+    for pid, st in saved["state"].items():
+        if not 0 <= pid < len(params):
+            raise CheckpointError(f"{where}: optimizer state for parameter {pid}, but there are only {len(params)}.")
+        for key, val in st.items():
+            if isinstance(val, Tensor) and val.ndim and tuple(val.shape) != tuple(params[pid].shape):
+                raise CheckpointError(f"{where}: optimizer state {key!r} of parameter {pid} has shape "
+                                      f"{tuple(val.shape)}, the parameter {tuple(params[pid].shape)}.")
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> None:
@@ -168,9 +204,15 @@ def read_checkpoint(folder: str | Path, files: tuple[str, ...], *, models: Mappi
         want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
         extra = sorted(set(shapes) - set(want))
         wrong = sorted(k for k in shapes if k in want and shapes[k] != want[k])
-        if extra or wrong or not shapes:
+        # tied weights are stored once (safetensors.save_model): only the names it keeps are required
+        from safetensors.torch import _remove_duplicate_names
+
+        dropped = {n for names in _remove_duplicate_names(module.state_dict()).values() for n in names}
+        absent = sorted(set(want) - set(shapes) - dropped)
+        if extra or wrong or absent or not shapes:
             raise CheckpointError(f"{folder / name} does not fit this model (unknown tensors {extra[:5]}, shape "
-                                  f"mismatches {wrong[:5]}); it was saved from another architecture.")
+                                  f"mismatches {wrong[:5]}, missing {absent[:5]}); it was saved from another "
+                                  "architecture or is incomplete.")
     return out
 
 
@@ -192,3 +234,36 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
         elif json.loads(json.dumps(a, default=str)) != json.loads(json.dumps(b, default=str)):
             out[str(key)] = (a, b)
     return out
+
+
+def data_fingerprint(*parts: Any) -> str:
+    """A short hash of the data a run trains on, stored in its checkpoints so a resume with other data is
+    refused: tensors hash by dtype, shape and bytes; anything else by its JSON (e.g. a task's prompts).
+
+    >>> data_fingerprint(torch.arange(4)) == data_fingerprint(torch.arange(4))
+    True
+    >>> data_fingerprint(torch.arange(4)) == data_fingerprint(torch.arange(5))
+    False
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Tensor):
+            t = part.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def check_data_fingerprint(meta: Mapping[str, Any], current: str, where: str | Path, what: str, hint: str) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoint ``meta`` was written for the same data."""
+    saved = meta.get("data_fingerprint")
+    if saved is None:
+        raise CheckpointMismatchError(f"{where} records no fingerprint of its {what} (it predates them), so resuming cannot "
+                              f"check that the {what} are the same; {hint}.")
+    if saved != current:
+        raise CheckpointMismatchError(f"{where} was written for other {what} (fingerprint {saved}, these are {current}): "
+                              f"resuming would continue on different data. Pass the same {what}, or {hint}.")

@@ -30,6 +30,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
+from interp.core.errors import CoreConfigError
 from interp.core.frontend import frontend, input_device, n_ctx, vocab_size
 from interp.core.tokens import (
     Prompts,
@@ -43,6 +44,7 @@ from interp.core.tokens import (
     stop_set,
     tokenizer_of,
 )
+from interp.core.validate import Check
 
 __all__ = ["Generation", "StepCallback", "generate", "make_generator"]
 
@@ -101,9 +103,40 @@ class Generation:
                        if self.stop else text)
         return out
 
+    def prompt_texts(self) -> list[str]:
+        """Each row's prompt text (padding removed; special tokens kept)."""
+        rows = [self.prompt[b][self.prompt_mask[b].bool()].tolist() for b in range(self.prompt.shape[0])]
+        if self.tokenizer is None:
+            return [" ".join(map(str, r)) for r in rows]
+        return [self.tokenizer.decode(r) for r in rows]
+
+    def to_frame(self) -> Any:
+        """One row per prompt: prompt text and length, answer text and length, and how many generated
+        tokens belong to the row (the answer plus a final EOS)."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "row": range(self.prompt.shape[0]), "prompt": self.prompt_texts(),
+            "prompt_tokens": self.prompt_mask.sum(1).tolist(), "answer": self.texts(),
+            "answer_tokens": self.answer_lengths.tolist(), "row_tokens": self.alive.sum(1).tolist(),
+        })
+
+    def plot(self) -> Any:
+        """Answer length of every row (:func:`interp.core.plots.generation_figure`)."""
+        from interp.core.plots import generation_figure
+
+        return generation_figure(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f"<b>{html.escape(repr(self))}</b>"
+                + self.to_frame().head(20).to_html(index=False))
+
     def __repr__(self) -> str:
         b, n = self.tokens.shape
-        return f"Generation(batch={b}, prompt={self.prompt.shape[1]}, steps={n}, mean answer length={self.answer_lengths.float().mean():.1f})"
+        mean = float(self.answer_lengths.float().mean()) if b else float("nan")
+        return f"Generation(batch={b}, prompt={self.prompt.shape[1]}, steps={n}, mean answer length={mean:.1f})"
 
 
 def make_generator(model: Any, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Generator | None:
@@ -111,8 +144,10 @@ def make_generator(model: Any, seed: int | None = None, generator: torch.Generat
     with ``seed`` otherwise (None: torch's global RNG)."""
     device = input_device(model)
     if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise CoreConfigError(f"generator={generator!r} is invalid: it must be a torch.Generator (or pass seed=...).")
         if torch.device(generator.device).type != device.type:
-            raise ValueError(
+            raise CoreConfigError(
                 f"The generator is on {generator.device} but the model samples on {device}: torch.multinomial "
                 f"needs a generator on the same device. Pass seed=... (interp makes it there), or "
                 f"torch.Generator(device='{device}')."
@@ -225,11 +260,22 @@ def _prompt_batch(model: Any, prompts: Prompts | Sequence[Sequence[int]], tok: A
     if isinstance(prompts, (str, Tensor)) or (isinstance(prompts, Sequence) and prompts and isinstance(prompts[0], str)):
         return encode_prompts(model, prompts, prepend_bos=prepend_bos, tokenizer=tok, reserve=max_new_tokens,
                               truncate=truncate)
-    rows = [list(map(int, r)) for r in prompts]
+    try:
+        rows = [list(map(int, r)) for r in prompts]
+    except (TypeError, ValueError) as err:
+        raise CoreConfigError(f"prompts must be strings, a [batch, pos] id tensor or lists of ids; got {type(prompts).__name__} "
+                              f"({err}).") from None
     if not rows or any(len(r) == 0 for r in rows):
-        raise ValueError("No prompts given, or an empty row of prompt ids.")
+        raise CoreConfigError("No prompts given, or an empty row of prompt ids.")
     rows = fit_to_context(rows, n_ctx(model), reserve=max_new_tokens, truncate=truncate)
-    return left_pad(rows, pad_token_id(tok), device=input_device(model))
+    tokens, mask = left_pad(rows, pad_token_id(tok))
+    n_vocab = vocab_size(model)
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= n_vocab:
+        raise CoreConfigError(f"Prompt ids {lo}..{hi} are outside the model's vocabulary 0..{n_vocab - 1}: they were "
+                              "made with another tokenizer or model.")
+    device = input_device(model)
+    return tokens.to(device), mask.to(device)
 
 
 # ----------------------------------------------------------------------------------- the loop
@@ -273,10 +319,22 @@ def generate(
     Returns:
         A :class:`Generation`. The batch stops early when every row has ended.
     """
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}.")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}.")
+    check = Check("generate", CoreConfigError)
+    check.integer("max_new_tokens", max_new_tokens, min=1)
+    check.number("temperature", temperature, ge=0, fix="0 is greedy; sampling uses e.g. temperature=1.0.")
+    check.integer("seed", seed, min=0, optional=True)
+    for flag in ("stop_at_eos", "skip_leading_whitespace", "use_kv_cache"):
+        check.boolean(flag, locals()[flag])
+    check.boolean("prepend_bos", prepend_bos, optional=True)
+    record = check.strings("record", record)
+    stop = check.strings("stop", stop)
+    if on_step is not None and not callable(on_step):
+        check.fail("on_step", on_step, "None or a callable on_step(step, acts, alive)")
+    if record and frontend(model) != "hf":
+        unknown = [h for h in record if h not in model.hook_dict]
+        if unknown:
+            check.fail("record", list(record), "hook names of this model",
+                       f"Unknown: {unknown}; e.g. {sorted(model.hook_dict)[:3]} (see model.hook_dict).")
     tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tok is None and (stop or not isinstance(prompts, Tensor)):
         tok = tokenizer_of(model)  # raises: strings and stop strings need a tokenizer

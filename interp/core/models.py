@@ -8,15 +8,20 @@ Hugging Face model instead; nothing here touches the network unless a hub name i
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
+
+from interp.core.errors import InterpLoadError
 
 if TYPE_CHECKING:  # imported lazily: transformer_lens takes seconds to import
     from transformer_lens import HookedTransformer
@@ -47,7 +52,7 @@ PROCESSING_OPTIONS: dict[str, dict[str, bool]] = {
     "full": dict(fold_ln=True, center_writing_weights=True, center_unembed=True),
 }
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InterpLoadError):
     """A model could not be loaded; the message says why and what to do."""
 
 
@@ -147,9 +152,17 @@ def _load_folder(
 ) -> "HookedTransformer":
     from transformer_lens import HookedTransformer
     from transformer_lens.loading_from_pretrained import get_pretrained_model_config, get_pretrained_state_dict
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    arch = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or ["<none>"]
+    config_path = Path(folder) / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({err}); the model folder is damaged.") from err
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path} must hold a JSON object (a Hugging Face config).")
+    arch = config.get("architectures") or ["<none>"]
     try:
         cfg = get_pretrained_model_config(folder, device=str(device), dtype=dtype, n_ctx=n_ctx,
                                           fold_ln=PROCESSING_OPTIONS[processing]["fold_ln"])
@@ -167,19 +180,39 @@ def _load_folder(
             "tokenizer.save_pretrained(dir)."
         ) from err
     try:
-        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    except OSError as err:
+        with quiet_loading():
+            hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # a truncated file raises any of these
         raise ModelLoadError(
             f"Could not read the weights in {folder!r} ({err}). The folder needs model.safetensors "
             "(or pytorch_model.bin) matching config.json."
         ) from err
     state_dict = get_pretrained_state_dict(folder, cfg, hf_model=hf_model, dtype=dtype)
     del hf_model
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    with warnings.catch_warnings():  # interp chose HookedTransformer on purpose; the notice is for TL's users
+        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(state_dict, **PROCESSING_OPTIONS[processing])
-    model.to(device)
+    model.to(device, print_details=False)  # TransformerLens prints "Moving model to device" otherwise
     model.eval()
     return model
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence what loading prints that says nothing to the user: transformers' per-tensor "Loading
+    weights" bar and TransformerLens's print-outs. Only for the duration of our own call; the
+    caller's progress-bar setting is restored after it."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _load_hub(
@@ -191,9 +224,19 @@ def _load_hub(
     if n_ctx is not None:
         kwargs["n_ctx"] = n_ctx
     try:
-        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
+        with quiet_loading():
+            model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
     except Exception as err:  # the hub stack raises many types; we only translate the offline case
         text = f"{type(err).__name__}: {err}"
+        if "Valid official model names" in text:  # TL's own refusal appends ~7,000 characters of names
+            close = difflib.get_close_matches(name, _official_names(), n=5, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ModelLoadError(
+                f"Unknown model {name!r}: TransformerLens loads only its own model names from the hub.{hint} For "
+                "another hub model, download it where a network exists and pass the local folder "
+                "(transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES lists the names)."
+            ) from None
+        text = text if len(text) <= 400 else text[:400] + " ..."
         offline_markers = ("offline", "LocalEntryNotFound", "Connection", "resolve", "Max retries", "cached")
         if _hub_offline() or any(m.lower() in text.lower() for m in offline_markers):
             raise ModelLoadError(
@@ -236,7 +279,13 @@ def load_model(
         >>> model = load_model("toy-lm")                       # bundled zoo model, offline
         >>> model = load_model("../shared/models/stories260K")  # a local HF folder, offline
     """
-    if processing not in PROCESSING_OPTIONS:
+    if not isinstance(source, (str, os.PathLike)) or (isinstance(source, str) and not source.strip()):
+        raise ModelLoadError(f"load_model(source={source!r}): pass a zoo name, a local Hugging Face folder or a hub "
+                             "model name (a string or a path).")
+    if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
+        raise ModelLoadError(f"load_model(n_ctx={n_ctx!r}) is invalid: it must be None (the model's own context) or an "
+                             "integer >= 1.")
+    if not isinstance(processing, str) or processing not in PROCESSING_OPTIONS:
         raise ModelLoadError(
             f"processing={processing!r} is not one of {sorted(PROCESSING_OPTIONS)}; see interp.core.models.Processing."
         )

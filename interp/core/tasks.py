@@ -18,6 +18,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from interp.core.errors import CoreConfigError
+from interp.core.validate import Check
+
 __all__ = [
     "Example", "Task", "TaskProtocol", "TaskSplits", "TaskFormatError", "AnswerFormat",
     "MultipleChoiceTask", "ExactMatchTask", "NumericTask", "CheckedTask",
@@ -31,8 +34,8 @@ use it for their defaults (CorrSteer pools a choice at the answer position and a
 LETTERS = "ABCDEFGHIJ"
 
 
-class TaskFormatError(ValueError):
-    """A record or file does not have the fields a task needs."""
+class TaskFormatError(CoreConfigError):
+    """A record or file does not have the fields a task needs, or a task field that cannot work."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,22 @@ class Task:
     stop: tuple[str, ...] = ()  # generation also ends at any token whose text contains one of these
 
     def __post_init__(self) -> None:
+        c = Check(self, TaskFormatError)
+        c.text("name")
+        if isinstance(self.examples, (str, bytes)) or not hasattr(self.examples, "__iter__"):
+            c.fail("examples", self.examples, "a sequence of Example(prompt, answer)")
         object.__setattr__(self, "examples", tuple(self.examples))
         if not self.examples:
             raise TaskFormatError(f"Task {self.name!r} has no examples.")
+        bad = next((e for e in self.examples if not isinstance(e, Example)), None)
+        if bad is not None:
+            c.fail("examples", bad, "a sequence of Example(prompt, answer)", "Build items with Example(prompt, answer).")
+        c.integer("max_new_tokens", min=1)
+        c.choice("answer_format", ("text", "choice", "number"))
+        object.__setattr__(self, "stop", c.strings("stop"))
+        for name, options in (("match", ("first_word", "prefix", "exact")), ("which", ("first", "last"))):
+            if hasattr(self, name):
+                c.choice(name, options)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -104,7 +120,7 @@ class Task:
     def labels(self, generations: Sequence[str]) -> np.ndarray:
         """1 where the generated text is correct, 0 elsewhere."""
         if len(generations) != len(self.examples):
-            raise ValueError(f"Got {len(generations)} generations for {len(self.examples)} examples.")
+            raise TaskFormatError(f"Got {len(generations)} generations for {len(self.examples)} examples.")
         return np.array([int(self.check(e, g)) for e, g in zip(self.examples, generations)], dtype=np.int64)
 
     def subset(self, indices: Iterable[int], suffix: str = "") -> "Task":
@@ -113,6 +129,16 @@ class Task:
     def split(self, train: int | float, val: int | float, test: int | float | None = None, *, seed: int = 0) -> TaskSplits:
         """Shuffle with ``seed`` and cut into train / validation / test (counts or fractions)."""
         n = len(self.examples)
+        c = Check("Task.split", TaskFormatError)
+        for name, x in (("train", train), ("val", val), ("test", test)):
+            if x is None and name == "test":
+                continue
+            if isinstance(x, float):
+                c.number(name, x, gt=0, le=1, fix="A float is a fraction of the examples; an int is a count.")
+            else:
+                c.integer(name, x, min=1, fix="Every split needs at least one example (an empty split would score "
+                          "nothing); a float is a fraction.")
+        c.integer("seed", seed, min=0)
 
         def count(x: int | float) -> int:
             return int(round(x * n)) if isinstance(x, float) else int(x)
@@ -120,7 +146,11 @@ class Task:
         n_train, n_val = count(train), count(val)
         n_test = n - n_train - n_val if test is None else count(test)
         if min(n_train, n_val, n_test) < 0 or n_train + n_val + n_test > n:
-            raise ValueError(f"Cannot split {n} examples into train={n_train}, val={n_val}, test={n_test}.")
+            raise TaskFormatError(f"Cannot split {n} examples into train={n_train}, val={n_val}, test={n_test}.")
+        empty = [name for name, k in (("train", n_train), ("val", n_val), ("test", n_test)) if k == 0]
+        if empty:
+            raise TaskFormatError(f"Splitting {n} examples into train={n_train}, val={n_val}, test={n_test} leaves "
+                                  f"{' and '.join(empty)} empty; use more examples or larger fractions.")
         order = np.random.default_rng(seed).permutation(n)
         cuts = np.cumsum([n_train, n_val, n_test])
         parts = np.split(order[: cuts[-1]], cuts[:-1])
@@ -249,7 +279,9 @@ def mmlu_task(records: Iterable[Mapping[str, Any]], name: str = "mmlu", **kwargs
 def _records_from_file(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if not path.is_file():
-        raise FileNotFoundError(f"No task file at {str(path)!r}.")
+        from interp.core.errors import InterpLoadError, missing_file
+
+        raise missing_file(InterpLoadError, f"No task file at {str(path)!r}.")
     if suffix == ".jsonl":
         out = []
         for line_no, line in enumerate(path.read_text().splitlines(), 1):
@@ -261,14 +293,20 @@ def _records_from_file(path: Path) -> list[dict[str, Any]]:
                 raise TaskFormatError(f"{path.name}, line {line_no}: not valid JSON ({err.msg}).") from None
         return out
     if suffix == ".json":
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise TaskFormatError(f"{path.name}: not valid JSON ({err}).") from None
         if not isinstance(data, list):
             raise TaskFormatError(f"{path.name} must hold a JSON list of records.")
         return data
     if suffix in (".csv", ".parquet"):
         import pandas as pd
 
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        try:
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        except Exception as err:  # pandas / pyarrow raise many types for a damaged file
+            raise TaskFormatError(f"{path.name}: could not be read as {suffix[1:]} ({type(err).__name__}: {err}).") from None
         records = frame.to_dict("records")
         if suffix == ".csv":  # choices in a CSV are a JSON list or separate columns
             for rec in records:
@@ -283,8 +321,8 @@ def _records_from_file(path: Path) -> list[dict[str, Any]]:
 
 def _from_records(records: list[Mapping[str, Any]], kind: str, name: str, prompt_field: str, answer_field: str,
                   **kwargs: Any) -> Task:
-    if kind not in TASK_KINDS:
-        raise ValueError(f"kind must be one of {sorted(TASK_KINDS)}, got {kind!r}.")
+    if not isinstance(kind, str) or kind not in TASK_KINDS:
+        raise TaskFormatError(f"kind must be one of {sorted(TASK_KINDS)}, got {kind!r}.")
     if not records:
         raise TaskFormatError(f"Task {name!r}: no records.")
     if kind == "multiple_choice" and "choices" in records[0]:

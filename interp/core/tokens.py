@@ -23,6 +23,8 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
+from interp.core.errors import CoreConfigError, CoreTypeError
+
 __all__ = [
     "Prompts",
     "Truncation",
@@ -37,6 +39,7 @@ __all__ = [
     "encode_prompts",
     "left_pad",
     "fit_to_context",
+    "check_tokens",
     "token_mask",
     "StopSet",
     "stop_set",
@@ -49,8 +52,9 @@ Truncation = Literal["left", "right"]
 end of the prompt (what a next-token prediction needs), ``"right"`` keeps its start."""
 
 
-class ContextLengthError(ValueError):
-    """A prompt (plus the tokens to generate) does not fit the model's context."""
+class ContextLengthError(CoreConfigError):
+    """A prompt (plus the tokens to generate) or a token window does not fit the model's context; the
+    message gives both lengths and the ``truncate=`` option."""
 
 
 # ----------------------------------------------------------------------------------- special ids
@@ -58,7 +62,7 @@ def tokenizer_of(model: Any, tokenizer: Any = None) -> Any:
     """The tokenizer to use for ``model``: the one given, else ``model.tokenizer``; an error if neither."""
     tok = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tok is None:
-        raise ValueError(
+        raise CoreConfigError(
             "This model carries no tokenizer: pass tokenizer=AutoTokenizer.from_pretrained(folder), or token ids "
             "as a [batch, pos] tensor instead of strings."
         )
@@ -82,7 +86,7 @@ def start_token_id(tokenizer: Any) -> int:
     for value in (bos_token_id(tokenizer), eos_token_id(tokenizer)):
         if value is not None:
             return value
-    raise ValueError(
+    raise CoreConfigError(
         "The tokenizer has neither a BOS nor an EOS token, so there is no token to start a sequence with; "
         "pass the id explicitly (bos_token_id=...)."
     )
@@ -122,7 +126,7 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, *, device: torch.device
              ) -> tuple[Int[Tensor, "batch pos"], Int[Tensor, "batch pos"]]:
     """Stack ragged rows into a left-padded LongTensor and its attention mask (1 = real token)."""
     if not rows:
-        raise ValueError("No prompts given.")
+        raise CoreConfigError("No prompts given.")
     width = max(len(r) for r in rows)
     tokens = torch.full((len(rows), width), int(pad_id), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -143,10 +147,11 @@ def fit_to_context(rows: list[list[int]], n_ctx: int | None, *, reserve: int = 0
     >>> fit_to_context([[1, 2, 3, 4]], 4, reserve=2, truncate="left")
     [[3, 4]]
     """
+    _check_truncate(truncate)
+    if isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 0:
+        raise CoreConfigError(f"reserve={reserve!r} is invalid: it must be an integer >= 0 (the tokens to generate).")
     if n_ctx is None:
         return rows
-    if truncate not in (None, "left", "right"):
-        raise ValueError(f"truncate={truncate!r}: use None (refuse over-long input), 'left' or 'right'.")
     room = int(n_ctx) - int(reserve)
     if room < 1:
         raise ContextLengthError(
@@ -166,6 +171,60 @@ def fit_to_context(rows: list[list[int]], n_ctx: int | None, *, reserve: int = 0
             )
         out.append(list(r[-room:]) if truncate == "left" else list(r[:room]))
     return out
+
+
+def _check_truncate(truncate: Any) -> None:
+    if truncate is not None and not (isinstance(truncate, str) and truncate in ("left", "right")):
+        raise CoreConfigError(f"truncate={truncate!r} is invalid: it must be None (refuse over-long input), 'left' "
+                              "(keep the end) or 'right' (keep the start).")
+
+
+def check_tokens(
+    model: Any,
+    tokens: Any,
+    *,
+    what: str = "tokens",
+    truncate: Truncation | None = None,
+    min_len: int = 1,
+    min_rows: int = 1,
+) -> Int[Tensor, "n_seq ctx"]:
+    """Check a ``[n_seq, ctx]`` batch of token windows against ``model`` before any work: an integer
+    tensor with at least ``min_rows`` rows and ``min_len`` columns, every id inside the vocabulary, and
+    at most the model's context wide (else a :class:`ContextLengthError` giving both lengths, unless
+    ``truncate`` says which end of every window to drop). Returns the (possibly cut) tensor.
+
+    >>> check_tokens(model, torch.zeros(2, 9999, dtype=torch.long))  # doctest: +SKIP
+    Traceback (most recent call last):
+    ContextLengthError: tokens are 9999 positions wide, more than the model's context of 512 tokens. ...
+    """
+    from interp.core.frontend import n_ctx as context_length
+    from interp.core.frontend import vocab_size
+
+    _check_truncate(truncate)
+    if not isinstance(tokens, Tensor):
+        raise CoreConfigError(f"{what} must be an integer tensor [n_seq, ctx] of token ids; got a "
+                              f"{type(tokens).__name__}. Tokenise text with interp.core.activations.text_tokens.")
+    if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise CoreConfigError(f"{what} must be an integer tensor [n_seq, ctx]; got dtype {tokens.dtype} and shape "
+                              f"{tuple(tokens.shape)} (a single window needs tokens[None]).")
+    if tokens.shape[0] < min_rows or tokens.shape[1] < min_len:
+        raise CoreConfigError(f"{what} has shape {tuple(tokens.shape)}: it needs at least {min_rows} sequence(s) of at "
+                              f"least {min_len} token(s).")
+    n_vocab = vocab_size(model)
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= n_vocab:
+        raise CoreConfigError(f"{what} hold ids {lo}..{hi}, outside the model's vocabulary 0..{n_vocab - 1}: they were "
+                              "made with another tokenizer or model.")
+    ctx = context_length(model)
+    if ctx is not None and tokens.shape[1] > ctx:
+        if truncate is None:
+            raise ContextLengthError(
+                f"{what} are {tokens.shape[1]} positions wide, more than the model's context of {ctx} tokens. Use "
+                f"windows of at most {ctx} tokens, or pass truncate='right' (keep the first {ctx}) or 'left' (keep "
+                f"the last {ctx})."
+            )
+        tokens = tokens[:, :ctx] if truncate == "right" else tokens[:, -ctx:]
+    return tokens.long()
 
 
 def encode_prompts(
@@ -194,10 +253,18 @@ def encode_prompts(
     if isinstance(prompts, Tensor):
         tokens = prompts[None] if prompts.ndim == 1 else prompts
         if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32) or tokens.shape[-1] == 0:
-            raise ValueError(
+            raise CoreConfigError(
                 f"Token prompts must be a non-empty integer tensor shaped [batch, pos] (or [pos]); got dtype "
                 f"{prompts.dtype} and shape {tuple(prompts.shape)}."
             )
+        if tokens.shape[0] == 0:
+            raise CoreConfigError("No prompts given: the token tensor has no rows.")
+        from interp.core.frontend import vocab_size
+
+        n_vocab = vocab_size(model)
+        if int(tokens.min()) < 0 or int(tokens.max()) >= n_vocab:
+            raise CoreConfigError(f"Token prompts hold ids {int(tokens.min())}..{int(tokens.max())}, outside the model's "
+                                  f"vocabulary 0..{n_vocab - 1}: they were made with another tokenizer or model.")
         if n_ctx is not None and tokens.shape[1] + reserve > n_ctx:
             rows = fit_to_context(tokens.tolist(), n_ctx, reserve=reserve, truncate=truncate)
             tokens = torch.tensor(rows, dtype=torch.long)
@@ -207,15 +274,15 @@ def encode_prompts(
         prompts = [prompts]
     prompts = list(prompts)
     if not prompts:
-        raise ValueError("No prompts given: pass a string, a list of strings or a [batch, pos] token tensor.")
+        raise CoreConfigError("No prompts given: pass a string, a list of strings or a [batch, pos] token tensor.")
     if not all(isinstance(p, str) for p in prompts):
         bad = next(type(p).__name__ for p in prompts if not isinstance(p, str))
-        raise TypeError(f"Prompts must all be strings (found a {bad}); or pass one [batch, pos] token tensor.")
+        raise CoreTypeError(f"Prompts must all be strings (found a {bad}); or pass one [batch, pos] token tensor.")
     tok = tokenizer_of(model, tokenizer)
     bos = default_prepend_bos(model, tok) if prepend_bos is None else prepend_bos
     rows = [encode(tok, p, prepend_bos=bos) for p in prompts]
     if any(len(r) == 0 for r in rows):
-        raise ValueError("An empty prompt tokenised to zero tokens; give it text or set prepend_bos=True.")
+        raise CoreConfigError("An empty prompt tokenised to zero tokens; give it text or set prepend_bos=True.")
     rows = fit_to_context(rows, n_ctx, reserve=reserve, truncate=truncate)
     return left_pad(rows, pad_token_id(tok), device=device)
 
@@ -256,7 +323,7 @@ def stop_set(tokenizer: Any, stop: Sequence[str], vocab_size: int | None = None)
     """The :class:`StopSet` of ``stop`` strings for ``tokenizer`` (one scan of the vocabulary, cached)."""
     strings = tuple(stop)
     if any(not isinstance(s, str) or s == "" for s in strings):
-        raise ValueError(f"Stop strings must be non-empty strings; got {list(strings)!r}.")
+        raise CoreConfigError(f"Stop strings must be non-empty strings; got {list(strings)!r}.")
     try:
         per_tok = _STOP_CACHE.setdefault(tokenizer, {})
     except TypeError:  # not weak-referenceable: no caching

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,8 +28,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interp.core.activations import ActivationStream
-from interp.core.checkpoint import (CheckpointError, config_differences, load_optimizer_state, optimizer_state,
-                                    read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
+from interp.core.checkpoint import (CheckpointError, CheckpointMismatchError, check_data_fingerprint,
+                                    check_optimizer_state, config_differences, data_fingerprint, load_optimizer_state,
+                                    optimizer_state, read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
+from interp.core.progress import bar_disabled
+from interp.core.tokens import Truncation, check_tokens
+from interp.core.validate import Check
 from interp.lorsa.config import LorsaConfig, LorsaConfigError, hook_names
 from interp.lorsa.init import init_from_host
 from interp.lorsa.model import Lorsa
@@ -77,6 +81,42 @@ class LorsaTrainConfig:
     log_every: int = 50
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        c = Check(self, LorsaConfigError)
+        c.integer("batch_size", min=1)
+        c.integer("n_steps", min=1, optional=True, fix="None trains one pass over the tokens.")
+        c.number("lr", gt=0, fix="Use e.g. lr=1e-3.")
+        self.betas = c.numbers("betas", length=2, ge=0, lt=1, fix="Adam's betas, e.g. (0.9, 0.999).")
+        c.number("warmup_frac", ge=0, le=1)
+        c.number("cooldown_frac", ge=0, le=1)
+        c.require(self.warmup_frac + self.cooldown_frac <= 1, "cooldown_frac", self.cooldown_frac,
+                  f"at most 1 - warmup_frac = {1 - self.warmup_frac:g} (warmup and cool-down cannot overlap)")
+        c.number("k_anneal_frac", ge=0, le=1)
+        c.integer("k_start", min=1, optional=True)
+        if self.k_anneal_frac > 0 and self.k_start is None:
+            c.fail("k_start", None, "set when k_anneal_frac > 0 (the top-K annealing starts there)",
+                   "Pass e.g. k_start=4 * top_k, or k_anneal_frac=0 for no annealing.")
+        c.choice("init", ("model", "random"))
+        self.decoder_scales = c.numbers("decoder_scales", gt=0, fix="The decoder norm multipliers searched at init, "
+                                        "e.g. (0.5, 1.0, 2.0).")
+        c.number("aux_coef", ge=0, fix="0 turns the auxiliary loss off.")
+        c.integer("aux_k", min=1, optional=True, fix="None uses 2 * top_k.")
+        c.integer("dead_after_tokens", min=1)
+        c.number("grad_clip", gt=0, optional=True, fix="None turns clipping off.")
+        c.integer("seed", min=0)
+        c.integer("buffer_sequences", min=1)
+        c.integer("model_batch_size", min=1)
+        c.integer("norm_sequences", min=1)
+        c.integer("pad_token_id", min=0, optional=True)
+        c.integer("bos_token_id", min=0, optional=True)
+        if self.checkpoint_dir is not None and not (isinstance(self.checkpoint_dir, os.PathLike) or (
+                isinstance(self.checkpoint_dir, str) and self.checkpoint_dir.strip())):
+            c.fail("checkpoint_dir", self.checkpoint_dir, "None or a folder path")
+        c.integer("checkpoint_every", min=1)
+        c.boolean("resume")
+        c.integer("log_every", min=1)
+        c.boolean("progress")
+
     @property
     def warmup_steps(self) -> int:
         return int(self.warmup_frac * (self.n_steps or 0))
@@ -85,6 +125,8 @@ class LorsaTrainConfig:
         d = asdict(self)
         d["betas"] = list(self.betas)
         d["decoder_scales"] = list(self.decoder_scales)
+        if d["checkpoint_dir"] is not None:
+            d["checkpoint_dir"] = os.fspath(d["checkpoint_dir"])
         return d
 
 
@@ -104,9 +146,25 @@ class LorsaTrainResult:
         return pd.DataFrame(self.log)
 
     def plot(self):
-        import plotly.express as px
+        """MSE and FVU against the step (:func:`interp.lorsa.plots.training_figure`)."""
+        from interp.lorsa.plots import training_figure
 
-        return px.line(self.to_frame(), x="step", y=["mse", "fvu"], log_y=True, title="Lorsa training")
+        return training_figure(self)
+
+    def __repr__(self) -> str:
+        c = self.lorsa.cfg
+        last = self.log[-1] if self.log else {}
+        end = f", final FVU {last['fvu']:.3f}" if "fvu" in last else ""
+        return (f"LorsaTrainResult(layer {c.layer}, {c.n_ov_heads} OV heads, top-{c.top_k}, {len(self.log)} log "
+                f"entries, {self.tokens_seen} tokens{end})")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = f"<b>{html.escape(repr(self))}</b>"
+        if not self.log:
+            return head + " (no logged steps)"
+        return head + self.to_frame().tail(5).to_html(index=False, float_format=lambda x: f"{x:.4g}")
 
 
 def lr_at(step: int, n_steps: int, cfg: LorsaTrainConfig) -> float:
@@ -222,21 +280,31 @@ def _save_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, 
 def _load_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, expect: dict[str, Any]) -> tuple[dict[str, Any], Tensor]:
     """Read and check every file first; only then restore weights, optimizer and RNG (nothing changes
     when a file is bad or the run differs)."""
-    ck = read_checkpoint(directory / "latest", _CKPT_FILES)
+    hint = "use another checkpoint_dir or resume=False"
+    ck = read_checkpoint(directory / "latest", _CKPT_FILES, hint=hint)
     meta = ck.meta
     for key in ("lorsa_config", "train_config", "n_steps"):
         if key in expect and meta.get(key) != expect[key]:
             diff = config_differences(meta.get(key) or {}, expect[key]) if isinstance(expect[key], dict) else \
                 {key: (meta.get(key), expect[key])}
             listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise CheckpointError(f"Checkpoint {ck.folder} was written by a different run ({key} differs: {listed}). "
+            raise CheckpointMismatchError(f"Checkpoint {ck.folder} was written by a different run ({key} differs: {listed}). "
                                   "Use another checkpoint_dir or resume=False.")
+    check_data_fingerprint(meta, expect["data_fingerprint"], ck.folder, "tokens", hint)
+    missing = [k for k in ("step", "log", "tokens_seen", "in_scale", "out_scale", "optimizer") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{ck.folder / 'state.json'} lacks {missing}; {hint}.")
     weights = ck.tensors["lorsa.safetensors"]
     expected = {k: tuple(v.shape) for k, v in lorsa.state_dict().items()}
     if {k: tuple(v.shape) for k, v in weights.items()} != expected:
         raise CheckpointError(f"{ck.folder / 'lorsa.safetensors'} does not fit this Lorsa (shapes differ).")
-    lorsa.load_state_dict(weights)
     opt_t = ck.tensors["optimizer.safetensors"]
+    where = str(ck.folder / "optimizer.safetensors")
+    check_optimizer_state(opt, opt_t, meta["optimizer"], where)
+    absent = [k for k in ("__last_fired__", "rng.torch") if k not in opt_t]
+    if absent:
+        raise CheckpointError(f"{where} lacks {absent}; {hint}.")
+    lorsa.load_state_dict(weights)
     load_optimizer_state(opt, opt_t, meta["optimizer"])
     restore_rng_state(opt_t)
     return meta, opt_t["__last_fired__"]
@@ -252,6 +320,7 @@ def train_lorsa(
     *,
     stop_after: int | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    truncate: Truncation | None = None,
 ) -> LorsaTrainResult:
     """Train a Lorsa replacing attention layer ``layer`` of ``model`` on ``tokens`` [n_seq, ctx].
 
@@ -259,6 +328,8 @@ def train_lorsa(
     (or an initialised process group) each rank trains on its slice of every global batch and all
     ranks end with identical parameters. ``stop_after`` ends the run early at that step (after
     writing a checkpoint when ``checkpoint_dir`` is set): how the resume test interrupts a run.
+    Neither ``model`` nor ``cfg`` is changed. Windows wider than the model's context are refused
+    unless ``truncate`` says which end to drop; a checkpoint written for other tokens is refused.
 
     Example:
         >>> cfg = LorsaConfig.from_model(model, 2, expansion=8, top_k=16)          # doctest: +SKIP
@@ -266,14 +337,36 @@ def train_lorsa(
         >>> result.lorsa.save("lorsa-l2")                                          # doctest: +SKIP
     """
     train_cfg = train_cfg or LorsaTrainConfig()
-    cfg = cfg or LorsaConfig.from_model(model, layer)
+    c = Check("train_lorsa", LorsaConfigError)
+    c.instance("train_cfg", LorsaTrainConfig, train_cfg)
+    c.instance("cfg", LorsaConfig, cfg, optional=True)
+    c.integer("stop_after", stop_after, min=1, optional=True)
     hook_in, hook_out = hook_names(model, layer)
+    tokens = check_tokens(model, tokens, what="train_lorsa's tokens", truncate=truncate, min_len=2)
+    # the caller's config is never changed: the hooks are filled into a copy
+    cfg = replace(cfg) if cfg is not None else LorsaConfig.from_model(model, layer)
     if cfg.d_model != model.cfg.d_model:
         raise LorsaConfigError(f"LorsaConfig.d_model={cfg.d_model} but the model has d_model={model.cfg.d_model}.")
+    if cfg.layer is not None and cfg.layer != layer:
+        raise LorsaConfigError(f"train_lorsa(layer={layer}) but LorsaConfig.layer={cfg.layer}: the config was built for "
+                               f"another layer. Use LorsaConfig.from_model(model, {layer}) or layer={cfg.layer}.")
     if cfg.hook_in is None:
         cfg.hook_in, cfg.hook_out, cfg.layer = hook_in, hook_out, layer
-    if not isinstance(tokens, Tensor) or tokens.ndim != 2:
-        raise ValueError("tokens must be a LongTensor [n_seq, ctx]; make one with interp.core.activations.sample_tokens.")
+    elif (cfg.hook_in, cfg.hook_out) != (hook_in, hook_out):
+        raise LorsaConfigError(f"LorsaConfig hooks ({cfg.hook_in}, {cfg.hook_out}) are not this model's hooks of layer "
+                               f"{layer} ({hook_in}, {hook_out}); build the config with LorsaConfig.from_model.")
+    t = Check(train_cfg, LorsaConfigError)
+    n_vocab = int(model.cfg.d_vocab)
+    for name in ("pad_token_id", "bos_token_id"):
+        value = getattr(train_cfg, name)
+        t.require(value is None or value < n_vocab, name, value, f"None or an id in 0..{n_vocab - 1} (this model's vocabulary)")
+    t.require(train_cfg.batch_size <= tokens.shape[0], "batch_size", train_cfg.batch_size,
+              f"at most the {tokens.shape[0]} sequences given", "Pass more sequences or a smaller batch_size.")
+    if train_cfg.k_start is not None:
+        t.require(cfg.top_k <= train_cfg.k_start <= cfg.n_ov_heads, "k_start", train_cfg.k_start,
+                  f"between top_k={cfg.top_k} and n_ov_heads={cfg.n_ov_heads} (K anneals down to top_k)")
+    if train_cfg.aux_k is not None:
+        t.require(train_cfg.aux_k <= cfg.n_ov_heads, "aux_k", train_cfg.aux_k, f"at most n_ov_heads={cfg.n_ov_heads}")
     rank, world = distributed_rank()
     if train_cfg.batch_size % world:
         raise ValueError(f"batch_size={train_cfg.batch_size} must be divisible by the {world} ranks.")
@@ -295,7 +388,7 @@ def train_lorsa(
     opt = torch.optim.Adam(lorsa.parameters(), lr=train_cfg.lr, betas=train_cfg.betas)
     last_fired = torch.zeros(cfg.n_ov_heads, dtype=torch.long, device=device)  # tokens since last firing
     ckpt_dir = Path(train_cfg.checkpoint_dir) if train_cfg.checkpoint_dir else None
-    expect = {"lorsa_config": cfg.to_dict(), "n_steps": n_steps,
+    expect = {"lorsa_config": cfg.to_dict(), "n_steps": n_steps, "data_fingerprint": data_fingerprint(tokens),
               "train_config": {k: v for k, v in train_cfg.to_dict().items()
                                if k not in ("checkpoint_dir", "checkpoint_every", "resume", "progress", "log_every")}}
     start, log, tokens_seen = 0, [], 0
@@ -313,7 +406,7 @@ def train_lorsa(
                               model_batch_size=train_cfg.model_batch_size, pad_token_id=train_cfg.pad_token_id,
                               bos_token_id=train_cfg.bos_token_id)
     aux_k = train_cfg.aux_k or 2 * cfg.top_k
-    bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=not (train_cfg.progress and rank == 0))
+    bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=bar_disabled(train_cfg.progress and rank == 0))
     step = start
     for block in stream:
         if step >= n_steps or (stop_after is not None and step >= stop_after):

@@ -19,7 +19,10 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
 from interp.core.generation import generate
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError
 from interp.steering.saes import SAEs, resolve_saes
 from interp.steering.stats import CorrelationStats
 from interp.core.tasks import TaskProtocol
@@ -98,16 +101,15 @@ class Collection:
         return pd.DataFrame(rows)
 
     def plot(self, top: int = 50) -> "go.Figure":
-        """The ``top`` largest correlations of each hook, sorted: how far the best features stand out."""
-        import plotly.graph_objects as go
+        """The ``top`` largest correlations of each hook, sorted
+        (:func:`interp.steering.plots.correlations_figure`)."""
+        from interp.steering.plots import correlations_figure
 
-        fig = go.Figure()
-        for h, r in self.correlations().items():
-            vals = torch.sort(r, descending=True).values[:top].numpy()
-            fig.add_trace(go.Scatter(y=vals, mode="lines+markers", name=h))
-        fig.update_layout(title=f"Feature-correctness correlation ({self.task_name}, pooling={self.pooling})",
-                          xaxis_title="feature rank", yaxis_title="Pearson r")
-        return fig
+        return correlations_figure(self, top)
+
+    def __repr__(self) -> str:
+        return (f"Collection({self.task_name!r}: {len(self.labels)} samples, accuracy {self.accuracy:.3f}, pooling "
+                f"{self.pooling}, hooks {self.hooks})")
 
     def _repr_html_(self) -> str:
         head = (f"<b>Collection</b> {self.task_name}: {len(self.labels)} samples, accuracy {self.accuracy:.3f}, "
@@ -142,10 +144,19 @@ def collect(
         >>> col = collect(model, [sae], task, pooling="max", batch_size=32)   # doctest: +SKIP
         >>> col.to_frame().head()                                              # doctest: +SKIP
     """
+    c = Check("collect", SteeringConfigError)
+    if not isinstance(task, TaskProtocol):
+        c.fail("task", task, "a task with examples, max_new_tokens, answer_format, stop and check() (interp.core.tasks.Task)")
+    c.choice("pooling", get_args(Pooling), pooling, optional=True, fix="None takes the task's default.")
+    c.integer("max_new_tokens", max_new_tokens, min=1, optional=True, fix="None takes the task's own.")
+    c.integer("batch_size", batch_size, min=1)
+    c.boolean("use_kv_cache", use_kv_cache)
+    c.integer("top_k_examples", top_k_examples, min=0)
+    c.boolean("progress", progress)
+    if not len(task.examples):
+        raise SteeringConfigError(f"Task {task.name!r} has no examples to collect on.")
     by_hook = resolve_saes(model, saes)
     pooling = pooling or default_pooling(task)
-    if pooling not in get_args(Pooling):
-        raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
     max_new = int(max_new_tokens or task.max_new_tokens)
     if pooling == "answer":
         max_new = max(1, max_new)
@@ -158,7 +169,7 @@ def collect(
     examples = list(task.examples)
     generations: list[str] = []
     labels: list[int] = []
-    bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=not progress)
+    bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=bar_disabled(progress))
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         feats: dict[str, list[Tensor]] = {h: [] for h in hooks}

@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from interp.core.readout import direction_logits, readout_frame
+from interp.steering.errors import SteeringConfigError
 
 if TYPE_CHECKING:
     from sae_lens import SAE
@@ -23,8 +24,10 @@ __all__ = ["logit_readout", "top_examples"]
 def logit_readout(model: "HookedTransformer", sae: "SAE[Any]", feature: int, k: int = 10) -> pd.DataFrame:
     """Tokens the decoder direction ``W_dec[feature]`` promotes and suppresses through the unembedding
     (:func:`interp.core.readout.direction_logits`; the final norm's per-channel weight is applied)."""
-    if not 0 <= feature < sae.cfg.d_sae:
-        raise IndexError(f"feature {feature} is out of range for an SAE with d_sae={sae.cfg.d_sae}.")
+    if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < sae.cfg.d_sae:
+        raise IndexError(f"feature {feature!r} is out of range for an SAE with d_sae={sae.cfg.d_sae}.")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= int(model.cfg.d_vocab):
+        raise SteeringConfigError(f"logit_readout(k={k!r}) is invalid: it must be an integer in [1, {int(model.cfg.d_vocab)}].")
     return readout_frame(model, direction_logits(model, sae.W_dec[feature].detach()), k)
 
 

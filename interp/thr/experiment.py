@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from interp.core.generation import make_generator
+from interp.core.validate import Check
+from interp.thr.core import THRInputError
 from interp.thr.grpo import GRPOConfig, GRPOTrainer
 from interp.thr.policy import Policy, as_policy
 from interp.thr.result import GRPOLog
@@ -33,8 +35,12 @@ __all__ = ["pass_at_k", "EvalResult", "evaluate_policy", "Variant", "DEFAULT_VAR
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
+    check = Check("pass_at_k", THRInputError)
+    check.integer("n", n, min=1)
+    check.integer("c", c, min=0, max=n, fix="c counts the correct samples among the n.")
+    check.integer("k", k, min=1)
     if k > n:
-        raise ValueError(f"pass@{k} needs at least k samples; got n={n}.")
+        raise THRInputError(f"pass@{k} needs at least k samples; got n={n}.")
     if n - c < k:
         return 1.0
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
@@ -49,11 +55,32 @@ class EvalResult:
     def flat(self) -> dict[str, float]:
         return {"greedy": self.greedy, "mean_reward": self.mean_reward, **{f"pass@{k}": v for k, v in self.pass_at.items()}}
 
+    def to_frame(self) -> "Any":
+        import pandas as pd
+
+        return pd.DataFrame([self.flat()])
+
+    def __repr__(self) -> str:
+        return "EvalResult(" + ", ".join(f"{k} {v:.3f}" for k, v in self.flat().items()) + ")"
+
+    def _repr_html_(self) -> str:
+        return self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.3f}")
+
 
 @torch.no_grad()
 def evaluate_policy(model: nn.Module | Policy, task: VerifiableTask, *, n_samples: int = 16, ks: tuple[int, ...] = (1, 2, 4, 8, 16),
              temperature: float = 1.0, seed: int = 1234, batch_prompts: int = 64, tokenizer: Any | None = None) -> EvalResult:
     """Greedy accuracy and unbiased pass@k (``n_samples`` per prompt) on the task's test split."""
+    c = Check("evaluate_policy", THRInputError)
+    c.instance("task", VerifiableTask, task)
+    c.integer("n_samples", n_samples, min=1)
+    c.numbers("ks", ks, ge=1)
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, int) or k > n_samples]
+    if bad:
+        c.fail("ks", ks, f"integers in 1..n_samples={n_samples}", f"{bad} cannot be estimated from {n_samples} samples.")
+    c.number("temperature", temperature, gt=0)
+    c.integer("seed", seed, min=0)
+    c.integer("batch_prompts", batch_prompts, min=1)
     policy = as_policy(model, tokenizer)
     gen = make_generator(policy.model, seed)
     items = task.test
@@ -88,8 +115,9 @@ DEFAULT_VARIANTS = (
 
 def variants_for(p: float) -> tuple[Variant, ...]:
     """Plain GRPO, THR with +p and THR with -p (the paper's comparison at strength |p| < 1)."""
-    if not -1 < p < 1 or p == 0:
-        raise ValueError(f"p must satisfy 0 < |p| < 1; got {p}.")
+    Check("variants_for", THRInputError).number("p", p, gt=-1, lt=1, fix="Use e.g. p=0.5 (the paper's strength).")
+    if p == 0:
+        raise THRInputError("variants_for(p=0) is invalid: it must satisfy 0 < |p| < 1 (p=0 is plain GRPO).")
     q = abs(p)
     return (Variant("plain", {"thr": False}), Variant(f"p=+{q:g}", {"thr": True, "thr_p": q}),
             Variant(f"p=-{q:g}", {"thr": True, "thr_p": -q}))
@@ -109,6 +137,11 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return dict(variant=self.variant, seed=self.seed, config=self.config, log=self.log.records,
                     evals=self.evals, seconds=self.seconds)
+
+    def __repr__(self) -> str:
+        last = self.evals[-1] if self.evals else {}
+        tail = f", greedy {last['greedy']:.3f} at step {last['step']}" if "greedy" in last else ""
+        return f"RunResult({self.variant!r}, seed={self.seed}, {len(self.log.records)} steps{tail})"
 
 
 @dataclass
@@ -170,17 +203,34 @@ def run_experiment(
     """
     from tqdm.auto import tqdm
 
+    from interp.core.progress import bar_disabled
+
+    c = Check("run_experiment", THRInputError)
+    if not callable(make_model):
+        c.fail("make_model", make_model, "a callable returning a fresh (model, tokenizer_or_None) each call")
+    c.instance("task", VerifiableTask, task)
+    c.instance("base", GRPOConfig, base)
+    c.integer("steps", steps, min=1)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        c.fail("seeds", seeds, "a non-empty tuple of integers >= 0")
+    if not variants or not all(isinstance(v, Variant) for v in variants):
+        c.fail("variants", variants, "a non-empty tuple of Variant (e.g. variants_for(0.5))")
+    c.integer("eval_every", eval_every, min=1)
+    c.integer("n_samples", n_samples, min=0, fix="0 evaluates nothing.")
+    c.boolean("progress", progress)
     ks = tuple(k for k in ks if k <= n_samples)
     model0, tok = make_model()
     base_eval = evaluate_policy(model0, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat() if n_samples else {}
     result = ExperimentResult(task.name, asdict(base), steps, base_eval)
-    bar = tqdm(total=len(seeds) * len(variants) * steps, desc="GRPO runs", disable=not progress)
+    bar = tqdm(total=len(seeds) * len(variants) * steps, desc="GRPO runs", disable=bar_disabled(progress))
     for seed in seeds:
         for v in variants:
             model, tok = make_model()
             cfg = replace(base, seed=seed, **v.overrides)
             torch.manual_seed(seed)
-            trainer = GRPOTrainer(model, task, cfg, tokenizer=tok, name=f"{v.name} seed={seed}" if len(seeds) > 1 else v.name)
+            # make_model() returned a fresh model, so the trainer may train it in place (no second copy)
+            trainer = GRPOTrainer(model, task, cfg, tokenizer=tok, name=f"{v.name} seed={seed}" if len(seeds) > 1 else v.name,
+                                  in_place=True)
             evals = [{"step": 0, **base_eval}] if n_samples else []
             t0 = time.time()
             for s in range(1, steps + 1):

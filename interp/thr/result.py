@@ -106,6 +106,13 @@ class THRResult:
         adv = self.advantages
         return [bool(a > 0 or (a == 0 and r > 0)) for a, r in zip(adv.tolist(), self.rewards.tolist())]
 
+    @property
+    def active_groups(self) -> list[int]:
+        """Groups whose rewards are not all equal: the only ones with a GRPO signal (nonzero
+        advantages), the groups ``statistics()["active_groups"]`` counts."""
+        adv = self.advantages.reshape(self.n_groups, self.group_size)
+        return (adv != 0).any(dim=1).nonzero().reshape(-1).tolist()
+
     def group(self, b: int) -> range:
         if not 0 <= b < self.n_groups:
             raise IndexError(f"group {b} out of range: the result holds {self.n_groups} groups.")
@@ -154,6 +161,11 @@ class THRResult:
 
         return histogram_figure(self, beta=beta, log_y=True)
 
+    def __repr__(self) -> str:
+        n_tok = sum(t.numel() for t in self.thr)
+        return (f"THRResult({self.n_groups} groups x {self.group_size} responses, {n_tok} tokens, mean reward "
+                f"{float(self.rewards.mean()):.3f}, {len(self.active_groups)} groups with a signal)")
+
     def _repr_html_(self) -> str:
         s = self.statistics()
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in s.items())
@@ -181,6 +193,12 @@ class GRPOLog:
         from interp.thr.plots import training_figure
 
         return training_figure([self], columns)
+
+    def __repr__(self) -> str:
+        if not self.records:
+            return f"GRPOLog({self.name!r}, empty)"
+        r = [x.get("reward_mean", float("nan")) for x in self.records]
+        return f"GRPOLog({self.name!r}, {len(self.records)} steps, reward {r[0]:.3f} -> {r[-1]:.3f})"
 
     def _repr_html_(self) -> str:
         if not self.records:

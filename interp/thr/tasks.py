@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from interp.core.tasks import Example, Task
+from interp.core.validate import Check
+from interp.thr.core import THRInputError
 
 __all__ = ["VerifiableTask", "word_reward", "prefix_reward"]
 
@@ -30,12 +32,25 @@ class VerifiableTask:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.train, self.test = list(self.train), list(self.test)
-        if not self.train or not self.test:
-            raise ValueError(f"Task {self.name!r} needs non-empty train and test splits.")
+        c = Check(self, THRInputError)
+        c.text("name")
+        c.integer("max_new_tokens", min=1)
+        if not callable(self.reward):
+            c.fail("reward", self.reward, "a callable reward(example, completion_text) -> float")
+        for split in ("train", "test"):
+            items = getattr(self, split)
+            if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+                c.fail(split, items, "a list of interp.core.tasks.Example")
+            items = list(items)
+            if not items:
+                raise THRInputError(f"Task {self.name!r} needs non-empty train and test splits; {split} is empty.")
+            bad = next((x for x in items if not isinstance(x, Example)), None)
+            if bad is not None:
+                c.fail(split, bad, "a list of interp.core.tasks.Example (prompt, answer)", "Build items with Example(prompt, answer).")
+            setattr(self, split, items)
         overlap = {i.prompt for i in self.train} & {i.prompt for i in self.test}
         if overlap:
-            raise ValueError(f"Task {self.name!r}: {len(overlap)} prompts are in both splits, e.g. {next(iter(overlap))!r}.")
+            raise THRInputError(f"Task {self.name!r}: {len(overlap)} prompts are in both splits, e.g. {next(iter(overlap))!r}.")
 
     @classmethod
     def from_tasks(cls, train: Task, test: Task, *, name: str | None = None, description: str = "") -> "VerifiableTask":

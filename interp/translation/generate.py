@@ -19,8 +19,9 @@ from torch import Tensor
 
 from interp.core.generation import generate
 from interp.core.tokens import Truncation, cut_at_stop
-from interp.lens import decode_residuals, layer_hook_name, resolve_layers, resolve_lens
-from interp.lens.unembed import DEFAULT_CHUNK
+from interp.core.validate import Check
+from interp.lens import DEFAULT_CHUNK, decode_residuals, layer_hook_name, resolve_layers, resolve_lens
+from interp.translation.errors import TranslationConfigError
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -47,6 +48,29 @@ class GenerationTrace:
     layer_strings: list[list[str]]
     step0_target_logprobs: Float[Tensor, "batch layer n_targets"] | None
     tokenizer: Any = None
+
+    def to_frame(self) -> Any:
+        """One row per (example, layer): the layer's decoded answer string and the example's final answer."""
+        import pandas as pd
+
+        return pd.DataFrame([{"example": b, "layer": layer, "layer_string": strings[li], "answer": self.answers[b],
+                              "n_steps": self.n_steps[b]}
+                             for b, strings in enumerate(self.layer_strings) for li, layer in enumerate(self.layers)])
+
+    def plot(self, example: int = 0) -> Any:
+        """Layer x step grid of one example's top-1 tokens (:func:`interp.translation.plots.trace_figure`)."""
+        from interp.translation.plots import trace_figure
+
+        return trace_figure(self, example)
+
+    def __repr__(self) -> str:
+        return (f"GenerationTrace({len(self.answers)} prompt(s), layers {self.layers[0]}..{self.layers[-1]} of "
+                f"{self.n_layers}, up to {max(self.n_steps, default=0)} steps)")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<b>{html.escape(repr(self))}</b>" + self.to_frame().head(30).to_html(index=False)
 
     def step_tokens(self, example: int, rank: int = 0) -> list[list[str]]:
         """Token strings ``[layer][step]`` of one example's answer steps."""
@@ -101,6 +125,19 @@ def generate_with_lens(
         >>> trace = generate_with_lens(model, ["Word: perro\\nTranslation:"], layers=-4)   # doctest: +SKIP
         >>> trace.answers[0], trace.layer_strings[0]                                    # doctest: +SKIP
     """
+    c = Check("generate_with_lens", TranslationConfigError)
+    c.integer("k", k, min=1, max=int(model.cfg.d_vocab))
+    c.boolean("final_norm", final_norm)
+    c.boolean("stop_at_eos", stop_at_eos)
+    c.integer("chunk_size", chunk_size, min=1)
+    stop = c.strings("stop", stop)
+    if step0_target_ids is not None:
+        n_prompts = 1 if isinstance(prompts, str) else len(prompts)
+        t = step0_target_ids
+        if not isinstance(t, Tensor) or t.ndim != 2 or t.shape[0] != n_prompts or t.is_floating_point() or \
+                (t.numel() and (int(t.min()) < 0 or int(t.max()) >= int(model.cfg.d_vocab))):
+            c.fail("step0_target_ids", t, f"an integer tensor [{n_prompts} prompts, n_targets] of ids in "
+                   f"[0, {int(model.cfg.d_vocab)})")
     n_layers = model.cfg.n_layers
     sel = resolve_layers(layers, n_layers)
     if n_layers not in sel:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interp.zoo.errors import UnknownArtefactError, ZooConfigError, ZooLoadError
 from interp.zoo.registry import CHECKPOINTS, REGISTRY, Kind, ZooEntry, register
 
 if TYPE_CHECKING:
@@ -43,15 +45,17 @@ def names(kind: Kind | None = "model") -> list[str]:
 
 
 def entry(name: str) -> ZooEntry:
-    if name not in REGISTRY:
-        raise KeyError(f"No zoo artefact named {name!r}; the zoo has: {', '.join(REGISTRY)}.")
+    if not isinstance(name, str) or name not in REGISTRY:
+        hint = f" (a {type(name).__name__}; zoo names are strings)" if not isinstance(name, str) else ""
+        raise UnknownArtefactError(f"No zoo artefact named {name!r}{hint}; the zoo has: {', '.join(REGISTRY)}.")
     return REGISTRY[name]
 
 
 def artefact_dir(name: str) -> Path:
     """Folder of a trained zoo artefact; a clear error when it was never trained."""
     e = entry(name)
-    if not (e.path / "card.json").is_file() and not (e.path / "config.json").is_file():
+    # a card, or the config file its format writes (a tuned lens saves tuned_lens.json, no config.json)
+    if not any((e.path / f).is_file() for f in ("card.json", "config.json", "tuned_lens.json")):
         raise FileNotFoundError(
             f"The zoo artefact {name!r} has no checkpoint at {e.path}. Train it with `interp zoo train {name}` "
             "(or `make zoo`)."
@@ -63,7 +67,7 @@ def model_dir(name: str) -> Path:
     """Folder of a zoo model (a Hugging Face folder)."""
     e = entry(name)
     if e.kind != "model":
-        raise KeyError(f"{name!r} is a zoo {e.kind}, not a model; the zoo's models are: {', '.join(names())}.")
+        raise UnknownArtefactError(f"{name!r} is a zoo {e.kind}, not a model; the zoo's models are: {', '.join(names())}.")
     path = artefact_dir(name)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"The zoo model {name!r} at {path} has no config.json; retrain it with "
@@ -78,7 +82,19 @@ def named_folders() -> dict[str, Path]:
 
 def card(name: str) -> dict[str, Any]:
     """The card (``card.json``) of a zoo artefact: what it is, how it was made, what was measured."""
-    return json.loads((artefact_dir(name) / "card.json").read_text())
+    path = artefact_dir(name) / "card.json"
+    if not path.is_file():
+        from interp.core.errors import missing_file
+
+        raise missing_file(ZooLoadError, f"The zoo artefact {name!r} has no card at {path}; retrain it with "
+                                         f"`interp zoo train {name}`.")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ZooLoadError(f"{path} is not valid JSON ({err}); restore it from git or retrain {name!r}.") from err
+    if not isinstance(data, dict):
+        raise ZooLoadError(f"{path} must hold a JSON object (the card of {name!r}); got a {type(data).__name__}.")
+    return data
 
 
 def load(name: str = DEFAULT_MODEL, **kwargs: Any) -> "HookedTransformer":
@@ -94,7 +110,7 @@ def load_saes(name: str = "toy-lm-saes", *, device: str | None = None) -> dict[s
 
     e = entry(name)
     if e.kind != "saes":
-        raise KeyError(f"{name!r} is a zoo {e.kind}, not a set of SAEs; SAEs: {', '.join(names('saes'))}.")
+        raise UnknownArtefactError(f"{name!r} is a zoo {e.kind}, not a set of SAEs; SAEs: {', '.join(names('saes'))}.")
     return _load(artefact_dir(name), device=device or "cpu")
 
 
@@ -112,25 +128,81 @@ def load_tuned_lens(name: str = "toy-translate-tuned-lens", model: Any = None, *
     return TunedLens.load(artefact_dir(name), model, attach=attach)
 
 
-def suggested_grpo_lr(model: str) -> float:
+def _model_identity(model: Any) -> tuple[str, Any]:
+    """(name, model object or None) of what ``suggested_grpo_lr`` was given: a zoo name, a folder path, a
+    TransformerLens model (its ``cfg.model_name`` is the folder's name) or a Hugging Face model."""
+    if isinstance(model, str):
+        return model, None
+    if isinstance(model, os.PathLike):
+        return Path(model).name, None
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and getattr(cfg, "model_name", None):
+        return str(cfg.model_name), model
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "name_or_path", None):
+        return Path(str(config.name_or_path)).name, model
+    raise ZooConfigError(
+        f"suggested_grpo_lr needs a zoo name, a model folder or a loaded model; got a {type(model).__name__} with no "
+        "name (cfg.model_name / config.name_or_path)."
+    )
+
+
+def _same_architecture(model: Any, folder: Path) -> bool:
+    """Whether a loaded model has the shape of the model saved in ``folder`` (width, depth, vocabulary)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return True  # nothing to compare against: trust the name
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None:
+        have = (cfg.d_model, cfg.n_layers, cfg.d_vocab)
+    else:
+        c = model.config
+        have = (c.hidden_size, c.num_hidden_layers, c.vocab_size)
+    return have == (config.get("hidden_size"), config.get("num_hidden_layers"), config.get("vocab_size"))
+
+
+def suggested_grpo_lr(model: Any) -> float:
     """The GRPO learning rate measured for a bundled or shared model (its card's ``grpo.suggested_lr``).
 
-    A different model needs its own sweep: see ``interp.app.thr_experiment`` (``--lr``).
+    ``model`` is a zoo name (``"toy-lm"``), a model folder, or a loaded model (TransformerLens or Hugging
+    Face; recognised by the folder it was loaded from and checked against that model's shape). Any other
+    model raises :class:`~interp.zoo.errors.UnknownArtefactError` saying how to measure a rate; until
+    then :data:`interp.thr.grpo.DEFAULT_LR` (2e-5) is the safe start.
+
+    >>> suggested_grpo_lr("toy-lm")
+    2e-05
     """
-    if model in names():
-        grpo = card(model).get("grpo", {})
-        if "suggested_lr" in grpo:
-            return float(grpo["suggested_lr"])
-        raise KeyError(f"The card of {model!r} records no GRPO learning rate; sweep one with interp.app.thr_experiment.")
     from interp.zoo.stories import STORIES260K_GRPO_LR
 
-    if "stories260K" in str(model):
+    name, obj = _model_identity(model)
+    if name in names():
+        if obj is not None and not _same_architecture(obj, entry(name).path):
+            raise UnknownArtefactError(
+                f"This model is named {name!r} but does not have the shape of the zoo's {name!r} (d_model, layers, "
+                "vocabulary), so the zoo's measured rate does not apply. " + _SWEEP_HINT
+            )
+        grpo = card(name).get("grpo", {})
+        if "suggested_lr" in grpo:
+            return float(grpo["suggested_lr"])
+        raise UnknownArtefactError(f"The card of {name!r} records no GRPO learning rate. " + _SWEEP_HINT)
+    if name == "stories260K" or (isinstance(model, (str, os.PathLike)) and Path(model).name == "stories260K"):
         return STORIES260K_GRPO_LR
-    raise KeyError(
-        f"No measured GRPO learning rate for {model!r}. Sweep a few (e.g. 1e-5 .. 1e-3) for 20 steps with "
-        "`python -m interp.app.thr_experiment --model M --variants plain --lr LR` and keep the largest that "
-        "does not lower held-out greedy accuracy."
-    )
+    raise UnknownArtefactError(f"No measured GRPO learning rate for {short_name(model)}. " + _SWEEP_HINT)
+
+
+_SWEEP_HINT = ("Sweep a few (e.g. 1e-5 .. 1e-3) for 20 steps with `python -m interp.app.thr_experiment --model M "
+               "--variants plain --lr LR` and keep the largest that does not lower held-out greedy accuracy; "
+               "interp.thr.grpo.DEFAULT_LR (2e-5) is a safe start.")
+
+
+def short_name(model: Any) -> str:
+    """A short label of a model or name for messages (never a module's whole repr)."""
+    if isinstance(model, (str, os.PathLike)):
+        return repr(os.fspath(model))
+    name = getattr(getattr(model, "cfg", None), "model_name", None) or \
+        getattr(getattr(model, "config", None), "name_or_path", None)
+    return f"a {type(model).__name__}" + (f" named {str(name)!r}" if name else "")
 
 
 def train(name: str, **kwargs: Any) -> Path:

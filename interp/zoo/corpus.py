@@ -259,6 +259,23 @@ class CorpusConfig:
         }
     )
 
+    def __post_init__(self) -> None:
+        from interp.core.validate import Check
+        from interp.zoo.errors import ZooConfigError
+
+        c = Check(self, ZooConfigError)
+        c.integer("n_docs", min=1)
+        c.integer("seed", min=0)
+        lo_hi = c.numbers("doc_chars", length=2, ge=1, fix="(shortest, longest) characters per document, e.g. (300, 650).")
+        c.require(all(float(x).is_integer() for x in lo_hi) and lo_hi[0] <= lo_hi[1], "doc_chars", self.doc_chars,
+                  "two integers (shortest, longest) with shortest <= longest")
+        self.doc_chars = (int(lo_hi[0]), int(lo_hi[1]))
+        kinds = [*SAMPLERS, "filler", "story"]
+        unknown = set(self.mix) - set(kinds) if isinstance(self.mix, dict) else set()
+        if unknown:
+            raise ZooConfigError(f"Unknown segment kinds in CorpusConfig.mix: {sorted(unknown)}; use {sorted(kinds)}.")
+        self.mix = c.weights("mix", keys=kinds)
+
 
 def _segment(kind: str, rng: random.Random) -> str:
     if kind == "filler":
@@ -307,8 +324,13 @@ def corpus_tokens(tokenizer: Any, n_seq: int, ctx: int = 64, *, seed: int = 1) -
 
     from interp.zoo.training import tokenize_texts
 
-    if n_seq < 1 or ctx < 2:
-        raise ValueError(f"corpus_tokens needs n_seq >= 1 and ctx >= 2; got n_seq={n_seq}, ctx={ctx}.")
+    from interp.core.validate import Check
+    from interp.zoo.errors import ZooConfigError
+
+    c = Check("corpus_tokens", ZooConfigError)
+    c.integer("n_seq", n_seq, min=1)
+    c.integer("ctx", ctx, min=2)
+    c.integer("seed", seed, min=0)
     rows: list[list[int]] = []
     n_docs = n_seq * 2
     while len(rows) < n_seq:

@@ -95,6 +95,10 @@ def recipe_from_overrides(**overrides: Any) -> ToyLMRecipe:
             raise TypeError(f"Unknown toy-lm training option {key!r}; known options: {', '.join(sorted(known))}.")
         for target in hits:  # ``seed`` is both the corpus and the training seed of its stage
             setattr(target, name, value)
+    for cfg in [*first[1:], *second]:  # an override is checked like a constructor argument
+        if cfg in second and isinstance(cfg, LMTrainConfig) and cfg.steps == 0:
+            continue  # continue_steps=0 switches the continuation stages off
+        cfg.__post_init__()
     return recipe
 
 

@@ -48,6 +48,21 @@ class CorpusSpec:
     """Gloss lines ``dog (English) = perro (Spanish) = ...``, always starting from the pivot."""
     resource_weight: dict[str, float] = field(default_factory=lambda: {"high": 1.0, "mid": 0.5, "low": 0.12})
 
+    def __post_init__(self) -> None:
+        from interp.core.validate import Check
+        from interp.zoo.errors import ZooConfigError
+
+        c = Check(self, ZooConfigError)
+        c.integer("n_docs", min=1)
+        c.integer("seed", min=0)
+        c.integer("n_concepts", min=1)
+        c.text("pivot")
+        for name in ("p_pivot_pair", "p_direct_pair", "p_gloss"):
+            c.number(name, ge=0)
+        c.require(self.p_pivot_pair + self.p_direct_pair + self.p_gloss > 0, "p_gloss", self.p_gloss,
+                  "such that the three document weights p_pivot_pair, p_direct_pair, p_gloss have a positive sum")
+        self.resource_weight = c.weights("resource_weight", keys=["high", "mid", "low", "unknown"])
+
 
 DEFAULT_SPEC = CorpusSpec()
 

@@ -22,6 +22,9 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.core.validate import Check
+from interp.zoo.errors import ZooConfigError
+
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
 
@@ -43,10 +46,20 @@ class ModelConfig:
     tie_embeddings: bool = False
 
     def __post_init__(self) -> None:
+        c = Check(self, ZooConfigError)
+        for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_mlp"):
+            c.integer(name, min=1)
+        c.integer("max_len", min=2, fix="A document is at least BOS plus one token.")
+        c.number("rope_theta", gt=0)
+        c.integer("vocab_size", min=2, optional=True, fix="None takes the tokenizer's.")
+        c.boolean("tie_embeddings")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
+            raise ZooConfigError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads} (GQA).")
+            raise ZooConfigError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads} (GQA).")
+        c.require((self.d_model // self.n_heads) % 2 == 0, "n_heads", self.n_heads,
+                  f"such that the head width d_model / n_heads = {self.d_model // self.n_heads} is even (RoPE rotates "
+                  "pairs of features)")
 
 
 @dataclass
@@ -67,6 +80,22 @@ class LMTrainConfig:
     log_every: int = 50
     init_from: str | None = None
     """A Hugging Face folder to continue training from (a second stage) instead of a fresh model."""
+
+    def __post_init__(self) -> None:
+        c = Check(self, ZooConfigError)
+        c.integer("steps", min=1, fix="A run needs at least one optimizer step.")
+        c.integer("batch_size", min=1)
+        c.number("lr", gt=0, fix="Use e.g. lr=3e-3 for a toy model from scratch.")
+        c.number("min_lr_ratio", ge=0, le=1, fix="The cosine schedule ends at lr * min_lr_ratio.")
+        c.integer("warmup_steps", min=0)
+        c.number("weight_decay", ge=0)
+        self.betas = c.numbers("betas", length=2, ge=0, lt=1, fix="AdamW's betas, e.g. (0.9, 0.95).")
+        c.number("grad_clip", gt=0)
+        c.integer("seed", min=0)
+        c.number("val_fraction", ge=0, lt=1, fix="The held-out share of documents, e.g. 0.02.")
+        c.integer("n_threads", min=1, optional=True, fix="None keeps torch's thread count.")
+        c.integer("log_every", min=1)
+        c.text("init_from", optional=True)
 
 
 @dataclass
@@ -175,8 +204,14 @@ def train_causal_lm(
     """
     from tqdm.auto import tqdm
 
-    if not texts:
-        raise ValueError("train_causal_lm needs at least one text.")
+    from interp.core.progress import bar_disabled
+
+    c = Check("train_causal_lm", ZooConfigError)
+    c.instance("model_cfg", ModelConfig, model_cfg)
+    c.instance("train_cfg", LMTrainConfig, train_cfg)
+    c.boolean("progress", progress)
+    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ZooConfigError("train_causal_lm needs at least one text: pass a non-empty list of strings.")
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError("The tokenizer needs bos, eos and pad tokens (see interp.zoo.bpe.train_bpe).")
     if train_cfg.n_threads:
@@ -212,7 +247,7 @@ def train_causal_lm(
     batches: list[list[int]] = []
     curve: list[tuple[int, float]] = []
     tokens, running, t0 = 0, None, time.perf_counter()
-    bar = tqdm(range(train_cfg.steps), disable=not progress, desc="train", mininterval=2.0)
+    bar = tqdm(range(train_cfg.steps), disable=bar_disabled(progress), desc="train", mininterval=2.0)
     for step in bar:
         if not batches:
             batches = _batches([len(s) for s in train], train_cfg.batch_size, rng)
