@@ -87,6 +87,8 @@ def test_shares_match_hand_counts():
     s = barrier_stats(report, n_boot=50)
     assert s.n_examples == 4 and s.middle == [1, 2, 3]
     assert (s.pivot_in_middle.k, s.pivot_in_middle.n) == (2, 4)
+    # English in a middle layer: both low-target examples, neither high-target one
+    assert {lvl: (x.k, x.n) for lvl, x in s.pivot_in_middle_by_target.items()} == {"high": (0, 2), "low": (2, 2)}
     assert [x.k for x in s.pivot_by_layer] == [0, 1, 1, 1, 1]
     assert [x.k for x in s.target_by_layer] == [0, 0, 0, 2, 2]
     assert s.outcomes["low"]["translation_failure"].k == 1 and s.outcomes["low"]["translation_failure"].n == 2

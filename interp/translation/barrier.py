@@ -110,7 +110,8 @@ class BarrierStats:
     layer from which the target is decoded in more than half of the examples at every later layer
     (an absolute threshold: the relative takeover can come early when every rival is rare);
     ``outcomes``: level -> outcome -> share; ``translation_failure_share``: level -> translation
-    failures among the errors.
+    failures among the errors; ``pivot_in_middle_by_target``: ``pivot_in_middle`` per target
+    resource level (a pivot can serve some targets and not others).
     """
 
     pivot: str
@@ -129,6 +130,7 @@ class BarrierStats:
     majority_ci: tuple[int | None, int | None]
     outcomes: dict[str, dict[str, Share]]
     translation_failure_share: dict[str, Share]
+    pivot_in_middle_by_target: dict[str, Share] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +144,7 @@ class BarrierStats:
             majority_ci=list(self.majority_ci),
             outcomes={lvl: {o: s.to_dict() for o, s in per.items()} for lvl, per in self.outcomes.items()},
             translation_failure_share={lvl: s.to_dict() for lvl, s in self.translation_failure_share.items()},
+            pivot_in_middle_by_target={lvl: s.to_dict() for lvl, s in self.pivot_in_middle_by_target.items()},
         )
 
     def to_frame(self):
@@ -214,7 +217,8 @@ def barrier_stats(report: "ProbeReport", *, pivot: str = "en", middle: Sequence[
     is_pivot = lang_ids == code[pivot]
     n = len(rows)
 
-    pivot_mid = int(is_pivot[:, mid_idx].any(1).sum())
+    pivot_mid_rows = is_pivot[:, mid_idx].any(1)  # [N]
+    pivot_mid = int(pivot_mid_rows.sum())
     per_layer_pivot = [wilson(int(k), n, z) for k in is_pivot.sum(0)]
     per_layer_target = [wilson(int(k), n, z) for k in is_target.sum(0)]
 
@@ -238,9 +242,13 @@ def barrier_stats(report: "ProbeReport", *, pivot: str = "en", middle: Sequence[
         outcomes[lvl] = {o: wilson(sum(x == o for x in sel), len(sel), z) for o in OUTCOMES}
         errors = [x for x in sel if x != Outcome.CORRECT.value]
         tf_share[lvl] = wilson(sum(x == Outcome.TRANSLATION_FAILURE.value for x in errors), len(errors), z)
+    resource = np.array([r["target_resource"] for r in rows])
+    pivot_by_target = {lvl: wilson(int(pivot_mid_rows[resource == lvl].sum()), int((resource == lvl).sum()), z)
+                       for lvl in levels}
     return BarrierStats(
         pivot=pivot, lens=str(report.meta.get("lens", "logit")), n_layers=n_layers, layers=list(layers), middle=mid,
         n_examples=n, pivot_in_middle=wilson(pivot_mid, n, z), pivot_by_layer=per_layer_pivot,
         target_by_layer=per_layer_target, takeover=takeovers[0], takeover_ci=ci, takeover_bootstrap=dist,
-        majority=majorities[0], majority_ci=majority_ci, outcomes=outcomes, translation_failure_share=tf_share, meta=dict(n_boot=n_boot, seed=seed, z=z),
+        majority=majorities[0], majority_ci=majority_ci, outcomes=outcomes, translation_failure_share=tf_share,
+        pivot_in_middle_by_target=pivot_by_target, meta=dict(n_boot=n_boot, seed=seed, z=z),
     )
