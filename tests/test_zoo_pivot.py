@@ -36,10 +36,10 @@ def _tolerance(p: float, n: int, N: int) -> float:
     return Z * math.sqrt(max(p * (1 - p), 1 / N) / n * fpc) + 0.5 / n
 
 
-def _subsample(card, seed: int = 0):
+def _subsample(card, set_name: str, seed: int = 0):
     from interp.zoo.toy_pivot import eval_sets, load_plant
 
-    triples = eval_sets(load_plant(card))[card["probe"]["headline_set"]]
+    triples = eval_sets(load_plant(card))[set_name]
     return triples, sorted(random.Random(seed).sample(triples, min(N_SUB, len(triples))), key=triples.index)
 
 
@@ -48,11 +48,22 @@ def _check_against(stats, section: dict, N: int):
     want = section["pivot_in_middle"]["value"]
     got = stats.pivot_in_middle.value
     assert abs(got - want) <= _tolerance(want, n, N), ("pivot in middle layers", got, want)
+    for lvl, share in stats.pivot_in_middle_by_target.items():
+        want = section["pivot_in_middle_by_target"][lvl]
+        assert abs(share.value - want["value"]) <= _tolerance(want["value"], share.n, want["n"]), \
+            ("pivot in middle layers by target", lvl, share.value, want["value"])
     for lvl, per in stats.outcomes.items():
         for outcome, share in per.items():
             want = section["outcomes"][lvl][outcome]["value"]
             N_lvl = section["outcomes"][lvl][outcome]["n"]
             assert abs(share.value - want) <= _tolerance(want, share.n, N_lvl), (lvl, outcome, share.value, want)
+    # translation failures among the errors: given the subsample's errors, they are drawn without
+    # replacement from the card's errors of that resource level
+    for lvl, share in stats.translation_failure_share.items():
+        want = section["translation_failure_share"][lvl]
+        if share.n and want["n"]:
+            assert abs(share.value - want["value"]) <= _tolerance(want["value"], share.n, want["n"]), \
+                ("translation-failure share of errors", lvl, share.value, want["value"])
     # the card's takeover and majority layers lie in the subsample's bootstrap intervals
     never = stats.n_layers + 1
     for ci, want in ((stats.takeover_ci, section["takeover_layer"]), (stats.majority_ci, section["majority_layer"])):
@@ -83,14 +94,16 @@ def test_notebook_setup_is_the_planted_evaluation(card):
     assert setup.template.kind == ("few_shot" if card["design"]["corpus"]["layout"] == "implicit" else "zero_shot")
 
 
-def test_logit_lens_headline_numbers_are_reproduced(card, model, one_thread):
+@pytest.mark.slow  # ~20-35 s on a loaded 2-core machine
+@pytest.mark.parametrize("set_name", ["held_out", "bridge"])
+def test_logit_lens_numbers_are_reproduced(card, model, one_thread, set_name):
     from interp.translation.barrier import barrier_stats
     from interp.zoo.toy_pivot import make_probe, run_triples
 
-    triples, sub = _subsample(card)
+    triples, sub = _subsample(card, set_name)
     report = run_triples(make_probe(model, card, "logit"), sub)
     stats = barrier_stats(report, pivot=card["plant"]["pivot"], n_boot=500, seed=1)
-    _check_against(stats, card["probe"][card["probe"]["headline_set"]], len(triples))
+    _check_against(stats, card["probe"][set_name], len(triples))
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +124,14 @@ def test_tuned_lens_belongs_to_the_committed_model(lens_card):
     assert all(t < lg for t, lg in zip(kl["tuned"][1:], kl["logit"][1:]))
 
 
-def test_tuned_lens_headline_numbers_are_reproduced(card, lens_card, model, one_thread):
+@pytest.mark.slow
+@pytest.mark.parametrize("set_name", ["held_out", "bridge"])
+def test_tuned_lens_numbers_are_reproduced(card, lens_card, model, one_thread, set_name):
     from interp.translation.barrier import barrier_stats
     from interp.zoo.toy_pivot import make_probe, run_triples
 
     lens = zoo.load_tuned_lens("toy-pivot-tuned-lens", model, attach=False)
-    triples, sub = _subsample(card)
+    triples, sub = _subsample(card, set_name)
     report = run_triples(make_probe(model, card, lens), sub)
     stats = barrier_stats(report, pivot=card["plant"]["pivot"], n_boot=500, seed=1)
-    _check_against(stats, lens_card["probe"][lens_card["probe"]["headline_set"]], len(triples))
+    _check_against(stats, lens_card["probe"][set_name], len(triples))

@@ -28,7 +28,7 @@ from interp.zoo.pivot_corpus import (IMPLICIT_TEMPLATE_KW, TEMPLATE_KW, Plant, P
 
 __all__ = ["Design", "DESIGNS", "FINAL_DESIGN", "train", "train_tuned_lens", "measure", "probe_template",
            "load_plant", "lens_windows", "eval_sets", "run_triples", "design_summary", "DESIGNS_FILE", "headline",
-           "make_probe", "train_model", "recorded_designs"]
+           "make_probe", "train_model", "recorded_designs", "findings"]
 
 LENS_SEED_OFFSET = 7919
 """Held-out text for the tuned lens: the same distribution, documents drawn with ``seed + 7919``."""
@@ -90,7 +90,7 @@ DESIGNS: dict[str, Design] = {
                     "conversion reads from a copied English word, and one conversion can serve both."),
     ]
 }
-FINAL_DESIGN = "B-tied"
+FINAL_DESIGN = "F-implicit-target"
 
 
 def probe_template(layout: str = "named"):
@@ -199,6 +199,7 @@ def train(out_dir: Path, *, design: str | Design = FINAL_DESIGN, progress: bool 
     card["designs_tried"] = recorded_designs()
     if measure_probe:
         card["probe"] = measure(out_dir, lens="logit", n_boot=n_boot, progress=progress)
+        card["findings"] = findings(card["probe"])
     card["reproduce"] = "interp zoo train toy-pivot && interp zoo train toy-pivot-tuned-lens"
     _write_card(Path(out_dir), card)
     return Path(out_dir)
@@ -276,6 +277,7 @@ def train_tuned_lens(out_dir: Path, *, model_dir: Path | None = None, steps: int
     _write_card(out_dir, lens_card)
     if measure_probe:
         lens_card["probe"] = measure(folder, lens=lens, n_boot=n_boot, progress=progress)
+        lens_card["findings"] = findings(lens_card["probe"])
         _write_card(out_dir, lens_card)
     return out_dir
 
@@ -415,11 +417,38 @@ def headline(probe: dict[str, Any]) -> dict[str, Any]:
     return {
         "lens": probe["lens"], "set": probe["headline_set"], "n": e["n_examples"],
         "pivot_in_middle_layers": fmt(e["pivot_in_middle"]), "middle_layers": e["middle_layers"],
+        "pivot_in_middle_by_target": {lvl: fmt(x) for lvl, x in e.get("pivot_in_middle_by_target", {}).items()},
         "takeover_layer": f"{e['takeover_layer']} {e['takeover_ci']}",
         "majority_layer": f"{e['majority_layer']} {e['majority_ci']}",
         "outcomes": {lvl: {o: fmt(x) for o, x in per.items()} for lvl, per in e["outcomes"].items()},
         "translation_failure_share_of_errors": {lvl: fmt(x) for lvl, x in e["translation_failure_share"].items()},
     }
+
+
+def findings(probe: dict[str, Any]) -> list[str]:
+    """What a ``measure`` section shows, in sentences built from its numbers (the card's summary; nothing
+    here is typed in by hand, so a retrained model's card says what that model does)."""
+    def pct(x: dict[str, Any]) -> str:
+        return f"{100 * x['value']:.1f}% [{100 * x['lo']:.1f}, {100 * x['hi']:.1f}] (n={x['n']})"
+
+    out = []
+    for set_name in probe["sets"]:
+        e = probe[set_name]
+        what = ("direct concepts between a language pair they were never translated in" if set_name == "held_out"
+                else "bridge concepts, never translated between two non-English languages")
+        out.append(f"{probe['lens']} lens, {set_name} set ({what}), n={e['n_examples']}: accuracy "
+                   f"{pct(e['outcomes']['all']['correct'])}; English decodes in a middle layer "
+                   f"({e['middle_layers'][0]}-{e['middle_layers'][-1]}) in {pct(e['pivot_in_middle'])} of examples"
+                   + "".join(f", {lvl}-resource targets {pct(x)}"
+                             for lvl, x in e.get("pivot_in_middle_by_target", {}).items())
+                   + (f"; the target is decoded in most examples from layer {e['majority_layer']} "
+                      f"(95% bootstrap {e['majority_ci']}) of {e['n_layers']}" if e["majority_layer"] is not None
+                      else "; the target is decoded in most examples at no layer")
+                   + "; translation failures are "
+                   + ", ".join(f"{pct(x)} of the {lvl}-resource errors"
+                               for lvl, x in e["translation_failure_share"].items() if lvl != "all" and x["n"])
+                   + ".")
+    return out
 
 
 def try_design(name: str, out_dir: Path, *, progress: bool = True, record: bool = True, n_boot: int = 1000) -> dict:
