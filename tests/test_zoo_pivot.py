@@ -135,3 +135,19 @@ def test_tuned_lens_numbers_are_reproduced(card, lens_card, model, one_thread, s
     report = run_triples(make_probe(model, card, lens), sub)
     stats = barrier_stats(report, pivot=card["plant"]["pivot"], n_boot=500, seed=1)
     _check_against(stats, lens_card["probe"][set_name], len(triples))
+
+
+def test_failure_outputs_by_hand():
+    from interp.translation.lexicon import Lexicon
+    from interp.translation.report import ProbeReport
+    from interp.zoo.toy_pivot import failure_outputs
+
+    def row(tgt, final, outcome="translation_failure"):
+        return dict(pair=f"es-{tgt}", src="es", tgt=tgt, concept="water", final=final, outcome=outcome,
+                    layer_languages=[None, None], target_resource="low" if tgt in ("sw", "te") else "high")
+
+    rows = [row("sw", " water"), row("sw", "నీళ్ళు"), row("te", "Maji"), row("sw", "eau"), row("sw", "agua\n"),
+            row("fr", "dog"), row("sw", "maji", "correct")]
+    meta = dict(layers=[0, 1], resource={"es": "high", "fr": "high", "sw": "low", "te": "low", "en": "high"})
+    got = failure_outputs(ProbeReport(rows, meta), Lexicon.bundled())
+    assert got == {"low": {"other_low": 2, "pivot": 1, "other_language": 2}, "high": {"not_the_concept": 1}}

@@ -28,7 +28,8 @@ from interp.zoo.pivot_corpus import (IMPLICIT_TEMPLATE_KW, TEMPLATE_KW, Plant, P
 
 __all__ = ["Design", "DESIGNS", "FINAL_DESIGN", "train", "train_tuned_lens", "measure", "probe_template",
            "load_plant", "lens_windows", "eval_sets", "run_triples", "design_summary", "DESIGNS_FILE", "headline",
-           "make_probe", "train_model", "recorded_designs", "findings"]
+           "make_probe", "train_model", "recorded_designs", "findings",
+           "failure_outputs", "time_recipe"]
 
 LENS_SEED_OFFSET = 7919
 """Held-out text for the tuned lens: the same distribution, documents drawn with ``seed + 7919``."""
@@ -341,7 +342,8 @@ def measure(folder: Path, *, lens: Any = "logit", n_boot: int = 1000, progress: 
         entry = barrier_stats(report, pivot=plant.pivot, n_boot=n_boot).to_dict() | {
             "seconds": round(seconds, 1),
             "accuracy_by_pair": report.by_pair().set_index("pair")["accuracy"].round(4).to_dict(),
-            "intermediate_languages": _intermediate(report), "by_source_resource": _by_source(report)}
+            "intermediate_languages": _intermediate(report), "by_source_resource": _by_source(report),
+            "translation_failure_outputs": failure_outputs(report, probe.lexicon, plant.pivot)}
         if legs is not None:
             entry["composition"] = _composition(report, legs, plant.pivot)
         if save_reports:
@@ -370,6 +372,28 @@ def _by_source(report) -> dict[str, dict[str, float]]:
             c = Counter(r["outcome"] for r in rows)
             out[lvl] = {"n": len(rows), **{k: round(v / len(rows), 4) for k, v in c.items()}}
     return out
+
+
+def failure_outputs(report, lexicon, pivot: str = "en") -> dict[str, dict[str, int]]:
+    """What the translation failures end in, per target resource level: the concept's word in the
+    pivot (``pivot``), in another low-resource language (``other_low``), in another language
+    (``other_language``), or no word of the concept (``not_the_concept``). A translation failure whose
+    answer is the concept in another language (exact match, case-insensitive) is the barrier itself:
+    solved, emitted off-target."""
+    from collections import Counter
+
+    res = report.meta["resource"]
+    out: dict[str, Counter] = {}
+    for r in report.rows:
+        if r["outcome"] != "translation_failure":
+            continue
+        answer = r["final"].strip().lower()
+        langs = {lang for lang, ws in lexicon.entries[r["concept"]].items() if answer in (w.lower() for w in ws)}
+        langs.discard(r["tgt"])
+        kind = ("not_the_concept" if not langs else "pivot" if pivot in langs
+                else "other_low" if any(res.get(x) == "low" for x in langs) else "other_language")
+        out.setdefault(res[r["tgt"]], Counter())[kind] += 1
+    return {lvl: dict(c.most_common()) for lvl, c in out.items()}
 
 
 def _composition(report, legs, pivot: str) -> dict[str, Any]:
@@ -464,6 +488,40 @@ def try_design(name: str, out_dir: Path, *, progress: bool = True, record: bool 
     return summary
 
 
+def time_recipe(short: int = 50, long: int = 300, *, design: str = FINAL_DESIGN,
+                scratch: Path = Path("/tmp/toy-pivot-timing")) -> dict[str, float]:
+    """Single-thread CPU seconds of the model recipe without running all of it: corpus and tokenizer
+    in full, the training loop at ``short`` and ``long`` steps so that the per-step cost separates from
+    the fixed cost (model build, tokenising the corpus, validation loss); the estimate is fixed +
+    ``steps`` x per step. CPU time of one thread is what the recipe costs alone on one core (on a
+    shared machine the wall time is inflated by the other jobs; both are returned)."""
+    import torch
+
+    from interp.zoo.bpe import train_bpe
+    from interp.zoo.training import LMTrainConfig, ModelConfig, train_causal_lm
+
+    if not 0 < short < long:
+        raise ValueError(f"Need 0 < short < long; got {short}, {long}.")
+    torch.set_num_threads(1)
+    d = DESIGNS[design]
+    out: dict[str, float] = {}
+    w, c = time.perf_counter(), time.process_time()
+    docs = build_corpus(d.corpus)
+    tok = train_bpe(tokenizer_texts(d.corpus, docs), vocab_size=d.vocab_size, marks_in_words=True)
+    out["corpus_and_bpe_cpu"], out["corpus_and_bpe_wall"] = time.process_time() - c, time.perf_counter() - w
+    mc = ModelConfig(d_model=d.d_model, n_layers=d.n_layers, n_heads=d.n_heads, n_kv_heads=d.n_heads, d_mlp=d.d_mlp,
+                     max_len=32, tie_embeddings=d.tie_embeddings)
+    for steps in (short, long):
+        w, c = time.perf_counter(), time.process_time()
+        train_causal_lm(docs, tok, mc, LMTrainConfig(steps=steps, batch_size=d.batch_size, lr=d.lr, warmup_steps=100,
+                                                     n_threads=1), Path(scratch) / f"s{steps}", progress=False)
+        out[f"train_{steps}_cpu"], out[f"train_{steps}_wall"] = time.process_time() - c, time.perf_counter() - w
+    per = (out[f"train_{long}_cpu"] - out[f"train_{short}_cpu"]) / (long - short)
+    out["per_step_cpu"], out["train_fixed_cpu"] = per, out[f"train_{short}_cpu"] - short * per
+    out["recipe_cpu_estimate"] = out["corpus_and_bpe_cpu"] + out["train_fixed_cpu"] + d.steps * per
+    return {k: round(v, 3) for k, v in out.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m interp.zoo.toy_pivot",
                                      description="Re-run one design of the toy-pivot experiment.")
@@ -472,7 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("design", choices=list(DESIGNS))
     t.add_argument("--out", default=None, help="scratch folder (default: /tmp/toy-pivot-<design>)")
     t.add_argument("--no-record", action="store_true", help="do not write pivot_designs.json")
+    tm = sub.add_parser("time", help="single-thread CPU time of the final design's recipe (two short runs)")
+    tm.add_argument("short", type=int, nargs="?", default=50)
+    tm.add_argument("long", type=int, nargs="?", default=300)
     args = parser.parse_args(argv)
+    if args.command == "time":
+        print(json.dumps(time_recipe(args.short, args.long)))
+        return 0
     out = Path(args.out or f"/tmp/toy-pivot-{args.design}")
     summary = try_design(args.design, out, record=not args.no_record)
     print(json.dumps({k: v for k, v in summary.items() if k != "design"}, indent=1, ensure_ascii=False,
