@@ -11,8 +11,12 @@ What is planted (the known answer the lens is checked against):
   successor relation) that exists in no other language;
 - the concepts are split in two. *Direct* concepts are also translated between two non-English
   languages; *bridge* concepts never are: their only cross-lingual evidence is a pair with English.
-  The probe evaluates non-English pairs on bridge concepts only, so a correct answer has to be
-  composed from ``src -> en`` and ``en -> tgt``, both seen in training;
+  A correct answer on a bridge concept has to be composed from ``src -> en`` and ``en -> tgt``,
+  both seen in training; with ``p_holdout`` > 0, each direct concept is also held out of the direct
+  translations of some language pairs, and the probe asks for those held-out combinations as well
+  (``toy_pivot.eval_sets``);
+- with ``layout="implicit"`` no language is named: a document is a list of word pairs of one
+  language pair, so the target language is read off the earlier answers;
 - resource levels: languages are drawn in pairs with English in proportion to their resource
   weight (high >> mid >> low), so the ``en -> low`` leg is learned worst.
 

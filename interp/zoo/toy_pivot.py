@@ -7,7 +7,8 @@ exactly those. ``train`` (recipe of ``toy-pivot``) writes the Hugging Face folde
 with the planted answer, every design tried (``DESIGNS``; numbers in ``pivot_designs.json``) and the
 logit-lens measurements; ``train_tuned_lens`` (recipe of ``toy-pivot-tuned-lens``) trains the tuned
 lens on held-out corpus text, never on the probe's prompts, and records the tuned-lens measurements
-in its own card. ``python -m interp.zoo.toy_pivot try DESIGN`` re-runs one try of the experiment.
+in its own card. ``python -m interp.zoo.toy_pivot try DESIGN`` re-runs one try of the experiment;
+``python -m interp.zoo.toy_pivot time`` measures the recipe's single-thread CPU cost.
 
 >>> from interp import zoo
 >>> zoo.train("toy-pivot")   # doctest: +SKIP
