@@ -259,3 +259,28 @@ class TranslationProbe:
                     resource={c: lex.languages[c].resource.value for c in langs},
                     language_names={c: lex.languages[c].name for c in langs}, lexicon=lex.source)
         return ProbeReport([r for r in rows if r is not None], meta)
+
+    def run_triples(self, triples: Sequence[tuple[str, str, str]], *, progress: bool = True) -> ProbeReport:
+        """Probe given ``(source, target, concept)`` examples, e.g. a model's held-out combinations
+        (pairs that share a concept list run together; rows come back in the order of ``triples``'
+        pairs, each pair's concepts in lexicon order, as :meth:`run` orders them)."""
+        by_pair: dict[tuple[str, str], list[str]] = {}
+        for triple in triples:
+            if len(triple) != 3:
+                raise ValueError(f"Each example must be (source, target, concept); got {triple!r}.")
+            src, tgt, concept = triple
+            by_pair.setdefault((src, tgt), []).append(concept)
+        if not by_pair:
+            raise ValueError("No examples given, e.g. [('es', 'sw', 'dog')].")
+        groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        for pair, concepts in by_pair.items():
+            groups.setdefault(tuple(concepts), []).append(pair)
+        rows: list[dict] = []
+        meta: dict | None = None
+        for concepts, pairs in groups.items():
+            report = self.run(pairs, concepts=list(concepts), progress=progress)
+            rows += report.rows
+            meta = meta or report.meta
+        order = {pair: i for i, pair in enumerate(by_pair)}
+        rows.sort(key=lambda r: order[(r["src"], r["tgt"])])
+        return ProbeReport(rows, meta or {})

@@ -15,20 +15,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 __all__ = ["train_bpe", "SPECIAL_TOKENS", "BOS", "EOS", "PAD"]
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 SPECIAL_TOKENS = [PAD, BOS, EOS]  # ids 0, 1, 2
+# GPT-2's split with combining marks kept inside words: its ``\p{L}+`` cuts Devanagari and Telugu words at
+# every vowel sign, so no merge could ever make such a word one token.
+_WORDS_WITH_MARKS = Regex(r" ?[\p{L}\p{M}]+| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+")
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int = 2,
-              out_dir: str | Path | None = None):
+              out_dir: str | Path | None = None, *, marks_in_words: bool = False):
     """Train a byte-level BPE on ``texts``; return a ``PreTrainedTokenizerFast`` (saved to ``out_dir``).
 
     The tokenizer prepends ``<s>`` (ids: ``<pad>``=0, ``<s>``=1, ``</s>``=2) and decodes without
     touching spaces (``clean_up_tokenization_spaces=False``), so generations detokenise exactly.
+    ``marks_in_words`` keeps combining marks (Indic vowel signs) inside the word they belong to,
+    so that a large enough vocabulary can hold every word of any script as one token.
     """
     from transformers import PreTrainedTokenizerFast
 
@@ -36,9 +41,11 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int =
         raise ValueError(f"vocab_size={vocab_size} is too small for a byte-level BPE: use at least "
                          f"{256 + len(SPECIAL_TOKENS)} (256 bytes + special tokens).")
     tok = Tokenizer(models.BPE())
+    words = [pre_tokenizers.Split(_WORDS_WITH_MARKS, behavior="isolated")] if marks_in_words else []
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        *words,
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=not marks_in_words),
     ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(

@@ -71,6 +71,17 @@ register(ZooEntry(
     recipe="interp.zoo.toy_translate:train_tuned_lens", folder="toy-translate/tuned_lens", needs=("toy-translate",),
 ))
 register(ZooEntry(
+    name="toy-pivot", kind="model",
+    description="Toy multilingual Llama with a planted English pivot for the translation barrier: every language "
+                "reached through English, (language pair, concept) combinations held out of direct translation.",
+    recipe="interp.zoo.toy_pivot:train",
+))
+register(ZooEntry(
+    name="toy-pivot-tuned-lens", kind="tuned_lens",
+    description="Tuned lens for toy-pivot, trained on held-out corpus documents (BOS-first, one per row).",
+    recipe="interp.zoo.toy_pivot:train_tuned_lens", folder="toy-pivot/tuned_lens", needs=("toy-pivot",),
+))
+register(ZooEntry(
     name="toy-lm-saes", kind="saes",
     description="TopK residual SAEs (512 features, k=16) for toy-lm at blocks.0-3.hook_resid_post, sae-lens format.",
     recipe="interp.zoo.saes:train", needs=("toy-lm",),

@@ -23,7 +23,8 @@ from interp.thr.tasks import VerifiableTask
 from interp.translation import CHAT, FEW_SHOT, ZERO_SHOT, Lexicon, PromptTemplate, load_csv
 
 __all__ = ["TokenSourceKind", "token_source", "held_out_text_tokens", "corrsteer_task", "grpo_task",
-           "SAESet", "saes_for", "TranslationSetup", "translation_setup", "TEMPLATES", "load_lorsa"]
+           "SAESet", "saes_for", "TranslationSetup", "translation_setup", "TEMPLATES", "load_lorsa",
+           "bundled_tuned_lens"]
 
 TokenSourceKind = Literal["auto", "corpus", "sample"]
 
@@ -74,6 +75,13 @@ def held_out_text_tokens(model_name: str, model: Any, n_seq: int, ctx: int, *, t
     if text is not None:
         return text_tokens(model, [Path(text).read_text()], ctx)[:n_seq]
     zoo_name = _zoo_model(model_name)
+    if zoo_name == "toy-pivot":
+        from interp import zoo
+        from interp.zoo.toy_pivot import LENS_SEED_OFFSET, _spec_from_card, build_corpus
+
+        spec = _spec_from_card(zoo.card("toy-pivot"))
+        docs = build_corpus(spec, sample_seed=spec.seed + LENS_SEED_OFFSET + seed)[: max(200, n_seq * 2)]
+        return text_tokens(model, docs, ctx)[:n_seq]
     if zoo_name == "toy-translate":
         from interp import zoo
         from interp.zoo.toy_translate import CorpusSpec, _lexicon, build_corpus
@@ -191,10 +199,13 @@ def saes_for(model_name: str, model: Any, *, release: str | None = None, sae_ids
 # ----------------------------------------------------------------------------------- translation
 @dataclass
 class TranslationSetup:
-    """The lexicon and prompt template a translation probe of this model uses."""
+    """The lexicon and prompt template a translation probe of this model uses; for a zoo model with a
+    planted evaluation set (toy-pivot), its ``(source, target, concept)`` examples and pivot."""
 
     lexicon: Lexicon
     template: PromptTemplate
+    eval_triples: list[tuple[str, str, str]] | None = None
+    pivot: str | None = None
 
 
 def translation_setup(model_name: str, *, template: str = "auto", lexicon: str | os.PathLike | None = None
@@ -207,6 +218,15 @@ def translation_setup(model_name: str, *, template: str = "auto", lexicon: str |
     if template != "auto" and template not in TEMPLATES:
         raise ValueError(f"template={template!r}: use 'auto' or one of {sorted(TEMPLATES)}.")
     lex = Lexicon.bundled() if lexicon is None else load_csv(lexicon)
+    if model_name == "toy-pivot":
+        from interp.zoo.toy_pivot import eval_sets, load_plant, probe_template
+
+        card = zoo.card("toy-pivot")
+        plant = load_plant(card)
+        lex = lex.subset(concepts=[c for c in plant.concepts if c in lex.entries])
+        chosen = (probe_template(card["design"]["corpus"].get("layout", "named")) if template == "auto"
+                  else TEMPLATES[template])
+        return TranslationSetup(lex, chosen, eval_triples=next(iter(eval_sets(plant).values())), pivot=plant.pivot)
     toy = model_name == "toy-translate"
     if toy:
         from interp.zoo.toy_translate import toy_template
@@ -217,6 +237,20 @@ def translation_setup(model_name: str, *, template: str = "auto", lexicon: str |
     else:
         chosen = ZERO_SHOT if template == "auto" else TEMPLATES[template]
     return TranslationSetup(lex, chosen)
+
+
+def bundled_tuned_lens(model_name: str, model: Any) -> Any:
+    """The zoo's tuned lens of a bundled model (``<name>-tuned-lens``, trained on held-out corpus text),
+    attached to ``model``; ``None`` when the model has none, so a notebook can fit one instead."""
+    from interp import zoo
+
+    name = f"{model_name}-tuned-lens"
+    if _zoo_model(model_name) is None or name not in zoo.names("tuned_lens"):
+        return None
+    try:
+        return zoo.load_tuned_lens(name, model)
+    except FileNotFoundError:
+        return None
 
 
 # ----------------------------------------------------------------------------------- Lorsa
