@@ -16,21 +16,23 @@ def test_notebook_01_executes(tmp_path):
     from interp.app.notebooks import execute_notebook
 
     try:
-        zoo.model_dir("toy-translate")
+        zoo.model_dir("toy-pivot")
     except FileNotFoundError:
-        pytest.skip("toy-translate checkpoint not trained")
+        pytest.skip("toy-pivot checkpoint not trained")
     export = find_chromium() is not None
     run = execute_notebook(
         "notebooks/01_translation_barrier.ipynb",
-        parameters=dict(SOURCES=["es"], TARGETS=["en", "hi", "sw"], N_CONCEPTS=4, LENS="tuned", TUNED_STEPS=3,
-                        MAX_NEW_TOKENS=8, EXPORT=export, OUT_DIR=str(tmp_path / "out")),
+        # the default model (toy-pivot): a sample of its planted set, probed with its bundled tuned lens
+        parameters=dict(SOURCES=["es"], TARGETS=["en", "hi", "sw"], N_EXAMPLES=24, LENS="tuned",
+                        MAX_NEW_TOKENS=3, EXPORT=export, OUT_DIR=str(tmp_path / "out")),
         out_dir=tmp_path,
     )
     report = json.loads((tmp_path / "out" / "probe_report.json").read_text())
-    assert len(report["rows"]) == 12 and report["meta"]["lens"] == "tuned"
+    assert len(report["rows"]) == 24 and report["meta"]["lens"] == "tuned"
+    assert all("en" not in (r["src"], r["tgt"]) for r in report["rows"])  # the planted set: no English pair
     html = run.html.read_text()
     assert "Plotly.newPlot" in html  # figures survive in the static HTML
-    assert "ProbeReport" in html
+    assert "ProbeReport" in html and "BarrierStats" in html
     assert_every_widget_has_a_static_figure(run, "LensExplorer")
     if export:
         for name in ("01_heatmap_accuracy", "01_language_presence", "01_example", "01_example_probs"):
