@@ -1,0 +1,161 @@
+"""Jacobian lens: the fitted matrices equal torch.autograd.functional.jacobian's full Jacobian averaged by
+hand, the last layer is the identity (the lens's output layer is the logits), lens="jacobian" works in
+decode_layers and the translation probe, save/load round-trips, bad input is refused, and the three
+lenses' held-out KL comparison returns a frame and a figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from interp.lens import (JacobianLens, JacobianLensConfig, TunedLens, TunedLensConfig, attached_jacobian_lens,
+                         decode_layers, kl_by_layer)
+from interp.lens.errors import LensConfigError, LensLoadError
+from interp.lens.layers import layer_hook_name
+
+from tiny_models import lens_model
+
+SKIP = 3
+
+
+@pytest.fixture(autouse=True)
+def _single_thread(one_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def model():
+    return lens_model(3, vocab=61)
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    base = torch.arange(24) % 61
+    return torch.stack([(base + int(torch.randint(0, 61, (1,), generator=g))) % 61 for _ in range(80)])
+
+
+def autograd_average_jacobian(model, tokens, layer: int, skip: int) -> torch.Tensor:
+    """The definition by brute force: the full [T, d, T, d] Jacobian of the final residual with respect to
+    layer ``layer``'s residual (torch.autograd.functional.jacobian), summed over target positions, averaged
+    over source positions >= skip and over windows."""
+    n = model.cfg.n_layers
+    src, dst = layer_hook_name(layer, n), layer_hook_name(n, n)
+    acc = torch.zeros(model.cfg.d_model, model.cfg.d_model)
+    for w in range(tokens.shape[0]):
+        row = tokens[w:w + 1]
+
+        def f(x):
+            out = {}
+
+            def put(act, hook):
+                return x[None]
+
+            def grab(act, hook):
+                out["h"] = act
+
+            with model.hooks(fwd_hooks=[(src, put), (dst, grab)]):
+                model(row, stop_at_layer=n)
+            return out["h"][0]
+
+        with torch.no_grad():
+            _, cache = model.run_with_cache(row, names_filter=lambda name: name == src)
+        jac = torch.autograd.functional.jacobian(f, cache[src][0], vectorize=True)  # [T, d_out, T, d_in]
+        acc += jac.sum(0)[:, skip:].sum(1)
+    return acc / (tokens.shape[0] * (tokens.shape[1] - skip))
+
+
+@pytest.fixture(scope="module")
+def reference(model, data):
+    toks = data[:3, :10]
+    return toks, [autograd_average_jacobian(model, toks, layer, SKIP) for layer in range(model.cfg.n_layers)]
+
+
+@pytest.mark.parametrize("dim_batch", [32, 5])
+def test_fit_equals_autograd_jacobian(model, reference, dim_batch):
+    toks, refs = reference
+    lens = JacobianLens.fit(model, toks, JacobianLensConfig(skip_first=SKIP, batch_size=2, dim_batch=dim_batch),
+                            progress=False, attach=False)
+    assert lens.n_positions == 3 * (10 - SKIP)
+    for layer, ref in enumerate(refs):
+        # the lens is not the identity (the check would be empty otherwise) and matches to float32 precision
+        assert (ref - torch.eye(ref.shape[0])).abs().max() > 0.05
+        torch.testing.assert_close(lens.jacobian[layer], ref, atol=2e-5, rtol=1e-4)
+
+
+def test_last_layer_is_identity_and_equals_logits(model, data):
+    lens = JacobianLens.fit(model, data[:8], JacobianLensConfig(skip_first=SKIP), progress=False)
+    assert attached_jacobian_lens(model) is lens
+    n = model.cfg.n_layers
+    x = torch.randn(2, 1, 3, model.cfg.d_model)
+    assert torch.equal(lens.translate(x, [n]), x)
+    res = decode_layers(model, data[8:11], lens="jacobian", k=4, positions="all")
+    assert res.lens == "jacobian" and "Jacobian" in res.plot().layout.title.text
+    with torch.no_grad():
+        logits = model(data[8:11])
+    assert torch.equal(res.top_ids[:, -1, :, 0], logits.argmax(-1))
+    torch.testing.assert_close(res.top_logprobs[:, -1, :, 0], logits.log_softmax(-1).max(-1).values, atol=1e-6, rtol=0)
+    # intermediate layers decode J_l h: the same numbers as the logit lens of the translated residual
+    with torch.no_grad():
+        _, cache = model.run_with_cache(data[8:11])
+        h = cache[layer_hook_name(1, n)]
+        lp = model.unembed(model.ln_final(h @ lens.jacobian[1].T)).log_softmax(-1)
+    torch.testing.assert_close(res.top_logprobs[:, 1, :, 0], lp.max(-1).values, atol=1e-5, rtol=0)
+    assert torch.equal(res.top_ids[:, 1, :, 0], lp.argmax(-1))
+
+
+def test_unfitted_lens_is_the_logit_lens(model, data):
+    lens = JacobianLens.for_model(model)
+    plain = decode_layers(model, data[:3], k=5, positions="all")
+    jac = decode_layers(model, data[:3], k=5, positions="all", lens=lens)
+    assert torch.equal(plain.top_ids, jac.top_ids)
+    torch.testing.assert_close(plain.top_logprobs, jac.top_logprobs, atol=1e-6, rtol=0)
+
+
+def test_save_load_roundtrip_and_bad_folders(model, data, tmp_path):
+    lens = JacobianLens.fit(model, data[:4], JacobianLensConfig(skip_first=SKIP), progress=False, attach=False)
+    lens.save(tmp_path / "j")
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == ["jacobian_lens.json", "jacobian_lens.safetensors"]
+    back = JacobianLens.load(tmp_path / "j", model)
+    assert torch.equal(back.jacobian, lens.jacobian) and back.n_positions == lens.n_positions
+    assert attached_jacobian_lens(model) is back
+    assert torch.equal(decode_layers(model, data[:2], lens=lens).top_ids, decode_layers(model, data[:2], lens="jacobian").top_ids)
+    with pytest.raises(LensLoadError, match="missing"):
+        JacobianLens.load(tmp_path / "nothing")
+    meta = json.loads((tmp_path / "j" / "jacobian_lens.json").read_text())
+    (tmp_path / "j" / "jacobian_lens.json").write_text(json.dumps(meta | {"d_model": 16}))
+    with pytest.raises(LensLoadError, match="mixes two lenses"):
+        JacobianLens.load(tmp_path / "j")
+    with pytest.raises(LensConfigError, match="n_layers=3, d_model=32"):
+        JacobianLens(2, 32).check_model(model)
+
+
+def test_bad_input_is_refused(model, data):
+    with pytest.raises(LensConfigError, match="skip_first"):
+        JacobianLens.fit(model, data[:2, :4], JacobianLensConfig(skip_first=4), progress=False)
+    with pytest.raises(LensConfigError, match="dim_batch"):
+        JacobianLensConfig(dim_batch=0)
+    with pytest.raises(LensConfigError, match="no Jacobian lens is attached"):
+        decode_layers(lens_model(5, vocab=61), data[:1], lens="jacobian")
+
+
+def test_fitted_lens_beats_logit_lens_and_compare_lenses(model, data):
+    """On a structured stream the Jacobian lens's held-out KL is below the logit lens's summed over layers
+    (measured 0.75x here: 0.216 against 0.288 mean per layer; the 30-step tuned lens 0.122), and compare_lenses tabulates the three lenses with kl_by_layer's numbers."""
+    from interp.lens.compare import compare_lenses
+
+    train, held = data[:60], data[60:]
+    jl = JacobianLens.fit(model, train, JacobianLensConfig(skip_first=SKIP), progress=False, attach=False)
+    tl = TunedLens.train(model, train, TunedLensConfig(steps=30, lr=3e-3), progress=False, attach=False)
+    cmp = compare_lenses(model, held, tuned=tl, jacobian=jl, batch_size=7)
+    assert list(cmp.frame["lens"].unique()) == ["logit", "tuned", "jacobian"]
+    for name, lens in (("logit", None), ("tuned", tl), ("jacobian", jl)):
+        got = torch.tensor(cmp.frame[cmp.frame["lens"] == name]["kl"].to_numpy(), dtype=torch.float32)
+        torch.testing.assert_close(got, kl_by_layer(model, held, lens), atol=1e-5, rtol=1e-4)
+    table = cmp.table()
+    assert table.shape == (model.cfg.n_layers, 3) and table.index[0] == "embed"
+    assert table["jacobian"].sum() < 0.85 * table["logit"].sum()
+    fig = cmp.plot()
+    assert [t.name for t in fig.data] == ["logit lens", "tuned lens", "jacobian lens"]
+    assert "LensComparison" in repr(cmp) and "<table" in cmp._repr_html_()
