@@ -159,3 +159,22 @@ def test_fitted_lens_beats_logit_lens_and_compare_lenses(model, data):
     fig = cmp.plot()
     assert [t.name for t in fig.data] == ["logit lens", "tuned lens", "jacobian lens"]
     assert "LensComparison" in repr(cmp) and "<table" in cmp._repr_html_()
+
+
+def test_loop_fallback_equals_batched_vjp(model, data, monkeypatch):
+    """Where an op has no vmap rule the fit falls back to one backward per basis vector: same numbers."""
+    toks = data[:3, :10]
+    fast = JacobianLens.fit(model, toks, JacobianLensConfig(skip_first=SKIP, dim_batch=7), progress=False, attach=False)
+    grad = torch.autograd.grad
+    calls = []
+
+    def no_vmap(*args, **kwargs):
+        calls.append(bool(kwargs.get("is_grads_batched")))
+        if kwargs.get("is_grads_batched"):
+            raise RuntimeError("Batching rule not implemented (simulated)")
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_vmap)
+    slow = JacobianLens.fit(model, toks, JacobianLensConfig(skip_first=SKIP, dim_batch=7), progress=False, attach=False)
+    assert calls.count(False) == model.cfg.d_model and calls.count(True) == -(-model.cfg.d_model // 7)
+    torch.testing.assert_close(slow.jacobian, fast.jacobian, atol=1e-6, rtol=1e-5)
