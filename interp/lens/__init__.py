@@ -6,7 +6,8 @@
 """
 
 from interp.core.tokens import encode_prompts
-from interp.lens.decode import decode_layers, decode_residuals, resolve_lens
+from interp.lens.compare import LensComparison, compare_lenses
+from interp.lens.decode import decode_layers, decode_residuals, lens_name, resolve_lens
 from interp.lens.jacobian import JacobianLens, JacobianLensConfig, attached_jacobian_lens
 from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult, layer_label
@@ -19,11 +20,14 @@ __all__ = [
     "layer_hook_name",
     "resolve_layers",
     "resolve_lens",
+    "lens_name",
     "layer_label",
     "LensResult",
     "TunedLens",
     "TunedLensConfig",
     "attached_lens",
+    "compare_lenses",
+    "LensComparison",
     "JacobianLens",
     "JacobianLensConfig",
     "attached_jacobian_lens",

@@ -17,8 +17,7 @@ from interp.core.tokens import Truncation
 from interp.core.validate import Check
 from interp.core.frontend import n_layers as n_layers_of
 from interp.core.frontend import vocab_size as vocab_size_of
-from interp.lens import resolve_layers, resolve_lens
-from interp.lens.decode import lens_name
+from interp.lens import lens_name, resolve_layers, resolve_lens
 from interp.translation.generate import first_answer_token, generate_with_lens
 from interp.translation.lexicon import Lexicon
 from interp.translation.matching import DEFAULT_RULES, MatchRules, classify_outcome, layer_language
