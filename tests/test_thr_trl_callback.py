@@ -12,6 +12,8 @@ trl = pytest.importorskip("trl", reason="TRL is an optional extra (pip install -
 
 from tiny_models import WORDS, hf_llama_with_tokenizer  # noqa: E402
 
+pytestmark = pytest.mark.slow  # two real TRL steps in the module fixture: ~45 s on the loaded 2-core machine
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -151,3 +153,22 @@ def test_bad_input_is_refused(run):
     bad.write_text('{"step": 0}\n')
     with pytest.raises(TrainingLogError, match="line 1"):
         THRTrainingLog.load(bad)
+
+
+def test_sequence_advantages_behind_a_reweighting_subclass():
+    """Under THRGRPOTrainer the loss gets (B, T) advantages w * A; THR still needs TRL's per-sequence A, which
+    TRL logged for the rollout (the last B entries)."""
+    from types import SimpleNamespace
+
+    from interp.thr import THRInputError
+    from interp.thr.trl_callback import THRCallback
+
+    seq = torch.tensor([0.5, -1.5, 1.0, 0.0])
+    token = seq[:, None] * torch.tensor([[1.5, 0.5, 1.0]] * 4)
+    trainer = SimpleNamespace(_logs={"advantages": [9.0, 9.0, *seq.tolist()]},
+                              accelerator=SimpleNamespace(num_processes=1))
+    assert torch.equal(THRCallback._sequence_advantages(trainer, {"advantages": token}), seq)
+    assert torch.equal(THRCallback._sequence_advantages(trainer, {"advantages": seq}), seq)
+    trainer.accelerator.num_processes = 2
+    with pytest.raises(THRInputError, match="per-sequence"):
+        THRCallback._sequence_advantages(trainer, {"advantages": token})
