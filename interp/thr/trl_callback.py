@@ -25,6 +25,7 @@ so every reporter sees them); the token-level log is
 from __future__ import annotations
 
 import math
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,7 @@ class THRCallback(TrainerCallback):
         return logits, store["h"]
 
     def _observe(self, trainer: GRPOTrainer, inputs: list[dict[str, Any]], out: dict[str, Any]) -> None:
+        start = time.perf_counter()
         G = trainer.num_generations
         B = out["completion_ids"].shape[0]
         if B % G:
@@ -160,6 +162,7 @@ class THRCallback(TrainerCallback):
         stats |= dict(entropy_mean=float(ent[cm].mean()) if cm.any() else math.nan,
                       kl_mean=float(kl[cm].mean()) if kl is not None and cm.any() else math.nan,
                       thr_abs_mean=float(torch.cat([t.abs() for t in thr]).mean()) if sum(lengths) else math.nan)
+        stats["seconds"] = time.perf_counter() - start  # the callback's own cost: forward + THR + bookkeeping
         rollout = self.log.add_rollout(
             trainer.state.global_step, G, prompts, token_text, [t.tolist() for t in thr],
             [tok_adv[i, :n].tolist() for i, n in enumerate(lengths)], [ent[i, :n].tolist() for i, n in enumerate(lengths)],
