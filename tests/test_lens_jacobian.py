@@ -178,3 +178,27 @@ def test_loop_fallback_equals_batched_vjp(model, data, monkeypatch):
     slow = JacobianLens.fit(model, toks, JacobianLensConfig(skip_first=SKIP, dim_batch=7), progress=False, attach=False)
     assert calls.count(False) == model.cfg.d_model and calls.count(True) == -(-model.cfg.d_model // 7)
     torch.testing.assert_close(slow.jacobian, fast.jacobian, atol=1e-6, rtol=1e-5)
+
+
+def test_translation_probe_takes_the_jacobian_lens(stories_model):
+    """ProbeConfig(lens=...) takes a JacobianLens or "jacobian": an unfitted (identity) one reproduces the logit
+    lens's report, a fitted one changes intermediate layers only (the answers are the model's)."""
+    from interp.translation import Lexicon, ProbeConfig, TranslationProbe
+
+    lex = Lexicon.bundled().subset(languages=["en", "es"])
+
+    def run(lens):
+        probe = TranslationProbe(stories_model, lex, config=ProbeConfig(max_new_tokens=3, batch_size=4, lens=lens))
+        return probe.run([("es", "en")], n_concepts=4, progress=False)
+
+    plain = run("logit")
+    same = run(JacobianLens.for_model(stories_model))
+    assert same.meta["lens"] == "jacobian" and plain.meta["lens"] == "logit"
+    assert [r["layer_strings"] for r in same.rows] == [r["layer_strings"] for r in plain.rows]
+    g = torch.Generator().manual_seed(0)
+    toks = torch.cat([torch.ones(6, 1, dtype=torch.long), torch.randint(3, 512, (6, 23), generator=g)], 1)
+    JacobianLens.fit(stories_model, toks, JacobianLensConfig(skip_first=4), progress=False)  # attaches
+    fitted = run("jacobian")
+    assert [r["final"] for r in fitted.rows] == [r["final"] for r in plain.rows]
+    assert [r["layer_strings"][-1] for r in fitted.rows] == [r["layer_strings"][-1] for r in plain.rows]
+    assert [r["layer_strings"][:-1] for r in fitted.rows] != [r["layer_strings"][:-1] for r in plain.rows]
