@@ -72,12 +72,16 @@ def main() -> None:
         t0 = time.perf_counter()
         jac = JacobianLens.fit(model, fit[: a.fit_windows], JacobianLensConfig(skip_first=skip), attach=False)
         fit_s = time.perf_counter() - t0
-        cmp = compare_lenses(model, held, tuned=tuned, jacobian=jac)
         print(f"\n{a.model}: Jacobian lens skip_first={skip}, fitted on {min(a.fit_windows, fit.shape[0])} windows "
               f"in {fit_s:.1f} s; tuned lens: {tuned_src}")
-        print(cmp.table().round(4).to_string())
-        print(cmp)
-        out["runs"].append(dict(skip_first=skip, fit_seconds=round(fit_s, 1), table=cmp.table().round(4).to_dict()))
+        run = dict(skip_first=skip, fit_seconds=round(fit_s, 1))
+        for start in sorted({0, skip}):  # every position, and only those the Jacobian lens was fitted on
+            cmp = compare_lenses(model, held, tuned=tuned, jacobian=jac, from_position=start)
+            print(f"KL averaged over positions {start}..{a.ctx - 1}:")
+            print(cmp.table().round(4).to_string())
+            print(cmp)
+            run[f"table_from_{start}"] = cmp.table().round(4).to_dict()
+        out["runs"].append(run)
     if a.out:
         Path(a.out).write_text(json.dumps(out, indent=2))
 

@@ -202,3 +202,30 @@ def test_translation_probe_takes_the_jacobian_lens(stories_model):
     assert [r["final"] for r in fitted.rows] == [r["final"] for r in plain.rows]
     assert [r["layer_strings"][-1] for r in fitted.rows] == [r["layer_strings"][-1] for r in plain.rows]
     assert [r["layer_strings"][:-1] for r in fitted.rows] != [r["layer_strings"][:-1] for r in plain.rows]
+
+
+def test_compare_lenses_from_position_is_the_mean_over_later_positions(model, data):
+    """KL by hand, position by position, averaged over positions >= 5 only."""
+    from interp.lens.compare import compare_lenses
+
+    jl = JacobianLens.fit(model, data[:20], JacobianLensConfig(skip_first=SKIP), progress=False, attach=False)
+    held = data[60:66]
+    cmp = compare_lenses(model, held, jacobian=jl, from_position=5, batch_size=4)
+    assert cmp.n_tokens == 6 * (24 - 5) and cmp.from_position == 5
+    n = model.cfg.n_layers
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(held)
+        p_final = logits.log_softmax(-1)
+        for name, lens in (("logit", None), ("jacobian", jl)):
+            want = []
+            for layer in range(n):
+                h = cache[layer_hook_name(layer, n)]
+                if lens is not None:
+                    h = h @ lens.jacobian[layer].T
+                lp = model.unembed(model.ln_final(h)).log_softmax(-1)
+                kl = (p_final.exp() * (p_final - lp)).sum(-1)  # [batch, pos]
+                want.append(kl[:, 5:].mean())
+            got = cmp.frame[cmp.frame["lens"] == name]["kl"].to_numpy()
+            torch.testing.assert_close(torch.tensor(got, dtype=torch.float32), torch.stack(want), atol=1e-5, rtol=1e-4)
+    with pytest.raises(LensConfigError, match="from_position"):
+        compare_lenses(model, held, from_position=24)
