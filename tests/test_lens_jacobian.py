@@ -72,11 +72,13 @@ def reference(model, data):
     return toks, [autograd_average_jacobian(model, toks, layer, SKIP) for layer in range(model.cfg.n_layers)]
 
 
-@pytest.mark.parametrize("dim_batch", [32, 5])
-def test_fit_equals_autograd_jacobian(model, reference, dim_batch):
+@pytest.mark.parametrize("dim_batch,max_grad_bytes", [(32, 2**30), (5, 2**30), (32, 3 * 2 * 10 * 32 * 4 * 4)])
+def test_fit_equals_autograd_jacobian(model, reference, dim_batch, max_grad_bytes):
+    """Batched over 32 and 5 output dimensions, and over 3 when the memory bound (3 dims of a [2, 10, 32] batch
+    for 3 layers + the output) lowers dim_batch."""
     toks, refs = reference
-    lens = JacobianLens.fit(model, toks, JacobianLensConfig(skip_first=SKIP, batch_size=2, dim_batch=dim_batch),
-                            progress=False, attach=False)
+    cfg = JacobianLensConfig(skip_first=SKIP, batch_size=2, dim_batch=dim_batch, max_grad_bytes=max_grad_bytes)
+    lens = JacobianLens.fit(model, toks, cfg, progress=False, attach=False)
     assert lens.n_positions == 3 * (10 - SKIP)
     for layer, ref in enumerate(refs):
         # the lens is not the identity (the check would be empty otherwise) and matches to float32 precision
@@ -229,3 +231,19 @@ def test_compare_lenses_from_position_is_the_mean_over_later_positions(model, da
             torch.testing.assert_close(torch.tensor(got, dtype=torch.float32), torch.stack(want), atol=1e-5, rtol=1e-4)
     with pytest.raises(LensConfigError, match="from_position"):
         compare_lenses(model, held, from_position=24)
+
+
+def test_memory_bound_lowers_dim_batch(model, data, monkeypatch):
+    """max_grad_bytes = 3 output dims of a [2, 10, 32] float32 batch for 3 layers + the output: 11 backward passes
+    of 3 (or fewer) dims for d_model 32 instead of 1 of 32."""
+    grad = torch.autograd.grad
+    sizes = []
+
+    def spy(outputs, inputs, grad_outputs=None, **kwargs):
+        sizes.append(grad_outputs.shape[0])
+        return grad(outputs, inputs, grad_outputs, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", spy)
+    cfg = JacobianLensConfig(skip_first=SKIP, batch_size=2, dim_batch=32, max_grad_bytes=3 * 2 * 10 * 32 * 4 * 4)
+    JacobianLens.fit(model, data[:2, :10], cfg, progress=False, attach=False)
+    assert sizes == [3] * 10 + [2]

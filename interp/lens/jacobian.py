@@ -70,6 +70,9 @@ class JacobianLensConfig:
     """Source positions left out of the average (the reference's attention-sink cut); must be < ctx."""
     max_windows: int | None = None
     """Use at most this many windows of the stream (None = all)."""
+    max_grad_bytes: int = 2**30
+    """Bound on the batched gradients one backward returns (``dim_batch x batch x ctx x d_model`` floats per
+    layer, every layer at once): ``dim_batch`` is lowered for a batch where it would exceed this."""
 
     def __post_init__(self) -> None:
         c = Check(self, LensConfigError)
@@ -77,6 +80,7 @@ class JacobianLensConfig:
         c.integer("dim_batch", min=1)
         c.integer("skip_first", min=0, fix="0 averages over every position; the reference skips 16.")
         c.integer("max_windows", min=1, optional=True)
+        c.integer("max_grad_bytes", min=1)
 
 
 class JacobianLens(nn.Module):
@@ -178,7 +182,8 @@ class JacobianLens(nn.Module):
         bar = tqdm(total=windows.shape[0], desc="jacobian lens", unit="window", disable=bar_disabled(progress))
         for start in range(0, windows.shape[0], cfg.batch_size):
             batch = windows[start:start + cfg.batch_size]
-            total += jacobian_sums(model, batch, skip_first=cfg.skip_first, dim_batch=cfg.dim_batch)
+            total += jacobian_sums(model, batch, skip_first=cfg.skip_first, dim_batch=cfg.dim_batch,
+                                   max_grad_bytes=cfg.max_grad_bytes)
             count += batch.shape[0] * (batch.shape[1] - cfg.skip_first)
             bar.update(batch.shape[0])
         bar.close()
@@ -249,7 +254,8 @@ class JacobianLens(nn.Module):
 
 
 def jacobian_sums(
-    model: "HookedTransformer", tokens: Int[Tensor, "batch ctx"], *, skip_first: int = 16, dim_batch: int = 64
+    model: "HookedTransformer", tokens: Int[Tensor, "batch ctx"], *, skip_first: int = 16, dim_batch: int = 64,
+    max_grad_bytes: int = 2**30,
 ) -> Float[Tensor, "n_layers d_model d_model"]:
     """``sum over windows and source positions p >= skip_first of sum_{p'} d h_final[p'] / d h_l[p]`` for
     every lens index ``l < n_layers`` (rows: final residual, columns: layer ``l``), float32 on the head's
@@ -275,6 +281,9 @@ def jacobian_sums(
             model(tokens.to(input_device(model)), stop_at_layer=n)
         final = kept[n]
         sources = [kept[i] for i in range(n)]
+        # the n layers' batched gradients (and the cotangent) live at once: k of them must fit the budget
+        per_dim = final.numel() * final.element_size() * (n + 1)
+        dim_batch = max(1, min(dim_batch, max_grad_bytes // per_dim))
         for lo in range(0, d, dim_batch):
             k = min(dim_batch, d - lo)
             # cotangent j is one-hot at output dimension lo + j at EVERY position: its VJP at source p is
