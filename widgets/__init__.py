@@ -15,6 +15,7 @@ _EXPORTS = {
     "HeadBrowser": "widgets.head_browser",
     "SteeringPanel": "widgets.steering_panel",
     "THRViewer": "widgets.thr_viewer",
+    "THRTrainingViewer": "widgets.thr_training_viewer",
 }
 
 __all__ = list(_EXPORTS)

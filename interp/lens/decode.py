@@ -28,25 +28,37 @@ from interp.core.validate import Check
 from interp.lens.errors import LensConfigError
 from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult
+from interp.lens.jacobian import JacobianLens, attached_jacobian_lens
 from interp.lens.tuned import TunedLens, attached_lens
 from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["decode_layers", "layer_hook_name", "decode_residuals", "LensKind", "resolve_layers", "resolve_lens"]
+__all__ = ["decode_layers", "layer_hook_name", "decode_residuals", "LensKind", "lens_name", "resolve_layers",
+           "resolve_lens"]
 
-LensKind = Literal["logit", "tuned"]
+LensKind = Literal["logit", "tuned", "jacobian"]
 Positions = int | Sequence[int] | Literal["all"]
 
 
-def resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | None") -> "TunedLens | None":
-    """The tuned lens ``lens`` names (None for the logit lens); clear errors for anything else."""
+def resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | JacobianLens | None"
+                 ) -> "TunedLens | JacobianLens | None":
+    """The tuned or Jacobian lens ``lens`` names (None for the logit lens); clear errors for anything else."""
     if lens is None or lens == "logit":
         return None
-    if isinstance(lens, TunedLens):
+    if isinstance(lens, (TunedLens, JacobianLens)):
         lens.check_model(model)
         return lens
+    if lens == "jacobian":
+        found = attached_jacobian_lens(model)
+        if found is None:
+            raise LensConfigError(
+                "lens='jacobian' but no Jacobian lens is attached to this model. Fit one with "
+                "`JacobianLens.fit(model, tokens)` or load one with `JacobianLens.load(path, model)` "
+                "(both attach it), or pass the JacobianLens object as lens=..."
+            )
+        return found
     if lens == "tuned":
         found = attached_lens(model)
         if found is None:
@@ -56,7 +68,12 @@ def resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | None"
                 "(both attach it), or pass the TunedLens object as lens=..."
             )
         return found
-    raise LensConfigError(f"lens={lens!r} is not 'logit', 'tuned', a TunedLens or None.")
+    raise LensConfigError(f"lens={lens!r} is not 'logit', 'tuned', 'jacobian', a TunedLens, a JacobianLens or None.")
+
+
+def lens_name(lens: "TunedLens | JacobianLens | None") -> str:
+    """The name a result records for a resolved lens: ``logit``, ``tuned`` or ``jacobian``."""
+    return "logit" if lens is None else getattr(lens, "kind", "tuned")
 
 
 def decode_residuals(
@@ -182,7 +199,7 @@ def decode_layers(
     *,
     positions: Positions = -1,
     k: int = 10,
-    lens: "LensKind | TunedLens | None" = None,
+    lens: "LensKind | TunedLens | JacobianLens | None" = None,
     final_norm: bool = True,
     target_ids: int | Sequence[int] | Int[Tensor, "batch n_targets"] | None = None,
     layers: Sequence[int] | int | None = None,
@@ -203,7 +220,8 @@ def decode_layers(
             end, non-negative = from its first token), or ``"all"``.
         k: top tokens kept per layer and position.
         lens: ``None``/``"logit"`` (logit lens), ``"tuned"`` (the tuned lens attached to ``model``)
-            or a :class:`~interp.lens.tuned.TunedLens`.
+            or a :class:`~interp.lens.tuned.TunedLens`; ``"jacobian"`` (the Jacobian lens attached to
+            ``model``) or a :class:`~interp.lens.jacobian.JacobianLens`.
         final_norm: apply the model's final LayerNorm/RMSNorm before unembedding (standard logit
             lens). ``False`` reproduces the translation-barrier reference code, which skipped it
             for intermediate layers.
@@ -260,7 +278,7 @@ def decode_layers(
         position_valid=valid.cpu(),
         target_ids=None if tgt is None else tgt.cpu(),
         target_logprobs=None if tlp is None else tlp.cpu(),
-        lens="tuned" if tuned is not None else "logit",
+        lens=lens_name(tuned),
         final_norm=final_norm,
         tokenizer=model.tokenizer,
     )

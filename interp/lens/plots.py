@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 
 from interp.viz.display import visible_token
-from interp.viz.palettes import LOGPROB_SCALE
+from interp.viz.palettes import LENS_COLOURS, LOGPROB_SCALE, RUN_COLOURS
 
 if TYPE_CHECKING:
     from interp.lens.result import LensResult
 
-__all__ = ["lens_figure"]
+__all__ = ["lens_figure", "lens_kl_figure"]
 
 
 def lens_figure(result: LensResult, example: int = 0, *, title: str | None = None) -> go.Figure:
@@ -48,7 +48,24 @@ def lens_figure(result: LensResult, example: int = 0, *, title: str | None = Non
         )
     )
     fig.update_layout(
-        title=title or f"{'Tuned' if result.lens == 'tuned' else 'Logit'} lens (example {example})",
+        title=title or f"{result.lens.capitalize()} lens (example {example})",
         xaxis_title="position: input token", yaxis_title="layer",
     )
+    return fig
+
+
+def lens_kl_figure(frame, *, title: str | None = None) -> go.Figure:
+    """Held-out KL(final || lens) per layer, one line per lens (the frame of
+    :func:`interp.lens.compare.compare_lenses`: columns ``layer``, ``layer_label``, ``lens``, ``kl``).
+
+    >>> fig = lens_kl_figure(compare_lenses(model, held_out, tuned=t, jacobian=j).frame)  # doctest: +SKIP
+    """
+    fig = go.Figure()
+    for i, (name, rows) in enumerate(frame.groupby("lens", sort=False)):
+        fig.add_trace(go.Scatter(
+            x=rows["layer_label"], y=rows["kl"], mode="lines+markers", name=f"{name} lens",
+            line=dict(color=LENS_COLOURS.get(name, RUN_COLOURS[i % len(RUN_COLOURS)])),
+            hovertemplate="%{x}: KL %{y:.4f} nats<extra>" + name + "</extra>"))
+    fig.update_layout(title=title or "Held-out KL(model || lens) per layer", xaxis_title="layer",
+                      yaxis_title="KL (nats per token)", yaxis_type="log")
     return fig

@@ -15,6 +15,7 @@ from interp.thr.core import (
 )
 from interp.thr.grpo import GRPOConfig, GRPOTrainer, rollout_thr
 from interp.thr.result import GRPOLog, THRResult
+from interp.thr.training_log import THRTrainingLog
 from interp.thr.tasks import VerifiableTask, prefix_reward, word_reward
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "GRPOLog",
     "GRPOTrainer",
     "THRResult",
+    "THRTrainingLog",
     "VerifiableTask",
     "rollout_thr",
     "prefix_reward",

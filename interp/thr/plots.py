@@ -17,8 +17,9 @@ from interp.viz.palettes import RESPONSE_COLOURS, RUN_COLOURS, THR_SCALE
 
 if TYPE_CHECKING:
     from interp.thr.result import GRPOLog, THRResult
+    from interp.thr.training_log import THRTrainingLog
 
-__all__ = ["Filter", "token_figure", "histogram_figure", "training_figure"]
+__all__ = ["Filter", "token_figure", "histogram_figure", "training_figure", "rollout_token_figure"]
 
 Filter = Literal["all", "correct", "incorrect"]
 
@@ -97,4 +98,54 @@ def training_figure(logs: Sequence[GRPOLog], columns: Sequence[str] = ("reward_m
                                          showlegend=c == 0, line=dict(color=palette[k % len(palette)])), 1, c + 1)
     fig.update_xaxes(title_text="step")
     fig.update_layout(legend_title_text="run")  # panel titles name the curves; a figure title would collide
+    return fig
+
+
+def rollout_token_figure(log: "THRTrainingLog", rollout: int = -1, group: int = 0, quantity: str = "thr") -> go.Figure:
+    """One group of one logged rollout (:class:`~interp.thr.training_log.THRTrainingLog`): a row per response,
+    a cell per token, colour = ``quantity`` (``thr``, ``advantage``, ``entropy`` or ``kl``) on THRViewer's
+    diverging scale centred on 0; hovering shows all four.
+
+    >>> fig = rollout_token_figure(callback.log, -1, 0, "thr")   # doctest: +SKIP
+    """
+    QUANTITIES = log.quantities  # noqa: N806 - thr, advantage, entropy, kl (no import: training_log imports us)
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity={quantity!r}: use one of {QUANTITIES}.")
+    if not len(log):
+        raise ValueError("The log holds no rollout yet.")
+    r = log[rollout]
+    rows = r.group(group)
+    width = max([len(resp["tokens"]) for resp in rows] + [1])
+    nan = float("nan")
+    z = np.full((len(rows), width), np.nan)
+    text = np.full((len(rows), width), "", dtype=object)
+    custom = np.full((len(rows), width, len(QUANTITIES)), np.nan)
+    for i, resp in enumerate(rows):
+        n = len(resp["tokens"])
+        vals = np.array([[nan if v is None else v for v in resp[q]] for q in QUANTITIES], dtype=float).T.reshape(n, -1)
+        z[i, :n] = vals[:, QUANTITIES.index(quantity)]
+        text[i, :n] = [visible_token(t) for t in resp["tokens"]]
+        custom[i, :n] = vals
+    finite = np.abs(z[np.isfinite(z)])
+    zmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
+    def label(i: int, resp: dict) -> str:
+        a = resp["seq_advantage"]
+        mark = "·" if a is None or a == 0 else ("✓" if a > 0 else "✗")
+        reward = "?" if resp["reward"] is None else f"{resp['reward']:.2f}"
+        return f"{mark} r={reward} #{group * r.group_size + i}"
+
+    fig = go.Figure(go.Heatmap(
+        z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=custom,
+        colorscale=THR_SCALE, zmid=0.0, zmin=-zmax, zmax=zmax, xgap=1, ygap=2, colorbar=dict(title=quantity),
+        hovertemplate="token %{text}<br>THR %{customdata[0]:.4g}<br>advantage %{customdata[1]:.3g}"
+                      "<br>entropy %{customdata[2]:.3f}<br>KL %{customdata[3]:.4g}<extra></extra>",
+    ))
+    fig.update_layout(
+        title=f"Step {r.step}, group {group}: {html.escape(rows[0]['prompt'][:60])}… ({quantity})",
+        xaxis=dict(title="response token", showgrid=False),
+        yaxis=dict(tickvals=list(range(len(rows))), ticktext=[label(i, resp) for i, resp in enumerate(rows)],
+                   autorange="reversed", showgrid=False),
+        height=max(320, 160 + 34 * len(rows)),
+    )
     return fig

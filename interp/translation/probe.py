@@ -17,7 +17,7 @@ from interp.core.tokens import Truncation
 from interp.core.validate import Check
 from interp.core.frontend import n_layers as n_layers_of
 from interp.core.frontend import vocab_size as vocab_size_of
-from interp.lens import resolve_layers
+from interp.lens import lens_name, resolve_layers, resolve_lens
 from interp.translation.generate import first_answer_token, generate_with_lens
 from interp.translation.lexicon import Lexicon
 from interp.translation.matching import DEFAULT_RULES, MatchRules, classify_outcome, layer_language
@@ -63,9 +63,9 @@ class ProbeConfig:
             c.fail("layers", layers, "None (every layer), a negative int (the last |n|) or a list of lens indices",
                    "Lens indices are integers: 0 = embeddings, i = after block i-1 (not hook names).")
         lens = self.lens
-        if not (lens is None or (isinstance(lens, str) and lens in ("logit", "tuned"))
+        if not (lens is None or (isinstance(lens, str) and lens in ("logit", "tuned", "jacobian"))
                 or (not isinstance(lens, str) and hasattr(lens, "translate"))):
-            c.fail("lens", lens, "'logit', 'tuned', None or a TunedLens")
+            c.fail("lens", lens, "'logit', 'tuned', 'jacobian', None, a TunedLens or a JacobianLens")
         c.boolean("final_norm")
         c.integer("max_new_tokens", min=1, fix="It must cover the longest answer in tokens.")
         c.integer("batch_size", min=1)
@@ -254,7 +254,7 @@ class TranslationProbe:
             bar.update(len(batch))
         bar.close()
         meta = dict(model=str(getattr(model.cfg, "model_name", type(model).__name__)), n_layers=n_layers, layers=inspected + [n_layers],
-                    lens="tuned" if cfg.lens not in (None, "logit") else "logit", final_norm=cfg.final_norm,
+                    lens=lens_name(resolve_lens(model, cfg.lens)), final_norm=cfg.final_norm,
                     template=self.template.kind, languages=langs,
                     resource={c: lex.languages[c].resource.value for c in langs},
                     language_names={c: lex.languages[c].name for c in langs}, lexicon=lex.source)

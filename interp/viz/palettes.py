@@ -10,7 +10,7 @@ __all__ = [
     "OUTCOME_COLOURS", "RESPONSE_COLOURS", "THR_SCALE", "DIVERGING_SCALE", "LOGPROB_SCALE", "RATE_SCALE",
     "MISSING_COLOUR", "LANGUAGE_COLOURS", "NO_LANGUAGE_COLOUR", "RUN_COLOURS", "READOUT_COLOURS",
     "CONDITION_COLOURS", "SELECTOR_COLOURS", "OTHER_CONDITION_COLOUR", "HEAD_SOURCE_COLOURS", "HIGHLIGHT_COLOUR", "TEXT_ON_COLOUR",
-    "NEUTRAL_COLOUR", "LEGEND_BACKGROUND",
+    "NEUTRAL_COLOUR", "LEGEND_BACKGROUND", "LENS_COLOURS",
 ]
 
 OUTCOME_COLOURS: dict[str, str] = {
@@ -76,3 +76,6 @@ NEUTRAL_COLOUR = "#333333"
 
 LEGEND_BACKGROUND = "rgba(255,255,255,0.7)"
 """A legend drawn over data: translucent white, so the data shows through."""
+
+LENS_COLOURS: dict[str, str] = {"logit": "#7f7f7f", "tuned": "#1f77b4", "jacobian": "#d95f02"}
+"""The three lenses drawn side by side (held-out KL per layer)."""
