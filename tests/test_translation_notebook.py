@@ -23,7 +23,7 @@ def test_notebook_01_executes(tmp_path):
     run = execute_notebook(
         "notebooks/01_translation_barrier.ipynb",
         # the default model (toy-pivot): a sample of its planted set, probed with its bundled tuned lens
-        parameters=dict(SOURCES=["es"], TARGETS=["en", "hi", "sw"], N_EXAMPLES=24, LENS="tuned",
+        parameters=dict(SOURCES=["es"], TARGETS=["en", "hi", "sw"], N_EXAMPLES=24, LENS="tuned", JACOBIAN_WINDOWS=4,
                         MAX_NEW_TOKENS=3, EXPORT=export, OUT_DIR=str(tmp_path / "out")),
         out_dir=tmp_path,
     )
@@ -33,6 +33,12 @@ def test_notebook_01_executes(tmp_path):
     html = run.html.read_text()
     assert "Plotly.newPlot" in html  # figures survive in the static HTML
     assert "ProbeReport" in html and "BarrierStats" in html
+    # the three-lens comparison ran: its table (layers x lenses) is among the executed cells' outputs
+    executed = json.loads(run.executed.read_text())
+    tables = [o["data"]["text/plain"] for c in executed["cells"] if c["cell_type"] == "code"
+              for o in c.get("outputs", []) if "data" in o and "text/plain" in o["data"]
+              and all(w in "".join(o["data"]["text/plain"]) for w in ("logit", "tuned", "jacobian"))]
+    assert len(tables) == 1 and "embed" in "".join(tables[0])
     assert_every_widget_has_a_static_figure(run, "LensExplorer")
     if export:
         for name in ("01_heatmap_accuracy", "01_language_presence", "01_example", "01_example_probs"):
