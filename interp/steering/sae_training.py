@@ -71,9 +71,10 @@ class SAETrainConfig:
         c.integer("store_batch_size_prompts", min=1)
         c.integer("n_batches_in_buffer", min=1)
         c.integer("seed", min=0)
-        c.text("device", fix="e.g. 'cpu' or 'cuda'.")
+        c.text("device", optional=True, fix="e.g. 'cpu' or 'cuda', or None for the model's device.")
         try:
-            torch.device(self.device)
+            if self.device is not None:
+                torch.device(self.device)
         except RuntimeError:
             c.fail("device", self.device, "a torch device name such as 'cpu', 'cuda' or 'cuda:0'")
 

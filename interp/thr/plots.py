@@ -16,9 +16,10 @@ from interp.viz.display import visible_token
 from interp.viz.palettes import RESPONSE_COLOURS, RUN_COLOURS, THR_SCALE
 
 if TYPE_CHECKING:
+    from interp.thr.experiment import RunResult
     from interp.thr.result import GRPOLog, THRResult
 
-__all__ = ["Filter", "token_figure", "histogram_figure", "training_figure"]
+__all__ = ["Filter", "token_figure", "histogram_figure", "training_figure", "eval_figure", "eval_curve_figure"]
 
 Filter = Literal["all", "correct", "incorrect"]
 
@@ -97,4 +98,25 @@ def training_figure(logs: Sequence[GRPOLog], columns: Sequence[str] = ("reward_m
                                          showlegend=c == 0, line=dict(color=palette[k % len(palette)])), 1, c + 1)
     fig.update_xaxes(title_text="step")
     fig.update_layout(legend_title_text="run")  # panel titles name the curves; a figure title would collide
+    return fig
+
+
+def eval_figure(flat: dict[str, float], title: str = "held-out evaluation") -> go.Figure:
+    """Greedy accuracy, mean reward and pass@k of one evaluation (``EvalResult.flat()``), one bar each."""
+    names = list(flat)
+    fig = go.Figure(go.Bar(x=names, y=[flat[n] for n in names], marker_color=RUN_COLOURS[0],
+                           text=[f"{flat[n]:.3f}" for n in names], textposition="outside"))
+    fig.update_layout(title=title, yaxis=dict(title="rate", range=[0, 1.05]), showlegend=False)
+    return fig
+
+
+def eval_curve_figure(run: "RunResult", metrics: Sequence[str] = ("greedy", "pass@1")) -> go.Figure:
+    """Held-out metrics of one GRPO run against the step (step 0 = the start)."""
+    fig = go.Figure()
+    for k, m in enumerate(metrics):
+        pts = [(e["step"], e[m]) for e in run.evals if m in e]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=m,
+                                 line=dict(color=RUN_COLOURS[k % len(RUN_COLOURS)])))
+    fig.update_layout(title=f"{run.variant} (seed {run.seed})", xaxis_title="step", yaxis_title="rate",
+                      legend_title_text="metric")
     return fig

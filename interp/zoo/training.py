@@ -114,6 +114,27 @@ class TrainStats:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_frame(self) -> Any:
+        """The training-loss curve, one row per logged step."""
+        import pandas as pd
+
+        return pd.DataFrame(self.loss_curve, columns=["step", "train_loss"])
+
+    def plot(self) -> Any:
+        """Training loss against the step (:func:`interp.zoo.plots.loss_curve_figure`)."""
+        from interp.zoo.plots import loss_curve_figure
+
+        return loss_curve_figure(self)
+
+    def __repr__(self) -> str:
+        return (f"TrainStats({self.steps} steps, {self.tokens:,} tokens, {self.seconds:.0f} s, train loss "
+                f"{self.final_train_loss:.3f}, val loss {self.val_loss:.3f}, {self.n_params:,} params)")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<b>{html.escape(repr(self))}</b>" + self.to_frame().tail(5).to_html(index=False)
+
 
 def build_model(model_cfg: ModelConfig, tokenizer: "PreTrainedTokenizerBase", seed: int = 0) -> "LlamaForCausalLM":
     """A freshly initialised ``LlamaForCausalLM`` whose special-token ids match ``tokenizer``."""
