@@ -257,10 +257,11 @@ def test_model_names_are_explained(source, fragment):
         zoo_load(source)
 
 
-def test_unknown_hub_name_offline_has_no_7000_character_list(monkeypatch):
+@pytest.mark.parametrize("frontend", ["bridge", "hooked"])
+def test_unknown_hub_name_offline_has_no_7000_character_list(monkeypatch, frontend):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as info:
-        load_model("nobody/no-such-model")
+        load_model("nobody/no-such-model", frontend=frontend)
     assert "Unknown model 'nobody/no-such-model'" in str(info.value) and len(str(info.value)) < 600
 
 

@@ -30,7 +30,18 @@ DRAWS = 3  # random values per (field, kind of invalid value)
 BASE: dict[str, dict] = {
     # configs without defaults for every field: the smallest valid arguments
     "LorsaConfig": dict(d_model=16, n_qk_heads=2, d_qk_head=8, n_ov_heads=32, top_k=4),
+    "Stage": dict(corpus=None, train=None),  # filled below (configs as values)
 }
+
+
+def _stage_base() -> dict:
+    from interp.zoo.corpus import CorpusConfig
+    from interp.zoo.training import LMTrainConfig
+
+    return dict(corpus=CorpusConfig(), train=LMTrainConfig())
+
+
+BASE["Stage"] = _stage_base()
 
 # (config, field) -> kinds of "invalid" value that are in fact valid for that field, and why
 ALLOWED: dict[tuple[str, str], tuple[set[str], str]] = {
@@ -58,6 +69,10 @@ ALLOWED: dict[tuple[str, str], tuple[set[str], str]] = {
     ("LMTrainConfig", "val_fraction"): ({"zero"}, "0: no held-out documents"),
     ("TunedLensConfig", "weight_decay"): ({"zero"}, "0: no weight decay"),
     ("ProbeConfig", "layers"): ({"negative"}, "negative layers count from the end, as in decode_layers"),
+    ("CorpusSpec", "p_pivot_pair"): ({"zero"}, "a document weight; 0 drops that kind (the sum must be > 0)"),
+    ("CorpusSpec", "p_direct_pair"): ({"zero"}, "a document weight; 0 drops that kind (the sum must be > 0)"),
+    ("CorpusSpec", "p_gloss"): ({"zero"}, "a document weight; 0 drops that kind (the sum must be > 0)"),
+    ("PromptTemplate", "n_shots"): ({"zero"}, "0 for a zero-shot template (the default)"),
 }
 # every seed field takes 0 (the default of most of them)
 SEEDS_TAKE_ZERO = "seed"
@@ -74,7 +89,20 @@ def _config_classes() -> list[type]:
     return [found[k] for k in sorted(found)]
 
 
-CONFIGS = _config_classes()
+# dataclasses that are configs by role though not by name (recipes, specs, rules, templates)
+EXTRA = ["interp.zoo.toy_translate.CorpusSpec", "interp.zoo.toy_lm.ToyLMRecipe", "interp.zoo.toy_lm.Stage",
+         "interp.translation.matching.MatchRules", "interp.translation.prompts.PromptTemplate"]
+
+
+def _extra() -> list[type]:
+    out = []
+    for path in EXTRA:
+        module, name = path.rsplit(".", 1)
+        out.append(getattr(importlib.import_module(module), name))
+    return out
+
+
+CONFIGS = _config_classes() + _extra()
 
 
 def test_the_walk_finds_the_configs():

@@ -15,6 +15,7 @@ import torch
 
 from interp.core.tokens import Truncation
 from interp.core.validate import Check
+from interp.core.errors import also
 from interp.core.frontend import n_layers as n_layers_of
 from interp.core.frontend import vocab_size as vocab_size_of
 from interp.lens import resolve_layers
@@ -146,7 +147,7 @@ class TranslationProbe:
             src, tgt = pair
             missing = [c for c in (src, tgt) if c not in self.lexicon.languages]
             if missing:
-                raise KeyError(f"Languages {missing} are not in the lexicon; it has {sorted(self.lexicon.languages)}.")
+                raise also(TranslationConfigError, KeyError, f"Languages {missing} are not in the lexicon; it has {sorted(self.lexicon.languages)}.")
             if src == tgt:
                 raise TranslationConfigError(f"Pair {pair!r} translates a language into itself.")
             out.append((src, tgt))

@@ -234,7 +234,7 @@ def train_causal_lm(
     if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
         raise ZooConfigError("train_causal_lm needs at least one text: pass a non-empty list of strings.")
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
-        raise ValueError("The tokenizer needs bos, eos and pad tokens (see interp.zoo.bpe.train_bpe).")
+        raise ZooConfigError("The tokenizer needs bos, eos and pad tokens (see interp.zoo.bpe.train_bpe).")
     if train_cfg.n_threads:
         torch.set_num_threads(train_cfg.n_threads)
     rng = random.Random(train_cfg.seed)
@@ -252,7 +252,7 @@ def train_causal_lm(
 
         model = LlamaForCausalLM.from_pretrained(train_cfg.init_from, dtype=torch.float32)
         if model.config.vocab_size != len(tokenizer):
-            raise ValueError(f"init_from={train_cfg.init_from!r} has a vocabulary of {model.config.vocab_size}, "
+            raise ZooConfigError(f"init_from={train_cfg.init_from!r} has a vocabulary of {model.config.vocab_size}, "
                              f"the tokenizer {len(tokenizer)}: continue with the tokenizer saved beside it.")
         torch.manual_seed(train_cfg.seed)
     else:
