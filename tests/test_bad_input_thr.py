@@ -321,3 +321,27 @@ def test_a_config_mismatch_lists_only_the_differing_keys(saved):
 def test_a_good_checkpoint_resumes(saved):
     t = trainer(lr=1e-2).load(saved)
     assert t.step_count == 1 and len(t.log.records) == 1
+
+
+def test_a_bridge_checkpoint_resumes_and_a_damaged_one_changes_nothing(tmp_path):
+    """On the default front-end (a TransformerBridge) the checkpoint holds the wrapped Hugging Face model; its
+    check once counted the bridge's duplicate names as missing, so no bridge checkpoint loaded at all."""
+    from conftest import shared_model_dir
+    from interp import load_model
+    from interp.zoo.stories import story_word_task
+
+    if not (shared_model_dir() / "config.json").is_file():
+        pytest.skip("stories260K is not present")
+    model = load_model(shared_model_dir())
+    story = story_word_task(max_new_tokens=3)
+    cfg = GRPOConfig(group_size=2, prompts_per_step=1, max_new_tokens=3, lr=1e-2)
+    t = GRPOTrainer(model, story, cfg)
+    t.train(1, progress=False)
+    folder = t.save(tmp_path / "ck")
+    assert GRPOTrainer(model, story, cfg).load(folder).step_count == 1
+    _truncate(folder / "trainer_state.safetensors")
+    fresh = GRPOTrainer(model, story, cfg)
+    weights = {k: v.clone() for k, v in fresh.model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="trainer_state.safetensors is corrupt or truncated"):
+        fresh.load(folder)
+    assert all(torch.equal(weights[k], v) for k, v in fresh.model.state_dict().items())
