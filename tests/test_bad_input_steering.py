@@ -239,3 +239,36 @@ def test_damaged_reports_name_the_file(tmp_path, content, fragment):
     assert isinstance(info.value, ValueError)
     with pytest.raises(FileNotFoundError, match="No saved SteeringReport"):
         SteeringReport.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("damage, error, fragment", [
+    (lambda p: p.unlink(), FileNotFoundError, "No saved CorrelationStats at"),
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), SteeringLoadError, "is corrupt or truncated"),
+    (lambda p: _rewrite_stats(p, drop="comoment"), SteeringLoadError, "lacks ['comoment']"),
+    (lambda p: _rewrite_stats(p, reshape="m2_x"), SteeringLoadError, "m2_x (2,) (expected (3,))"),
+    (lambda p: _rewrite_stats(p, nan="mean_x"), SteeringLoadError, "holds NaN or inf"),
+])
+def test_damaged_correlation_stats_name_the_file(tmp_path, damage, error, fragment):
+    from interp.steering.stats import CorrelationStats
+
+    stats = CorrelationStats(3)
+    stats.update(torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [3.0, 0.0, 2.0]]), torch.tensor([1, 0, 1]))
+    path = tmp_path / "s.safetensors"
+    stats.save(path)
+    damage(path)
+    with pytest.raises(error, match=re.escape(fragment)) as info:
+        CorrelationStats.load(path)
+    assert isinstance(info.value, SteeringLoadError) and str(path) in str(info.value)
+
+
+def _rewrite_stats(path, drop=None, reshape=None, nan=None):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    if drop:
+        del state[drop]
+    if reshape:
+        state[reshape] = state[reshape][:2].clone()
+    if nan:
+        state[nan] = state[nan] * float("nan")
+    save_file(state, str(path))

@@ -204,9 +204,33 @@ class CorrelationStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "CorrelationStats":
+        """Read statistics written by :meth:`save`; a missing, truncated or inconsistent file is a
+        :class:`~interp.steering.errors.SteeringLoadError` naming it."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return cls.from_state_dict(load_file(str(path)))
+        from interp.core.errors import missing_file
+        from interp.steering.errors import SteeringLoadError
+
+        path = Path(path)
+        if not path.is_file():
+            raise missing_file(SteeringLoadError, f"No saved CorrelationStats at {path}.")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            raise SteeringLoadError(f"{path} is corrupt or truncated ({err}); save the statistics again.") from err
+        absent = sorted({"meta", *_STATE_KEYS} - set(state))
+        if absent:
+            raise SteeringLoadError(f"{path} is not a saved CorrelationStats: it lacks {absent}.")
+        n = state["mean_x"].shape[0] if state["mean_x"].ndim == 1 else -1
+        shapes = {"meta": (6,), "mean_x": (n,), "m2_x": (n,), "comoment": (n,), "sum_x_by_label": (2, n),
+                  "n_active_by_label": (2, n)}
+        wrong = [f"{k} {tuple(state[k].shape)} (expected {shapes[k]})" for k in shapes if tuple(state[k].shape) != shapes[k]]
+        if n < 1 or wrong:
+            raise SteeringLoadError(f"{path} holds inconsistent statistics: {', '.join(wrong) or 'no features'}.")
+        if not all(bool(torch.isfinite(state[k]).all()) for k in shapes):
+            raise SteeringLoadError(f"{path} holds NaN or inf; save the statistics again.")
+        return cls.from_state_dict(state)
 
     def __repr__(self) -> str:
         return f"CorrelationStats(n_features={self.n_features}, n={self.n}, positives={self.n_by_label[1]})"
