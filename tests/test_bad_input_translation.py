@@ -35,6 +35,7 @@ def probe(**cfg) -> TranslationProbe:
 PROBE_CONFIG_CASES = [
     (dict(layers=["blocks.0.hook_resid_post"]), "ProbeConfig.layers=['blocks.0.hook_resid_post'] is invalid"),
     (dict(layers=2.5), "layers=2.5"),
+    (dict(layers=5), "ProbeConfig.layers=5 is invalid: it must be None (every layer), a negative int (the last |n|)"),
     (dict(lens="magic"), "lens='magic'"),
     (dict(final_norm=None), "final_norm=None"),
     (dict(max_new_tokens=0), "max_new_tokens=0"),

@@ -59,7 +59,7 @@ class ProbeConfig:
         c = Check(self, TranslationConfigError)
         layers = self.layers
         index = lambda i: isinstance(i, numbers.Integral) and not isinstance(i, bool)  # noqa: E731
-        if not (layers is None or index(layers) or (isinstance(layers, Sequence) and not isinstance(layers, str)
+        if not (layers is None or (index(layers) and layers < 0) or (isinstance(layers, Sequence) and not isinstance(layers, str)
                                                     and all(index(i) for i in layers))):
             c.fail("layers", layers, "None (every layer), a negative int (the last |n|) or a list of lens indices",
                    "Lens indices are integers: 0 = embeddings, i = after block i-1 (not hook names).")
