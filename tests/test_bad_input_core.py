@@ -127,6 +127,10 @@ CASES = [
      "leaves test empty"),
     ("split fraction above one", lambda: _task().split(train=1.5, val=0.2), TaskFormatError, "train=1.5"),
     ("split negative seed", lambda: _task().split(train=2, val=1, seed=-2), TaskFormatError, "seed=-2"),
+    ("hf task limit=0", lambda: __import__("interp.core.tasks", fromlist=["x"]).load_hf_task("x/y", limit=0),
+     TaskFormatError, "load_hf_task(limit=0)"),
+    ("hf task without a name", lambda: __import__("interp.core.tasks", fromlist=["x"]).load_hf_task(""),
+     TaskFormatError, "load_hf_task(dataset='')"),
     ("labels of another length", lambda: _task().labels(["a"]), TaskFormatError, "Got 1 generations for 4"),
     # ---- figures
     ("paper width 'triple'", lambda: paper_layout(__import__("plotly.graph_objects").graph_objects.Figure(), "triple"),
