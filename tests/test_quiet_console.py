@@ -111,3 +111,19 @@ def test_every_bar_in_interp_goes_through_the_policy():
             if "disable=" not in call[: end or len(call)]:
                 offenders.append(f"{path.name}: {call[:80]!r}")
     assert offenders == []
+
+
+def test_loading_bundled_saes_warns_nothing():
+    """sae-lens's import warns about a TransformerLens module (not ours); the filter sits around our import of it."""
+    script = ("import warnings\nwarnings.simplefilter('always')\nfrom interp import zoo\n"
+              "zoo.load_saes('toy-lm-saes')\nzoo.load_lorsa()\n")
+    from interp import zoo
+
+    try:
+        zoo.artefact_dir("toy-lm-saes"), zoo.artefact_dir("stories260K-lorsa-L2")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "" and proc.stderr == "", (proc.stdout[:1000], proc.stderr[:2000])
