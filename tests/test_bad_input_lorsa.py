@@ -71,6 +71,17 @@ LORSA_CONFIG_CASES = [
     (dict(hook_out=None), "set together with the other hook"),
     (dict(layer=0), "a hook of layer 0"),
     (dict(query_chunk_size=-4), "query_chunk_size=-4"),
+    (dict(rotary_inv_freq=[float("nan"), 1.0]), "rotary_inv_freq=[nan, 1.0]"),
+    (dict(rotary=False, rotary_inv_freq="1,2"), "rotary_inv_freq='1,2'"),  # checked even with RoPE off
+    (dict(rotary_attention_scaling=0.0), "rotary_attention_scaling=0.0"),
+    (dict(attn_softcap=float("nan")), "attn_softcap=nan"),
+    (dict(attn_softcap="50"), "attn_softcap='50'"),
+    (dict(sliding_window=True), "sliding_window=True"),
+    (dict(sliding_window=0), "sliding_window=0"),
+    (dict(rotary_adjacent_pairs="no"), "rotary_adjacent_pairs='no'"),
+    (dict(qk_norm=1), "qk_norm=1"),
+    (dict(d_qk_head=0), "d_qk_head=0"),
+    (dict(n_qk_heads=-2), "n_qk_heads=-2"),
 ]
 
 

@@ -157,7 +157,7 @@ def test_unsupported_architecture(tmp_path, frontend):
 @pytest.mark.parametrize("frontend", ["bridge", "hooked"])
 def test_offline_hub_name_says_what_to_do(monkeypatch, frontend):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="no network.*nothing cached.*local folder"):
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache.*no network.*pass the folder"):
         load_model("gpt2-small", device="cpu", frontend=frontend)
 
 

@@ -304,8 +304,9 @@ def test_one_thr_step_lands_where_the_hand_computed_loss_says(kind, loss_type):
     lr, p, G = 0.05, 0.9, 4
     cfg = GRPOConfig(group_size=G, prompts_per_step=3, lr=lr, loss_type=loss_type, thr=True, thr_p=p,
                      max_grad_norm=1e9, seed=2)
+    # in_place: the step must move `model` itself (by default the trainer trains a copy)
     trainer = GRPOTrainer(model, _letters_task(random_prompts(8, seed=4)), cfg,
-                          tokenizer=None if kind == "tl" else model.tokenizer)
+                          tokenizer=None if kind == "tl" else model.tokenizer, in_place=True)
     trainer.optimizer = torch.optim.SGD(trainer.params, lr=lr)
     start = copy.deepcopy(model)
     before = {n: q.detach().clone() for n, q in model.named_parameters()}

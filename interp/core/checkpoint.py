@@ -208,7 +208,8 @@ def read_checkpoint(folder: str | Path, files: tuple[str, ...], *, models: Mappi
         # tied weights are stored once (safetensors.save_model): only the names it keeps are required
         from safetensors.torch import _remove_duplicate_names
 
-        dropped = {n for names in _remove_duplicate_names(state).values() for n in names}
+        # (of the module actually saved: a bridge's wrapped model holds each weight under two names)
+        dropped = {n for names in _remove_duplicate_names(_weights_of(module).state_dict()).values() for n in names}
         absent = sorted(set(want) - set(shapes) - dropped)
         if extra or wrong or absent or not shapes:
             raise CheckpointError(f"{folder / name} does not fit this model (unknown tensors {extra[:5]}, shape "

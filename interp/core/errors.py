@@ -13,7 +13,7 @@ True
 
 from __future__ import annotations
 
-__all__ = ["InterpConfigError", "InterpLoadError", "CoreConfigError", "CoreTypeError", "missing_file"]
+__all__ = ["InterpConfigError", "InterpLoadError", "CoreConfigError", "CoreTypeError", "missing_file", "also"]
 
 
 class InterpConfigError(ValueError):
@@ -35,7 +35,29 @@ class CoreTypeError(CoreConfigError, TypeError):
     """An argument of the wrong type (also a ``TypeError``)."""
 
 
-_MISSING_CLASSES: dict[type, type] = {}
+_ALSO_CLASSES: dict[tuple[type, type], type] = {}
+
+
+def _sentence(self: BaseException) -> str:  # KeyError quotes its message; these are sentences
+    return str(self.args[0]) if self.args else ""
+
+
+def also(error: type[Exception], builtin: type[Exception], message: str) -> Exception:
+    """An instance of the package's ``error`` that is also a ``builtin`` error (``KeyError`` for an unknown name,
+    ``IndexError`` for an index out of range, ``TypeError``...), so code written against the builtin keeps working
+    and ``except InterpConfigError`` still catches it.
+
+    >>> err = also(CoreConfigError, KeyError, "no layer 'x'")
+    >>> isinstance(err, KeyError), isinstance(err, CoreConfigError), str(err)
+    (True, True, "no layer 'x'")
+    """
+    cls = _ALSO_CLASSES.get((error, builtin))
+    if cls is None:
+        body: dict = {"__module__": error.__module__}
+        if issubclass(builtin, KeyError):
+            body["__str__"] = _sentence
+        cls = _ALSO_CLASSES[(error, builtin)] = type(error.__name__, (error, builtin), body)
+    return cls(message)
 
 
 def missing_file(error: type[InterpLoadError], message: str) -> InterpLoadError:
@@ -46,7 +68,4 @@ def missing_file(error: type[InterpLoadError], message: str) -> InterpLoadError:
     >>> isinstance(err, FileNotFoundError), isinstance(err, InterpLoadError)
     (True, True)
     """
-    cls = _MISSING_CLASSES.get(error)
-    if cls is None:
-        cls = _MISSING_CLASSES[error] = type(error.__name__, (error, FileNotFoundError), {"__module__": error.__module__})
-    return cls(message)
+    return also(error, FileNotFoundError, message)  # type: ignore[return-value]

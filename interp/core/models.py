@@ -418,7 +418,7 @@ def _load_bridge(source: str, *, device: torch.device | None, dtype: torch.dtype
     if Path(source).is_dir():
         from transformers import AutoConfig
 
-        _read_config_json(source)  # a damaged config.json names the file, before transformers reads it
+        _read_config_json(source)  # a damaged config.json is named as such, not blamed on the weights
         try:
             AutoConfig.from_pretrained(source)
         except (ValueError, KeyError) as err:
@@ -437,15 +437,16 @@ def _load_bridge(source: str, *, device: torch.device | None, dtype: torch.dtype
 
 
 def _offline_error(name: str, err: Exception) -> ModelLoadError | None:
-    text = f"{type(err).__name__}: {err}"
-    text = text if len(text) <= 200 else text[:200] + " ..."
+    full = f"{type(err).__name__}: {err}"
+    text = full if len(full) <= 160 else full[:160] + " ..."
     offline_markers = ("offline", "LocalEntryNotFound", "Connection", "resolve", "Max retries", "cached")
-    if _hub_offline() or any(m.lower() in text.lower() for m in offline_markers):
+    if _hub_offline() or any(m.lower() in full.lower() for m in offline_markers):
+        # offline, a name that does not exist and one that is not cached look the same: say both
         return ModelLoadError(
-            f"Could not load {name!r} from the Hugging Face hub: no network (or HF_HUB_OFFLINE=1) and "
-            "nothing cached. Download it once where a network exists "
-            f"(`huggingface-cli download {name}`) and pass the local folder, or use a zoo model "
-            f"(`interp zoo list`). Original error: {text}"
+            f"Unknown model {name!r} here: not a zoo name, not a local folder, and not in the local Hugging Face "
+            "cache; the hub cannot be asked (no network, or HF_HUB_OFFLINE=1), so check the spelling, or download "
+            f"it once where a network exists (`huggingface-cli download {name}`) and pass the folder "
+            f"(`interp zoo list` names the bundled models). Original error: {text}"
         )
     return None
 

@@ -363,6 +363,10 @@ def load_hf_task(dataset: str, config: str | None = None, *, split: str = "test"
     e.g. ``load_hf_task("cais/mmlu", "all", split="auxiliary_train")``."""
     import datasets
 
+    c = Check("load_hf_task", TaskFormatError)
+    c.text("dataset", dataset)
+    c.text("split", split)
+    c.integer("limit", limit, min=1, optional=True, fix="None keeps every record.")
     try:
         ds = datasets.load_dataset(dataset, config, split=split)
     except Exception as err:  # datasets raises many types when offline

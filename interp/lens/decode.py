@@ -134,20 +134,20 @@ def _position_index(
     pad = width - lengths
     if isinstance(positions, str):
         if positions != "all":
-            raise ValueError(f"positions={positions!r}: use an int, a list of ints, or 'all'.")
+            raise LensConfigError(f"positions={positions!r}: use an int, a list of ints, or 'all'.")
         rel = torch.arange(int(lengths.max()), device=mask.device)[None, :].expand(b, -1)
         valid = rel < lengths[:, None]
         idx = (pad[:, None] + rel).clamp(max=width - 1)
         return idx, valid
     pos_list = [positions] if isinstance(positions, int) else list(positions)
     if not pos_list:
-        raise ValueError("positions is empty: give at least one position (e.g. -1 for the last token).")
+        raise LensConfigError("positions is empty: give at least one position (e.g. -1 for the last token).")
     rel = torch.tensor(pos_list, device=mask.device)[None, :].expand(b, -1)
     idx = torch.where(rel < 0, width + rel, pad[:, None] + rel)
     too_far = (rel >= lengths[:, None]) | (rel < -lengths[:, None])
     if bool(too_far.any()):
         row = int(too_far.any(-1).nonzero()[0])
-        raise ValueError(
+        raise LensConfigError(
             f"positions {pos_list} do not all exist in prompt {row}, which has {int(lengths[row])} tokens; "
             "use negative positions to count from each prompt's end."
         )
@@ -163,7 +163,7 @@ def _as_target_tensor(target_ids, batch: int, device) -> Int[Tensor, "batch n_ta
     if t.ndim == 1:
         t = t[None, :].expand(batch, -1)
     if t.ndim != 2 or t.shape[0] != batch:
-        raise ValueError(
+        raise LensConfigError(
             f"target_ids must be an int, a list of ids (same for every prompt) or a [batch={batch}, n] "
             f"tensor; got shape {tuple(t.shape)}."
         )

@@ -10,6 +10,9 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from interp.core.errors import also
+from interp.lens.errors import LensConfigError
+
 
 def layer_label(index: int, n_layers: int) -> str:
     """Human label of a lens index: ``embed`` for 0, ``L{i}`` after block ``i-1``."""
@@ -67,7 +70,7 @@ class LensResult:
         """Axis position of lens index ``index`` in the arrays (negative counts from the end)."""
         j = index + self.n_layers + 1 if index < 0 else index
         if j not in self.layers:
-            raise KeyError(f"Layer {index} was not decoded; this result holds layers {self.layers}.")
+            raise also(LensConfigError, KeyError, f"Layer {index} was not decoded; this result holds layers {self.layers}.")
         return self.layers.index(j)
 
     # ---- tables and figures -------------------------------------------------------------

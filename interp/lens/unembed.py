@@ -17,6 +17,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.core.frontend import output_softcap, unembed_weights
+from interp.lens.errors import LensConfigError
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -45,9 +46,9 @@ def _softcap(logits: Tensor, cap: float) -> Tensor:
 
 def _check_targets(target_ids: Tensor, rows: int, vocab: int) -> None:
     if target_ids.ndim != 2 or target_ids.shape[0] != rows:
-        raise ValueError(f"target_ids must be shaped [rows, n_targets] = [{rows}, n]; got {tuple(target_ids.shape)}.")
+        raise LensConfigError(f"target_ids must be shaped [rows, n_targets] = [{rows}, n]; got {tuple(target_ids.shape)}.")
     if target_ids.numel() and (int(target_ids.min()) < 0 or int(target_ids.max()) >= vocab):
-        raise ValueError(f"target_ids must lie in [0, {vocab}); got values outside that range.")
+        raise LensConfigError(f"target_ids must lie in [0, {vocab}); got values outside that range.")
 
 
 def unembed_topk(
@@ -80,7 +81,7 @@ def unembed_topk(
     k = min(k, vocab)
     cap = output_softcap(model)
     if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
+        raise LensConfigError(f"chunk_size must be positive, got {chunk_size}.")
     if vocab <= chunk_size:
         # one chunk: the model's own op and an ordinary log_softmax, so the last lens layer
         # reproduces the forward pass's logits and log-probs bit for bit

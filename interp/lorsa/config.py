@@ -119,6 +119,12 @@ class LorsaConfig:
         c.text("hook_in", optional=True)
         c.text("hook_out", optional=True)
         c.integer("query_chunk_size", min=0, optional=True, fix="0: no chunking; None: automatic (128).")
+        c.number("rotary_attention_scaling", gt=0, fix="The cos/sin multiplier: 1 except for YaRN's mscale.")
+        c.number("attn_softcap", ge=0, fix="0: no soft-cap (Gemma-2 uses 50).")
+        c.integer("sliding_window", min=1, optional=True, fix="None: global attention.")
+        if self.rotary_inv_freq is not None:
+            c.numbers("rotary_inv_freq", ge=0, fix="The host's RoPE inverse frequencies (LorsaConfig.from_model reads "
+                      "them), or None for rotary_base / rotary_scaling_factor.")
         if (self.hook_in is None) != (self.hook_out is None):
             c.fail("hook_out" if self.hook_out is None else "hook_in", self.hook_out if self.hook_out is None else
                    self.hook_in, "set together with the other hook (both None, or both hook names)",

@@ -60,7 +60,7 @@ def pool_steps(
         return (steps * m).sum(1) / m.sum(1).clamp_min(1)
     if pooling == "max":  # step 0 always counts, so every row has a finite max
         return steps.masked_fill(~alive.bool()[..., None], -torch.inf).amax(1)
-    raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
+    raise SteeringConfigError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
 
 
 class RunningPool:
@@ -80,7 +80,7 @@ class RunningPool:
 
     def __init__(self, pooling: Pooling) -> None:
         if pooling not in get_args(Pooling):
-            raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
+            raise SteeringConfigError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
         self.pooling = pooling
         self.acc: Tensor | None = None
         self.count: Tensor | None = None

@@ -90,11 +90,11 @@ class SteeringReport:
 
     def __post_init__(self) -> None:
         if "unsteered" not in self.arms:
-            raise ValueError("A SteeringReport needs an 'unsteered' arm to compare against.")
+            raise SteeringConfigError("A SteeringReport needs an 'unsteered' arm to compare against.")
         n = len(self.arms["unsteered"].labels)
         bad = [k for k, a in self.arms.items() if len(a.labels) != n]
         if bad:
-            raise ValueError(f"Arms {bad} were evaluated on a different number of samples than 'unsteered' ({n}).")
+            raise SteeringConfigError(f"Arms {bad} were evaluated on a different number of samples than 'unsteered' ({n}).")
 
     def to_frame(self) -> pd.DataFrame:
         base = self.arms["unsteered"]

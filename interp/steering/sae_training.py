@@ -25,6 +25,7 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.errors import missing_file
 from interp.core.progress import bar_disabled
 from interp.core.tokens import Truncation, check_tokens
 from interp.core.validate import Check
@@ -71,11 +72,12 @@ class SAETrainConfig:
         c.integer("store_batch_size_prompts", min=1)
         c.integer("n_batches_in_buffer", min=1)
         c.integer("seed", min=0)
-        if c.text("device", optional=True, fix="None (the model's device), or e.g. 'cpu' or 'cuda'.") is not None:
-            try:
+        c.text("device", optional=True, fix="e.g. 'cpu' or 'cuda', or None for the model's device.")
+        try:
+            if self.device is not None:
                 torch.device(self.device)
-            except RuntimeError:
-                c.fail("device", self.device, "None or a torch device name such as 'cpu', 'cuda' or 'cuda:0'")
+        except RuntimeError:
+            c.fail("device", self.device, "a torch device name such as 'cpu', 'cuda' or 'cuda:0'")
 
 
 @dataclass
@@ -144,8 +146,9 @@ def train_sae(
     Example:
         >>> sae = train_sae(model, tokens, "blocks.1.hook_resid_post", SAETrainConfig(training_tokens=200_000))  # doctest: +SKIP
     """
-    from sae_lens import (SAE, LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig,
-                          StandardTrainingSAEConfig, TopKTrainingSAEConfig)
+    with _quiet_sae_lens():  # its first import warns about a TransformerLens module it uses, not one of ours
+        from sae_lens import (SAE, LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig,
+                              StandardTrainingSAEConfig, TopKTrainingSAEConfig)
 
     from interp.core.frontend import input_device
 
@@ -312,6 +315,8 @@ def _quiet_sae_lens() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
         # sae-lens's own tensor copy inside its activation store: nothing the caller can change
         warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+        # sae-lens imports transformer_lens.utils, which TransformerLens 3.9 deprecates: nothing interp can change
+        warnings.filterwarnings("ignore", message=r"The 'utils' module has been deprecated", category=DeprecationWarning)
         yield
 
 
@@ -354,7 +359,8 @@ def _load_sae_folder(folder: Path, device: str) -> "SAE[Any]":
 
 def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str = "cpu") -> dict[str, "SAE[Any]"]:
     """Load every SAE saved under ``root/<hook_name>/`` (sae-lens format), keyed by its own hook name."""
-    from sae_lens import SAE
+    with _quiet_sae_lens():  # its first import warns about a TransformerLens module it uses, not one of ours
+        from sae_lens import SAE
 
     root = Path(root)
     folders = sorted(p for p in root.iterdir() if (p / "cfg.json").is_file()) if root.is_dir() else []
@@ -362,9 +368,9 @@ def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str 
         folders = [root / hook_dir_name(h) for h in hooks]
         missing = [str(f) for f in folders if not (f / "cfg.json").is_file()]
         if missing:
-            raise FileNotFoundError(f"No saved SAE in {missing}; train them with train_saes(..., out_root={str(root)!r}).")
+            raise missing_file(SteeringLoadError, f"No saved SAE in {missing}; train them with train_saes(..., out_root={str(root)!r}).")
     if not folders:
-        raise FileNotFoundError(
+        raise missing_file(SteeringLoadError,
             f"No SAEs under {str(root)!r}. Train them with interp.steering.sae_training.train_saes(...) "
             "(a few minutes on CPU for a small model) or pass sae_lens SAEs you have."
         )

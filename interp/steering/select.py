@@ -56,9 +56,10 @@ def select_features(
         >>> variant_s(chosen)                                   # doctest: +SKIP
     """
     by_hook = stats.stats if hasattr(stats, "stats") else stats
-    if sign not in ("positive", "negative", "abs"):
-        raise ValueError(f"sign must be 'positive', 'negative' or 'abs', got {sign!r}.")
-    Check("select_features", SteeringConfigError).integer("per_hook", per_hook, min=1)
+    c = Check("select_features", SteeringConfigError)
+    c.choice("sign", ("positive", "negative", "abs"), sign, fix="'positive' keeps the features that fire with correct "
+             "answers (CorrSteer's choice).")
+    c.integer("per_hook", per_hook, min=1)
     out: list[SelectedFeature] = []
     for hook, s in by_hook.items():
         r = s.correlation()

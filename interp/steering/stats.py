@@ -16,12 +16,14 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from interp.steering.errors import SteeringConfigError
+
 __all__ = ["CorrelationStats", "OneClassLabelsError", "all_reduce"]
 
 _STATE_KEYS = ("mean_x", "m2_x", "comoment", "sum_x_by_label", "n_active_by_label")
 
 
-class OneClassLabelsError(ValueError):
+class OneClassLabelsError(SteeringConfigError):
     """Every label seen so far is identical, so a correlation with the label is undefined."""
 
 
@@ -51,7 +53,7 @@ class CorrelationStats:
 
     def __init__(self, n_features: int, *, device: torch.device | str = "cpu") -> None:
         if n_features < 1:
-            raise ValueError(f"n_features must be a positive integer, got {n_features}.")
+            raise SteeringConfigError(f"n_features must be a positive integer, got {n_features}.")
         self.n_features = int(n_features)
         kw = dict(dtype=torch.float64, device=device)
         self.n = 0
@@ -70,12 +72,12 @@ class CorrelationStats:
     def update(self, acts: Float[Tensor, "n n_features"], labels: Tensor) -> "CorrelationStats":
         """Add ``n`` samples: ``acts`` [n, n_features] and ``labels`` [n] (bool, 0/1 or real)."""
         if acts.ndim != 2 or acts.shape[1] != self.n_features:
-            raise ValueError(
+            raise SteeringConfigError(
                 f"acts must have shape [n, {self.n_features}] (samples x features); got {tuple(acts.shape)}."
             )
         labels = torch.as_tensor(labels)
         if labels.ndim != 1 or labels.shape[0] != acts.shape[0]:
-            raise ValueError(
+            raise SteeringConfigError(
                 f"labels must have shape [{acts.shape[0]}] (one label per row of acts); got {tuple(labels.shape)}."
             )
         if acts.shape[0] == 0:
@@ -83,7 +85,7 @@ class CorrelationStats:
         x = acts.detach().to(dtype=torch.float64, device=self.mean_x.device)
         y = labels.detach().to(dtype=torch.float64, device=self.mean_x.device)
         if not torch.isfinite(x).all() or not torch.isfinite(y).all():
-            raise ValueError("acts and labels must be finite (found NaN or inf).")
+            raise SteeringConfigError("acts and labels must be finite (found NaN or inf).")
         is_binary = bool(((y == 0) | (y == 1)).all())
         active = (x > 0).to(torch.float64)
         if is_binary:  # per-class sums as matrix-vector products (one pass each, no boolean copies)
@@ -124,7 +126,7 @@ class CorrelationStats:
         """Fold another accumulator (e.g. from another process) into this one, in place."""
         if not isinstance(other, CorrelationStats) or other.n_features != self.n_features:
             got = getattr(other, "n_features", type(other).__name__)
-            raise ValueError(f"Can only merge CorrelationStats with n_features={self.n_features}; got {got}.")
+            raise SteeringConfigError(f"Can only merge CorrelationStats with n_features={self.n_features}; got {got}.")
         self._combine(_Batch(other.n, other.mean_x.to(self.mean_x.device), other.m2_x.to(self.mean_x.device),
                              other.mean_y, other.m2_y, other.comoment.to(self.mean_x.device)))
         self.sum_x_by_label += other.sum_x_by_label.to(self.mean_x.device)
@@ -146,7 +148,7 @@ class CorrelationStats:
         Raises :class:`OneClassLabelsError` when every label is the same (no correlation exists).
         """
         if self.n < 2:
-            raise ValueError(f"Need at least 2 samples for a correlation; got {self.n}. Collect more samples.")
+            raise SteeringConfigError(f"Need at least 2 samples for a correlation; got {self.n}. Collect more samples.")
         if self.m2_y <= 1e-12 * self.n * (abs(self.mean_y) + 1.0) ** 2:
             raise OneClassLabelsError(
                 f"All {self.n} labels equal {self.mean_y:g}: the task was always "
@@ -162,9 +164,9 @@ class CorrelationStats:
     def mean_active(self, label: int = 1) -> Float[Tensor, " n_features"]:
         """Mean activation over samples with ``label`` (zeros included): CorrSteer's coefficient."""
         if not self.binary:
-            raise ValueError("mean_active needs 0/1 labels; these statistics saw other label values.")
+            raise SteeringConfigError("mean_active needs 0/1 labels; these statistics saw other label values.")
         if label not in (0, 1):
-            raise ValueError(f"label must be 0 or 1, got {label!r}.")
+            raise SteeringConfigError(f"label must be 0 or 1, got {label!r}.")
         if self.n_by_label[label] == 0:
             raise OneClassLabelsError(f"No sample has label {label}; its mean activation is undefined.")
         return self.sum_x_by_label[label] / self.n_by_label[label]
@@ -202,9 +204,33 @@ class CorrelationStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "CorrelationStats":
+        """Read statistics written by :meth:`save`; a missing, truncated or inconsistent file is a
+        :class:`~interp.steering.errors.SteeringLoadError` naming it."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return cls.from_state_dict(load_file(str(path)))
+        from interp.core.errors import missing_file
+        from interp.steering.errors import SteeringLoadError
+
+        path = Path(path)
+        if not path.is_file():
+            raise missing_file(SteeringLoadError, f"No saved CorrelationStats at {path}.")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            raise SteeringLoadError(f"{path} is corrupt or truncated ({err}); save the statistics again.") from err
+        absent = sorted({"meta", *_STATE_KEYS} - set(state))
+        if absent:
+            raise SteeringLoadError(f"{path} is not a saved CorrelationStats: it lacks {absent}.")
+        n = state["mean_x"].shape[0] if state["mean_x"].ndim == 1 else -1
+        shapes = {"meta": (6,), "mean_x": (n,), "m2_x": (n,), "comoment": (n,), "sum_x_by_label": (2, n),
+                  "n_active_by_label": (2, n)}
+        wrong = [f"{k} {tuple(state[k].shape)} (expected {shapes[k]})" for k in shapes if tuple(state[k].shape) != shapes[k]]
+        if n < 1 or wrong:
+            raise SteeringLoadError(f"{path} holds inconsistent statistics: {', '.join(wrong) or 'no features'}.")
+        if not all(bool(torch.isfinite(state[k]).all()) for k in shapes):
+            raise SteeringLoadError(f"{path} holds NaN or inf; save the statistics again.")
+        return cls.from_state_dict(state)
 
     def __repr__(self) -> str:
         return f"CorrelationStats(n_features={self.n_features}, n={self.n}, positives={self.n_by_label[1]})"

@@ -19,6 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.core.validate import Check
+from interp.core.errors import also
 from interp.steering.errors import SteeringConfigError
 from interp.steering.saes import HookError, check_hooks, hook_widths, sae_hook_name
 
@@ -65,7 +66,7 @@ class SteeringVector:
     def from_sae(cls, sae: "SAE[Any]", feature: int, coefficient: float, **meta: Any) -> "SteeringVector":
         """Decoder row ``W_dec[feature]`` of ``sae`` at the SAE's own hook."""
         if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < sae.cfg.d_sae:
-            raise IndexError(f"feature {feature} is out of range for an SAE with d_sae={sae.cfg.d_sae}.")
+            raise also(SteeringConfigError, IndexError, f"feature {feature} is out of range for an SAE with d_sae={sae.cfg.d_sae}.")
         return cls(sae_hook_name(sae), sae.W_dec[feature].detach().clone(), float(coefficient), "sae", int(feature), meta)
 
     @property

@@ -17,6 +17,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.core.errors import InterpConfigError
+from interp.core.validate import Check
 from interp.thr.logprobs import OutputHead, token_logprobs
 
 __all__ = [
@@ -42,6 +43,8 @@ Normalize = Literal["token", "sequence"]
 Dr.GRPO), ``"sequence"`` weight A_j / |y_j| (the original GRPO per-sequence mean)."""
 
 _STD_EPS = 1e-6
+_ONE_PER_GROUP = ("THR compares the responses of a group: a group of one response has no advantage, so every THR "
+                  "would be 0. Sample several responses per prompt (e.g. group_size=8).")
 
 
 class THRInputError(InterpConfigError):
@@ -223,6 +226,11 @@ def token_hidden_reward(
         >>> [t.shape for t in thr][:2]
         [torch.Size([5]), torch.Size([5])]
     """
+    c = Check("token_hidden_reward", THRInputError)
+    c.integer("chunk_size", chunk_size, min=1, fix="Vocabulary columns processed at once, e.g. 4096.")
+    c.integer("group_size", group_size, min=2, optional=True, fix=_ONE_PER_GROUP)
+    c.boolean("exclude_self", exclude_self)
+    c.boolean("scale_rewards", scale_rewards)
     if vocab not in ("group", "full"):
         raise THRInputError(f"vocab must be 'group' or 'full'; got {vocab!r}.")
     if normalize not in ("token", "sequence"):
@@ -238,6 +246,9 @@ def token_hidden_reward(
     rewards_t = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1) if not isinstance(rewards, Tensor) \
         else rewards.detach().float()
     G = _check_inputs(hidden, logits, tokens, rewards_t, group_size, temperature, head)
+    if G < 2:  # group_size=None with a single response
+        c.fail("group_size", group_size, f"a group of at least 2 responses (got {len(hidden)} response in all)",
+               _ONE_PER_GROUP)
     n = len(hidden)
     B = n // G
     device = hidden[0].device
@@ -381,8 +392,11 @@ def thr_weights(
             f"|p| must be < 1 (got p={p!r}): with |p| >= 1 the weight 1 + p*sign(THR) is <= 0 and flips or "
             "zeroes the sign of advantages, which breaks PPO clipping. Use e.g. p=0.5 or p=-0.5."
         )
-    if beta < 0 or not math.isfinite(beta):
-        raise THRInputError(f"beta must be a finite number >= 0; got {beta!r}.")
+    c = Check("thr_weights", THRInputError)
+    c.number("beta", beta, ge=0, fix="The dominant-token threshold multiplier, e.g. 1.0.")
+    c.number("non_dominant", non_dominant, ge=0, fix="1 is plain steering, 0 trains on dominant tokens only.")
+    c.integer("group_size", group_size, min=1, optional=True)
+    c.boolean("scale_rewards", scale_rewards)
     r = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1)
     if r.numel() != len(thr):
         raise THRInputError(f"rewards must have one value per response: {len(thr)} THR rows, {r.numel()} rewards.")

@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,12 @@ class EvalResult:
     def _repr_html_(self) -> str:
         return self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.3f}")
 
+    def plot(self) -> "Any":
+        """One bar per metric (:func:`interp.thr.plots.eval_figure`)."""
+        from interp.thr.plots import eval_figure
+
+        return eval_figure(self.flat())
+
 
 @torch.no_grad()
 def evaluate_policy(model: nn.Module | Policy, task: VerifiableTask, *, n_samples: int = 16, ks: tuple[int, ...] = (1, 2, 4, 8, 16),
@@ -105,6 +111,17 @@ class Variant:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        c = Check(self, THRInputError)
+        c.text("name")
+        c.instance("overrides", dict)
+        known = {f.name for f in fields(GRPOConfig)}
+        unknown = sorted(set(self.overrides) - known)
+        if unknown:
+            c.fail("overrides", self.overrides, f"a dict of GRPOConfig fields ({unknown} are not)",
+                   "e.g. {'thr': True, 'thr_p': 0.5}.")
+        replace(GRPOConfig(), **self.overrides)  # the values are checked by GRPOConfig itself
+
 
 DEFAULT_VARIANTS = (
     Variant("plain", {"thr": False}),
@@ -142,6 +159,25 @@ class RunResult:
         last = self.evals[-1] if self.evals else {}
         tail = f", greedy {last['greedy']:.3f} at step {last['step']}" if "greedy" in last else ""
         return f"RunResult({self.variant!r}, seed={self.seed}, {len(self.log.records)} steps{tail})"
+
+    def to_frame(self) -> "Any":
+        """The held-out evaluations, one row per evaluated step."""
+        import pandas as pd
+
+        return pd.DataFrame(self.evals)
+
+    def plot(self, metrics: Sequence[str] = ("greedy", "pass@1")) -> "Any":
+        """Held-out metrics against the step (:func:`interp.thr.plots.eval_curve_figure`); the training curves
+        are ``run.log.plot()``."""
+        from interp.thr.plots import eval_curve_figure
+
+        return eval_curve_figure(self, metrics)
+
+    def _repr_html_(self) -> str:
+        head = f"<b>{html.escape(repr(self))}</b>"
+        if not self.evals:
+            return head + " (no evaluations)"
+        return head + self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.3f}")
 
 
 @dataclass
@@ -206,8 +242,9 @@ def run_experiment(
     from interp.core.progress import bar_disabled
 
     c = Check("run_experiment", THRInputError)
-    if not callable(make_model):
-        c.fail("make_model", make_model, "a callable returning a fresh (model, tokenizer_or_None) each call")
+    if not callable(make_model) or isinstance(make_model, nn.Module):  # a model is callable too
+        c.fail("make_model", make_model, "a callable returning a fresh (model, tokenizer_or_None) each call",
+               "Pass e.g. lambda: (copy_model(model), None), so every run starts from the same weights.")
     c.instance("task", VerifiableTask, task)
     c.instance("base", GRPOConfig, base)
     c.integer("steps", steps, min=1)

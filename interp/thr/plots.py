@@ -16,10 +16,12 @@ from interp.viz.display import visible_token
 from interp.viz.palettes import RESPONSE_COLOURS, RUN_COLOURS, THR_SCALE
 
 if TYPE_CHECKING:
+    from interp.thr.experiment import RunResult
     from interp.thr.result import GRPOLog, THRResult
     from interp.thr.training_log import THRTrainingLog
 
-__all__ = ["Filter", "token_figure", "histogram_figure", "training_figure", "rollout_token_figure"]
+__all__ = ["Filter", "token_figure", "histogram_figure", "training_figure", "rollout_token_figure", "eval_figure",
+           "eval_curve_figure"]
 
 Filter = Literal["all", "correct", "incorrect"]
 
@@ -148,4 +150,25 @@ def rollout_token_figure(log: "THRTrainingLog", rollout: int = -1, group: int = 
                    autorange="reversed", showgrid=False),
         height=max(320, 160 + 34 * len(rows)),
     )
+    return fig
+
+
+def eval_figure(flat: dict[str, float], title: str = "held-out evaluation") -> go.Figure:
+    """Greedy accuracy, mean reward and pass@k of one evaluation (``EvalResult.flat()``), one bar each."""
+    names = list(flat)
+    fig = go.Figure(go.Bar(x=names, y=[flat[n] for n in names], marker_color=RUN_COLOURS[0],
+                           text=[f"{flat[n]:.3f}" for n in names], textposition="outside"))
+    fig.update_layout(title=title, yaxis=dict(title="rate", range=[0, 1.05]), showlegend=False)
+    return fig
+
+
+def eval_curve_figure(run: "RunResult", metrics: Sequence[str] = ("greedy", "pass@1")) -> go.Figure:
+    """Held-out metrics of one GRPO run against the step (step 0 = the start)."""
+    fig = go.Figure()
+    for k, m in enumerate(metrics):
+        pts = [(e["step"], e[m]) for e in run.evals if m in e]
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=m,
+                                 line=dict(color=RUN_COLOURS[k % len(RUN_COLOURS)])))
+    fig.update_layout(title=f"{run.variant} (seed {run.seed})", xaxis_title="step", yaxis_title="rate",
+                      legend_title_text="metric")
     return fig

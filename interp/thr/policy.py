@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from interp.core.frontend import frontend, hf_model, input_device, n_layers, output_softcap, vocab_size
 from interp.core.generation import generate
 from interp.core.tokens import encode, eos_token_id, pad_token_id, tokenizer_of
+from interp.thr.core import THRInputError
 
 __all__ = ["Policy", "Rollout", "as_policy"]
 
@@ -58,7 +59,7 @@ class Policy:
         # bridge, the bridge's wrapper of it, which the HF forward calls)
         self.unembed: nn.Module = model.unembed if self.hooked else hf_model(model).get_output_embeddings()
         if self.unembed is None:
-            raise ValueError("The model has no output embedding (get_output_embeddings() is None); THR needs one.")
+            raise THRInputError("The model has no output embedding (get_output_embeddings() is None); THR needs one.")
         self.softcap: float = output_softcap(model)
         # A bridge in compatibility mode masks scores with -inf, so a left-padding query that sees no key
         # gets a NaN softmax row: zeroed in the forward, but its backward is NaN and one GRPO step turns every

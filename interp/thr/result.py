@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 
 from interp.thr.core import dominant_threshold, group_advantages, thr_weights
+from interp.core.errors import also
+from interp.thr.core import THRInputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +117,7 @@ class THRResult:
 
     def group(self, b: int) -> range:
         if not 0 <= b < self.n_groups:
-            raise IndexError(f"group {b} out of range: the result holds {self.n_groups} groups.")
+            raise also(THRInputError, IndexError, f"group {b} out of range: the result holds {self.n_groups} groups.")
         return range(b * self.group_size, (b + 1) * self.group_size)
 
     def threshold(self, b: int, beta: float = 1.0) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from interp.thr.core import Vocab, thr_weights, token_hidden_reward
+from interp.thr.core import THRInputError
 from interp.thr.result import thr_statistics
 
 try:
@@ -40,7 +41,7 @@ class THRGRPOTrainer(_TRLGRPOTrainer):
     def __init__(self, *args: Any, thr_p: float = 0.5, thr_beta: float = 1.0, thr_non_dominant: float = 1.0,
                  thr_vocab: Vocab = "group", thr_exclude_self: bool = False, **kwargs: Any):
         if not -1 < thr_p < 1:
-            raise ValueError(f"thr_p must satisfy |p| < 1 so advantages keep their sign; got {thr_p}.")
+            raise THRInputError(f"thr_p must satisfy |p| < 1 so advantages keep their sign; got {thr_p}.")
         super().__init__(*args, **kwargs)
         self.thr_p, self.thr_beta, self.thr_non_dominant = thr_p, thr_beta, thr_non_dominant
         self.thr_vocab, self.thr_exclude_self = thr_vocab, thr_exclude_self

@@ -91,7 +91,7 @@ def first_answer_token(tokenizer, word: str, *, context: str = "Translation:", l
     while i < min(len(with_word), len(without)) and with_word[i] == without[i]:
         i += 1
     if i >= len(with_word):
-        raise ValueError(f"Could not find a token for {word!r} after {context!r}.")
+        raise TranslationConfigError(f"Could not find a token for {word!r} after {context!r}.")
     return int(with_word[i])
 
 

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from interp.translation.errors import TranslationConfigError
+from interp.core.errors import also
 
 __all__ = [
     "ResourceLevel",
@@ -130,11 +131,11 @@ class Lexicon:
         langs = list(self.languages) if languages is None else list(languages)
         bad = [code for code in langs if code not in self.languages]
         if bad:
-            raise KeyError(f"Languages {bad} are not in this lexicon; it has {sorted(self.languages)}.")
+            raise also(TranslationConfigError, KeyError, f"Languages {bad} are not in this lexicon; it has {sorted(self.languages)}.")
         keep = list(self.entries) if concepts is None else list(concepts)
         missing = [c for c in keep if c not in self.entries]
         if missing:
-            raise KeyError(f"Concepts {missing[:5]} are not in this lexicon.")
+            raise also(TranslationConfigError, KeyError, f"Concepts {missing[:5]} are not in this lexicon.")
         if pos is not None:
             keep = [c for c in keep if self.pos.get(c) == pos]
         entries = {c: {lang: r for lang, r in self.entries[c].items() if lang in langs} for c in keep}
@@ -152,7 +153,7 @@ class Lexicon:
 
     def references(self, concept: str) -> dict[str, tuple[str, ...]]:
         if concept not in self.entries:
-            raise KeyError(f"Unknown concept {concept!r}; e.g. {list(self.entries)[:5]}.")
+            raise also(TranslationConfigError, KeyError, f"Unknown concept {concept!r}; e.g. {list(self.entries)[:5]}.")
         return dict(self.entries[concept])
 
     def languages_by_resource(self) -> list[str]:

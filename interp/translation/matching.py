@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from interp.core.validate import Check
+from interp.core.errors import also
 from interp.translation.errors import TranslationConfigError
 
 __all__ = [
@@ -192,9 +193,9 @@ def classify_outcome(
     <Outcome.TRANSLATION_FAILURE: 'translation_failure'>
     """
     if target not in references:
-        raise KeyError(f"target {target!r} has no references; references are given for {sorted(references)}.")
+        raise also(TranslationConfigError, KeyError, f"target {target!r} has no references; references are given for {sorted(references)}.")
     if isinstance(layer_strings, str):
-        raise TypeError("layer_strings must be a sequence of strings (one per inspected layer), not one string.")
+        raise also(TranslationConfigError, TypeError, "layer_strings must be a sequence of strings (one per inspected layer), not one string.")
     target_refs = _as_list(references[target])
     if any(matches(final, r, rules) for r in target_refs):
         return Outcome.CORRECT

@@ -15,6 +15,7 @@ import torch
 
 from interp.core.tokens import Truncation
 from interp.core.validate import Check
+from interp.core.errors import also
 from interp.core.frontend import n_layers as n_layers_of
 from interp.core.frontend import vocab_size as vocab_size_of
 from interp.lens import lens_name, resolve_layers, resolve_lens
@@ -58,7 +59,7 @@ class ProbeConfig:
         c = Check(self, TranslationConfigError)
         layers = self.layers
         index = lambda i: isinstance(i, numbers.Integral) and not isinstance(i, bool)  # noqa: E731
-        if not (layers is None or index(layers) or (isinstance(layers, Sequence) and not isinstance(layers, str)
+        if not (layers is None or (index(layers) and layers < 0) or (isinstance(layers, Sequence) and not isinstance(layers, str)
                                                     and all(index(i) for i in layers))):
             c.fail("layers", layers, "None (every layer), a negative int (the last |n|) or a list of lens indices",
                    "Lens indices are integers: 0 = embeddings, i = after block i-1 (not hook names).")
@@ -146,7 +147,7 @@ class TranslationProbe:
             src, tgt = pair
             missing = [c for c in (src, tgt) if c not in self.lexicon.languages]
             if missing:
-                raise KeyError(f"Languages {missing} are not in the lexicon; it has {sorted(self.lexicon.languages)}.")
+                raise also(TranslationConfigError, KeyError, f"Languages {missing} are not in the lexicon; it has {sorted(self.lexicon.languages)}.")
             if src == tgt:
                 raise TranslationConfigError(f"Pair {pair!r} translates a language into itself.")
             out.append((src, tgt))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp.zoo.errors import UnknownArtefactError, ZooConfigError, ZooLoadError
+from interp.core.errors import missing_file
 from interp.zoo.registry import CHECKPOINTS, REGISTRY, Kind, ZooEntry, register
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def artefact_dir(name: str) -> Path:
     e = entry(name)
     # a card, or the config file its format writes (a tuned lens saves tuned_lens.json, no config.json)
     if not any((e.path / f).is_file() for f in ("card.json", "config.json", "tuned_lens.json")):
-        raise FileNotFoundError(
+        raise missing_file(ZooLoadError,
             f"The zoo artefact {name!r} has no checkpoint at {e.path}. Train it with `interp zoo train {name}` "
             "(or `make zoo`)."
         )
@@ -70,7 +71,7 @@ def model_dir(name: str) -> Path:
         raise UnknownArtefactError(f"{name!r} is a zoo {e.kind}, not a model; the zoo's models are: {', '.join(names())}.")
     path = artefact_dir(name)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"The zoo model {name!r} at {path} has no config.json; retrain it with "
+        raise missing_file(ZooLoadError, f"The zoo model {name!r} at {path} has no config.json; retrain it with "
                                 f"`interp zoo train {name}`.")
     return path
 
@@ -84,8 +85,6 @@ def card(name: str) -> dict[str, Any]:
     """The card (``card.json``) of a zoo artefact: what it is, how it was made, what was measured."""
     path = artefact_dir(name) / "card.json"
     if not path.is_file():
-        from interp.core.errors import missing_file
-
         raise missing_file(ZooLoadError, f"The zoo artefact {name!r} has no card at {path}; retrain it with "
                                          f"`interp zoo train {name}`.")
     try:

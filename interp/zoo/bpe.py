@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from interp.zoo.errors import ZooConfigError
+
 __all__ = ["train_bpe", "SPECIAL_TOKENS", "BOS", "EOS", "PAD"]
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
@@ -38,7 +40,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int =
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 256 + len(SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size={vocab_size} is too small for a byte-level BPE: use at least "
+        raise ZooConfigError(f"vocab_size={vocab_size} is too small for a byte-level BPE: use at least "
                          f"{256 + len(SPECIAL_TOKENS)} (256 bytes + special tokens).")
     tok = Tokenizer(models.BPE())
     words = [pre_tokenizers.Split(_WORDS_WITH_MARKS, behavior="isolated")] if marks_in_words else []

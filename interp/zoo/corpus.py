@@ -19,6 +19,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
+from interp.zoo.errors import ZooConfigError
+
 if TYPE_CHECKING:
     from jaxtyping import Int
     from torch import Tensor
@@ -291,7 +293,7 @@ def generate_corpus(cfg: CorpusConfig | None = None) -> list[str]:
     cfg = cfg or CorpusConfig()
     unknown = set(cfg.mix) - set(SAMPLERS) - {"filler", "story"}
     if unknown:
-        raise ValueError(f"Unknown segment kinds in CorpusConfig.mix: {sorted(unknown)}; "
+        raise ZooConfigError(f"Unknown segment kinds in CorpusConfig.mix: {sorted(unknown)}; "
                          f"use {sorted(SAMPLERS) + ['filler', 'story']}.")
     rng = random.Random(f"toy-corpus-{cfg.seed}")  # string seed: never equals an evaluation stream
     kinds, weights = list(cfg.mix), list(cfg.mix.values())

@@ -19,6 +19,8 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.core.tasks import Task, load_task
+from interp.core.errors import missing_file
+from interp.zoo.errors import ZooConfigError, ZooLoadError
 from interp.thr.tasks import VerifiableTask
 from interp.translation import CHAT, FEW_SHOT, ZERO_SHOT, Lexicon, PromptTemplate, load_csv
 
@@ -50,10 +52,10 @@ def token_source(model_name: str, model: Any, n_seq: int, ctx: int, *, kind: Tok
     from interp.core.activations import sample_tokens, text_tokens
 
     if kind not in ("auto", "corpus", "sample"):
-        raise ValueError(f"kind={kind!r}: use 'auto', 'corpus' or 'sample'.")
+        raise ZooConfigError(f"kind={kind!r}: use 'auto', 'corpus' or 'sample'.")
     zoo_name = _zoo_model(model_name)
     if kind == "corpus" and zoo_name is None:
-        raise ValueError(f"{model_name!r} is not a zoo model, so it has no bundled corpus; use kind='sample'.")
+        raise ZooConfigError(f"{model_name!r} is not a zoo model, so it has no bundled corpus; use kind='sample'.")
     if kind == "sample" or zoo_name is None:
         return sample_tokens(model, n_seq, ctx, seed=seed, progress=progress)
     from interp.zoo.corpus import CorpusConfig, generate_corpus
@@ -92,7 +94,7 @@ def held_out_text_tokens(model_name: str, model: Any, n_seq: int, ctx: int, *, t
         return text_tokens(model, docs, ctx)[:n_seq]
     if zoo_name is not None:
         return token_source(zoo_name, model, n_seq, ctx, kind="corpus", seed=seed)
-    raise ValueError(
+    raise ZooConfigError(
         f"No held-out text is bundled for {model_name!r}: pass text='corpus.txt' (plain text the probe never uses)."
     )
 
@@ -111,7 +113,7 @@ def corrsteer_task(spec: str, n: int = 1000, *, seed: int = 0, kind: str = "exac
         return stories_recall_task(spec.split("-", 1)[1], n, seed=seed)  # type: ignore[arg-type]
     if spec in planted.TASKS:
         return planted.planted_task(spec, n, seed=seed, **kwargs)
-    raise ValueError(f"Unknown task {spec!r}: a toy-lm task ({', '.join(planted.TASKS)}), 'stories-name', "
+    raise ZooConfigError(f"Unknown task {spec!r}: a toy-lm task ({', '.join(planted.TASKS)}), 'stories-name', "
                      "'stories-object', or a path to a task file.")
 
 
@@ -141,7 +143,7 @@ class SAESet:
         from interp.steering.sae_training import evaluate_sae
 
         if self.eval_tokens is None:
-            raise ValueError("No held-out tokens to measure these SAEs on (pretrained SAEs from a release).")
+            raise ZooConfigError("No held-out tokens to measure these SAEs on (pretrained SAEs from a release).")
         return pd.concat([evaluate_sae(model, s, self.eval_tokens).to_frame() for s in self.saes.values()],
                          ignore_index=True)
 
@@ -165,7 +167,7 @@ def saes_for(model_name: str, model: Any, *, release: str | None = None, sae_ids
         from sae_lens import SAE
 
         if not sae_ids:
-            raise ValueError("release= needs sae_ids=[...] (the ids of the SAEs within the release).")
+            raise ZooConfigError("release= needs sae_ids=[...] (the ids of the SAEs within the release).")
         saes = {}
         for sae_id in sae_ids:
             sae = SAE.from_pretrained(release, sae_id, device=device)
@@ -186,7 +188,7 @@ def saes_for(model_name: str, model: Any, *, release: str | None = None, sae_ids
                 if not train_if_missing:
                     raise
     if not train_if_missing:
-        raise FileNotFoundError(f"No SAEs for {model_name!r}: pass release=/sae_ids= or folder=, or train_if_missing=True.")
+        raise missing_file(ZooLoadError, f"No SAEs for {model_name!r}: pass release=/sae_ids= or folder=, or train_if_missing=True.")
     n_seq = train_tokens // 64 + 64
     tokens = token_source(model_name, model, n_seq, 64, seed=seed)
     hooks = list(hooks) if hooks else [f"blocks.{i}.hook_resid_post" for i in range(min(3, model.cfg.n_layers))]
@@ -216,7 +218,7 @@ def translation_setup(model_name: str, *, template: str = "auto", lexicon: str |
     from interp import zoo
 
     if template != "auto" and template not in TEMPLATES:
-        raise ValueError(f"template={template!r}: use 'auto' or one of {sorted(TEMPLATES)}.")
+        raise ZooConfigError(f"template={template!r}: use 'auto' or one of {sorted(TEMPLATES)}.")
     lex = Lexicon.bundled() if lexicon is None else load_csv(lexicon)
     if model_name == "toy-pivot":
         from interp.zoo.toy_pivot import eval_sets, load_plant, probe_template

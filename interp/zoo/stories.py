@@ -12,6 +12,8 @@ import numpy as np
 
 from interp.core.tasks import Example, ExactMatchTask
 from interp.thr.tasks import VerifiableTask, word_reward
+from interp.core.validate import Check
+from interp.zoo.errors import ZooConfigError
 
 __all__ = ["stories_recall_task", "story_word_task", "STORIES260K_GRPO_LR"]
 
@@ -34,7 +36,7 @@ def stories_recall_task(kind: Literal["name", "object"] = "name", n: int = 1000,
     True
     """
     if kind not in ("name", "object"):
-        raise ValueError(f"kind must be 'name' or 'object', got {kind!r}.")
+        raise ZooConfigError(f"kind must be 'name' or 'object', got {kind!r}.")
     rng = np.random.default_rng(seed)
     examples = []
     for _ in range(n):
@@ -77,6 +79,10 @@ def story_word_task(*, n_test: int = 64, seed: int = 0, max_new_tokens: int = 24
         Example(t.format(name=n, obj=o), o)
         for t in _STORY_TEMPLATES for n in _STORY_NAMES for o in _STORY_OBJECTS
     ]
+    c = Check("story_word_task", ZooConfigError)
+    c.integer("n_test", n_test, min=1, max=len(items) - 1, fix=f"There are {len(items)} story prompts; the rest train.")
+    c.integer("seed", seed, min=0)
+    c.integer("max_new_tokens", max_new_tokens, min=1)
     random.Random(seed).shuffle(items)
     return VerifiableTask(
         name="story-word", train=items[n_test:], test=items[:n_test], reward=word_reward,

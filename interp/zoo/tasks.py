@@ -39,6 +39,8 @@ from interp.core.generation import generate
 from interp.core.tasks import CheckedTask, Example
 from interp.thr.tasks import VerifiableTask
 from interp.zoo.corpus import SAMPLERS, _arith
+from interp.core.validate import Check
+from interp.zoo.errors import ZooConfigError
 
 __all__ = ["TASKS", "TaskName", "make_items", "check", "accuracy_by_task", "planted_task", "planted_grpo_task",
            "MAX_NEW_TOKENS", "STOP"]
@@ -58,7 +60,7 @@ STOP = ("\n",)
 
 def _check_task(task: str) -> None:
     if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}; the toy-lm tasks are {', '.join(TASKS)}.")
+        raise ZooConfigError(f"Unknown task {task!r}; the toy-lm tasks are {', '.join(TASKS)}.")
 
 
 def make_items(task: str, n: int, seed: int = 0) -> list[Example]:
@@ -69,8 +71,7 @@ def make_items(task: str, n: int, seed: int = 0) -> list[Example]:
     'successor'
     """
     _check_task(task)
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}.")
+    Check("make_items", ZooConfigError).integer("n", n, min=0)
     rng = random.Random(f"toy-eval-{task}-{seed}")
     out = []
     for _ in range(n):
@@ -126,7 +127,7 @@ def accuracy_by_task(model: Any, items: Sequence[Example], *, max_new_tokens: in
         _check_task(task)
         by_task[task].append(i)
     if not by_task:
-        raise ValueError("No items given: make some with make_items(task, n).")
+        raise ZooConfigError("No items given: make some with make_items(task, n).")
     result: dict[str, Any] = {}
     outputs: list[Any] = [None] * len(items)
     for task, idx in by_task.items():
@@ -169,6 +170,10 @@ def planted_grpo_task(task: str = "arith", *, n_train: int = 512, n_test: int = 
     1.0
     """
     _check_task(task)
+    c = Check("planted_grpo_task", ZooConfigError)
+    c.integer("n_train", n_train, min=1)
+    c.integer("n_test", n_test, min=1)
+    c.integer("seed", seed, min=0)
     test = list({e.prompt: e for e in make_items(task, n_test, seed=2 * seed + 1)}.values())
     seen = {e.prompt for e in test}
     train: list[Example] = []

@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
+from interp.core.errors import also
 from interp.zoo.corpus import CorpusConfig, describe, generate_corpus
+from interp.zoo.errors import ZooConfigError
 from interp.zoo.training import ModelConfig, LMTrainConfig, tokenize_texts, train_causal_lm
 
 __all__ = ["ToyLMRecipe", "Stage", "train", "recipe_from_overrides", "write_card"]
@@ -36,6 +38,13 @@ class Stage:
 
     corpus: CorpusConfig
     train: LMTrainConfig
+
+    def __post_init__(self) -> None:
+        from interp.core.validate import Check
+
+        c = Check(self, ZooConfigError)
+        c.instance("corpus", CorpusConfig)
+        c.instance("train", LMTrainConfig)
 
 
 _MIX_CONTEXT = {**_MIX_TASKS, "copy": 3.0, "induction": 3.0}
@@ -75,6 +84,21 @@ class ToyLMRecipe:
     eval_n: int = 100
     eval_seed: int = 0
 
+    def __post_init__(self) -> None:
+        from interp.core.validate import Check
+        from interp.zoo.bpe import SPECIAL_TOKENS
+
+        c = Check(self, ZooConfigError)
+        c.instance("corpus", CorpusConfig)
+        c.instance("model", ModelConfig)
+        c.instance("train", LMTrainConfig)
+        if not isinstance(self.continuations, list) or not all(isinstance(s, Stage) for s in self.continuations):
+            c.fail("continuations", self.continuations, "a list of Stage(corpus, train)")
+        c.integer("vocab_size", min=256 + len(SPECIAL_TOKENS), fix="A byte-level BPE needs the 256 bytes and its "
+                  "special tokens; the default is 1024.")
+        c.integer("eval_n", min=1, fix="Items per planted task measured for the card.")
+        c.integer("eval_seed", min=0)
+
 
 _SUBCONFIGS = ("corpus", "model", "train", "continuations")
 
@@ -92,10 +116,10 @@ def recipe_from_overrides(**overrides: Any) -> ToyLMRecipe:
         if not hits:
             known = {f.name for t in first for f in fields(t)} - set(_SUBCONFIGS) - {"init_from"}
             known |= {"continue_" + f.name for t in second for f in fields(t) if f.name != "init_from"}
-            raise TypeError(f"Unknown toy-lm training option {key!r}; known options: {', '.join(sorted(known))}.")
+            raise also(ZooConfigError, TypeError, f"Unknown toy-lm training option {key!r}; known options: {', '.join(sorted(known))}.")
         for target in hits:  # ``seed`` is both the corpus and the training seed of its stage
             setattr(target, name, value)
-    for cfg in [*first[1:], *second]:  # an override is checked like a constructor argument
+    for cfg in [*first, *second]:  # an override is checked like a constructor argument
         if cfg in second and isinstance(cfg, LMTrainConfig) and cfg.steps == 0:
             continue  # continue_steps=0 switches the continuation stages off
         cfg.__post_init__()

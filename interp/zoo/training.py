@@ -114,6 +114,27 @@ class TrainStats:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_frame(self) -> Any:
+        """The training-loss curve, one row per logged step."""
+        import pandas as pd
+
+        return pd.DataFrame(self.loss_curve, columns=["step", "train_loss"])
+
+    def plot(self) -> Any:
+        """Training loss against the step (:func:`interp.zoo.plots.loss_curve_figure`)."""
+        from interp.zoo.plots import loss_curve_figure
+
+        return loss_curve_figure(self)
+
+    def __repr__(self) -> str:
+        return (f"TrainStats({self.steps} steps, {self.tokens:,} tokens, {self.seconds:.0f} s, train loss "
+                f"{self.final_train_loss:.3f}, val loss {self.val_loss:.3f}, {self.n_params:,} params)")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<b>{html.escape(repr(self))}</b>" + self.to_frame().tail(5).to_html(index=False)
+
 
 def build_model(model_cfg: ModelConfig, tokenizer: "PreTrainedTokenizerBase", seed: int = 0) -> "LlamaForCausalLM":
     """A freshly initialised ``LlamaForCausalLM`` whose special-token ids match ``tokenizer``."""
@@ -213,7 +234,7 @@ def train_causal_lm(
     if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
         raise ZooConfigError("train_causal_lm needs at least one text: pass a non-empty list of strings.")
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
-        raise ValueError("The tokenizer needs bos, eos and pad tokens (see interp.zoo.bpe.train_bpe).")
+        raise ZooConfigError("The tokenizer needs bos, eos and pad tokens (see interp.zoo.bpe.train_bpe).")
     if train_cfg.n_threads:
         torch.set_num_threads(train_cfg.n_threads)
     rng = random.Random(train_cfg.seed)
@@ -231,7 +252,7 @@ def train_causal_lm(
 
         model = LlamaForCausalLM.from_pretrained(train_cfg.init_from, dtype=torch.float32)
         if model.config.vocab_size != len(tokenizer):
-            raise ValueError(f"init_from={train_cfg.init_from!r} has a vocabulary of {model.config.vocab_size}, "
+            raise ZooConfigError(f"init_from={train_cfg.init_from!r} has a vocabulary of {model.config.vocab_size}, "
                              f"the tokenizer {len(tokenizer)}: continue with the tokenizer saved beside it.")
         torch.manual_seed(train_cfg.seed)
     else:
