@@ -136,7 +136,7 @@ class TunedLens(nn.Module):
         cfg = config or TunedLensConfig()
         windows = cls._token_windows(model, data, ctx)
         lens = cls.for_model(model)
-        gen = torch.Generator().manual_seed(cfg.seed)
+        order = batch_order(windows.shape[0], cfg.steps, cfg.batch_size, cfg.seed)
         opt = torch.optim.AdamW(lens.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         params = list(model.parameters())
         was = [p.requires_grad for p in params]  # the model is frozen while the lens trains
@@ -144,8 +144,8 @@ class TunedLens(nn.Module):
             for p in params:
                 p.requires_grad_(False)
             bar = tqdm(range(cfg.steps), desc="tuned lens", disable=not progress)
-            for _ in bar:
-                pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
+            for step in bar:
+                pick = order[step]
                 with torch.no_grad():
                     resid, final_lp = _residuals_and_final(model, windows[pick].to(model.cfg.device))
                 loss = _kl_per_layer(model, lens, resid, final_lp, cfg.vocab_chunk_rows).mean()
@@ -193,6 +193,14 @@ class TunedLens(nn.Module):
             if attach:
                 lens.attach(model)
         return lens
+
+
+def batch_order(n_windows: int, steps: int, batch_size: int, seed: int = 0) -> Int[Tensor, "steps batch"]:
+    """Which token windows each training step of :meth:`TunedLens.train` reads (public so that a comparison
+    can feed another trainer exactly the same batches in the same order)."""
+    gen = torch.Generator().manual_seed(seed)
+    b = min(batch_size, n_windows)
+    return torch.randint(0, n_windows, (steps, b), generator=gen) if steps else torch.zeros(0, b, dtype=torch.long)
 
 
 def kl_by_layer(
