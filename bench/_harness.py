@@ -202,10 +202,13 @@ def report(line: str) -> None:
 
 
 def ratio_line(method: str, ours: float, *, peer_name: str, peer: float | None = None, peer_missing: str = "",
-               floor_name: str, floor: float | None, extra: str = "") -> str:
-    """The one format of a ratio line (times in seconds; medians of interleaved repeats)."""
+               floor_name: str, floor: float | None, extra: str = "", no_peer: str = "") -> str:
+    """The one format of a ratio line (times in seconds; medians of interleaved repeats). ``no_peer`` says why
+    a method has no peer package at all (as opposed to one that is not installed)."""
     parts = [f"RATIO {method}", f"ours {fmt_s(ours)}"]
-    if peer is not None:
+    if no_peer:
+        parts.append(f"vs peer: none ({no_peer})")
+    elif peer is not None:
         parts.append(f"vs {peer_name} {fmt_s(peer)}: {peer / ours:.2f}x faster")
     else:
         parts.append(f"vs {peer_name}: peer not installed: {peer_missing}" if peer_missing

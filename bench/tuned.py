@@ -14,10 +14,16 @@ same windows in the same order (``interp.lens.tuned.batch_order``), ``--batch`` 
   autocast), ``num_steps=S``, ``tokens_per_step = batch x ctx`` and ``per_gpu_batch_size = batch`` (one
   forward per step, as ours); only ``setup`` is replaced, to hand it our model and our batches instead of
   a hub download and its own shuffle of a dataset;
-- floor: the plain forward passes over the same batches (no lens at all), for each front-end.
+- ours again on the TransformerBridge front-end (``--no-bridge`` skips it);
+- floor: the forward passes the trainer needs over the same batches (the lens layers' residuals and the
+  final log-probs, no lens at all), for each front-end; and the package's own (transformers, hidden states).
 Held-out KL(final || lens) per layer is measured for both lenses (and the logit lens) by one evaluator
 on the Hugging Face model, and ours again by ``interp.lens.kl_by_layer`` on the HookedTransformer as a
 cross-check. Training runs are interleaved (ours, peer, ours, peer, ...; medians).
+
+Then the same trainers' seconds per step at GPT-2-small width (12 layers, d_model 768, vocab 50257, seeded
+random weights, so only time is compared), where the loss (every layer unembedded, forward and backward)
+outweighs the model's forward (``--no-wide`` skips it).
 
     .venv/bin/python bench/tuned.py --threads 1
     .venv/bin/python bench/tuned.py --quick --threads 1     # 32k tokens, 1 repeat
@@ -135,6 +141,62 @@ def ours_translate(lens):
 
 
 # ----------------------------------------------------------------------------------- main
+def timed_rounds(fns: dict, repeats: int) -> tuple[dict[str, list[float]], dict]:
+    """Interleaved rounds (every function once per round); the first round's return values are kept."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    first = {}
+    for r in range(repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            out = fn()
+            times[key].append(time.perf_counter() - t0)
+            if r == 0:
+                first[key] = out
+    return times, first
+
+
+def wide_timing(args, tl_ok: bool, why: str) -> None:
+    """Seconds per training step at GPT-2-small width (random weights; only time is compared here): the loss
+    (every layer unembedded over a 50k vocabulary, forward and backward) outweighs the model's forward."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from interp.core.models import load_model
+    from interp.lens import TunedLens, TunedLensConfig
+    from interp.lens.tuned import _residuals_and_final, batch_order
+    from lens import model_folder
+
+    folder = model_folder(args.wide_layers)
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval().requires_grad_(False)
+    model = load_model(folder)
+    g = torch.Generator().manual_seed(0)
+    windows = torch.randint(0, 50257, (args.wide_batch * args.wide_steps, args.wide_ctx), generator=g)
+    order = batch_order(windows.shape[0], args.wide_steps, args.wide_batch, 0)
+    cfg = TunedLensConfig(steps=args.wide_steps, batch_size=args.wide_batch)
+    fns = {"ours": lambda: TunedLens.train(model, windows, cfg, progress=False, attach=False)}
+    if tl_ok:
+        fns["peer"] = peer_trainer(hf, windows, order, 1)
+        fns["peer_b"] = peer_trainer(hf, windows, order, args.wide_batch)
+
+    def floor():
+        with torch.no_grad():
+            for pick in order:
+                _residuals_and_final(model, windows[pick])
+
+    fns["floor"] = floor
+    times, _ = timed_rounds(fns, args.wide_repeats)
+    med = {k: H.median(v) / args.wide_steps for k, v in times.items()}
+    print(f"## GPT-2-small width ({args.wide_layers} layers, d_model 768, vocab 50257, random weights): "
+          f"{args.wide_steps} steps x {args.wide_batch} windows x {args.wide_ctx} tokens, seconds per step "
+          f"(medians of {args.wide_repeats}): " + ", ".join(f"{k} {H.fmt_s(v)}" for k, v in med.items()))
+    labels = {"peer": "tuned-lens defaults (per_gpu_batch_size=1)",
+              "peer_b": f"tuned-lens with per_gpu_batch_size={args.wide_batch}"}
+    for key in ("peer", "peer_b") if tl_ok else ("peer",):
+        H.report(H.ratio_line("tuned lens training step at GPT-2-small width", med["ours"], peer_name=labels[key],
+                              peer=med.get(key), peer_missing=why,
+                              floor_name="the HookedTransformer forward the step needs", floor=med["floor"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=256_000, help="training tokens, the same for both")
@@ -142,13 +204,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="windows per step, the same for both")
     ap.add_argument("--held-out", type=int, default=64, help="held-out windows")
     ap.add_argument("--repeats", type=int, default=2, help="training runs per side, interleaved")
-    ap.add_argument("--floor-batches", type=int, default=50, help="batches timed for the forward-only floor")
+    ap.add_argument("--floor-batches", type=int, default=50, help="batches timed for the forward-only floors")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--quick", action="store_true", help="32k tokens, 1 repeat")
-    ap.add_argument("--lr", type=float, default=None, help="override our lr (to study the recipe)")
+    ap.add_argument("--no-bridge", action="store_true", help="skip ours on the TransformerBridge front-end")
+    ap.add_argument("--wide-layers", type=int, default=12)
+    ap.add_argument("--wide-steps", type=int, default=3)
+    ap.add_argument("--wide-batch", type=int, default=2)
+    ap.add_argument("--wide-ctx", type=int, default=64)
+    ap.add_argument("--wide-repeats", type=int, default=2)
+    ap.add_argument("--no-wide", action="store_true", help="skip the GPT-2-small-width step timing")
+    ap.add_argument("--quick", action="store_true", help="32k tokens, 1 repeat, 4-layer wide model")
     args = ap.parse_args()
     if args.quick:
-        args.tokens, args.repeats, args.floor_batches = 32_768, 1, 10
+        args.tokens, args.repeats, args.floor_batches, args.wide_layers, args.wide_repeats = 32_768, 1, 10, 4, 1
     os.environ.setdefault("TQDM_DISABLE", "1")
     H.pin_threads(args.threads)
     import torch
@@ -157,12 +225,17 @@ def main() -> None:
     from interp.app.paths import shared_model_dir
     from interp.core.models import load_model
     from interp.lens import TunedLens, TunedLensConfig, kl_by_layer
-    from interp.lens.tuned import batch_order
+    from interp.lens.tuned import _residuals_and_final, batch_order
 
     folder = shared_model_dir()
     hf = AutoModelForCausalLM.from_pretrained(folder).eval().requires_grad_(False)
     tok = AutoTokenizer.from_pretrained(folder)
     model = load_model(folder)
+    fronts = {"ours": model}
+    if not args.no_bridge:
+        from bridge import front_ends
+
+        fronts["ours_bridge"] = front_ends(folder)[0]
     steps = args.tokens // (args.batch * args.ctx)
     n_train = steps * args.batch  # as many distinct windows as the budget reads
     H.header(f"tuned lens: stories260K ({model.cfg.n_layers} layers, d_model {model.cfg.d_model}, vocab "
@@ -172,14 +245,15 @@ def main() -> None:
     train = sampled_windows(hf, tok, n_train, args.ctx, seed=1)
     held = sampled_windows(hf, tok, args.held_out, args.ctx, seed=2)
     defaults = TunedLensConfig()
-    cfg = TunedLensConfig(steps=steps, batch_size=args.batch, **({"lr": args.lr} if args.lr else {}))
+    cfg = TunedLensConfig(steps=steps, batch_size=args.batch)
     order = batch_order(train.shape[0], steps, args.batch, cfg.seed)
-    print(f"# our recipe: {cfg}")
+    print(f"# our recipe: {cfg.recipe()}")
 
     tl_pkg, why = H.peer("tuned_lens", "tuned-lens")
-    runs = {"ours": lambda: TunedLens.train(model, train, cfg, progress=False, attach=False)}
-    peer_label = {"peer": f"tuned-lens defaults (per_gpu_batch_size=1, {args.batch} micro-batches a step)",
-                  "peer_b": f"tuned-lens with per_gpu_batch_size={args.batch} (one forward a step, as ours)"}
+    runs = {k: (lambda m=m: TunedLens.train(m, train, cfg, progress=False, attach=False)) for k, m in fronts.items()}
+    names = {"ours": "ours (HookedTransformer)", "ours_bridge": "ours (TransformerBridge)",
+             "peer": f"tuned-lens defaults (per_gpu_batch_size=1, {args.batch} micro-batches a step)",
+             "peer_b": f"tuned-lens with per_gpu_batch_size={args.batch} (one forward a step, as ours)"}
     if tl_pkg is not None:
         try:
             runs["peer"] = peer_trainer(hf, train, order, 1)
@@ -187,64 +261,63 @@ def main() -> None:
                 runs["peer_b"] = peer_trainer(hf, train, order, args.batch)
         except Exception as err:  # e.g. its training loop's torchdata import
             tl_pkg, why = None, f"tuned-lens {why} installed but its trainer does not load: {type(err).__name__}: {err}"
-            runs = {"ours": runs["ours"]}
+            runs = {k: v for k, v in runs.items() if k.startswith("ours")}
 
     floor_batches = order[: min(args.floor_batches, steps)]
 
-    def tl_forward():
-        with torch.no_grad():
-            for pick in floor_batches:
-                model.run_with_cache(train[pick])
+    def floor_of(m):  # the forward the trainer needs: the lens layers' residuals and the final log-probs
+        def run():
+            with torch.no_grad():
+                for pick in floor_batches:
+                    _residuals_and_final(m, train[pick])
+        return run
 
     def hf_forward():
         with torch.no_grad():
             for pick in floor_batches:
                 hf(train[pick], output_hidden_states=True)
 
-    scale = steps / len(floor_batches)
-    times: dict[str, list[float]] = {k: [] for k in (*runs, "tl_forward", "hf_forward")}
-    lenses = {}
-    for r in range(args.repeats):  # interleaved: ours, peer, floors, ours, peer, floors, ...
-        for key, fn in (*runs.items(), ("tl_forward", tl_forward), ("hf_forward", hf_forward)):
-            t0 = time.perf_counter()
-            out = fn()
-            times[key].append(time.perf_counter() - t0)
-            if r == 0 and key in runs:
-                lenses[key] = out
+    floors = {f"floor_{k}": floor_of(m) for k, m in fronts.items()}
+    floors["floor_hf"] = hf_forward
+    times, first = timed_rounds({**runs, **floors}, args.repeats)  # ours, peer, floors, ours, peer, floors, ...
     print(f"# after the timed runs: {H.load_average()}")
-    med = {k: H.median(v) for k, v in times.items()}
-    med["tl_forward"] *= scale
-    med["hf_forward"] *= scale
+    scale = steps / len(floor_batches)
+    med = {k: H.median(v) * (scale if k.startswith("floor") else 1) for k, v in times.items()}
     for k, v in times.items():
-        extra = f" (x{scale:.0f}: {len(floor_batches)} of {steps} batches timed)" if k.endswith("forward") else ""
-        print(f"  {k:10s} " + "  ".join(H.fmt_s(x) for x in v) + f"   median {H.fmt_s(med[k])}{extra}")
+        extra = f" (x{scale:.0f}: {len(floor_batches)} of {steps} batches timed)" if k.startswith("floor") else ""
+        print(f"  {k:12s} " + "  ".join(H.fmt_s(x) for x in v) + f"   median {H.fmt_s(med[k])}{extra}")
 
     logit = held_out_kl(hf, held, lambda h, i: h)
-    kls = {"ours": held_out_kl(hf, held, ours_translate(lenses["ours"]))}
+    kls = {k: held_out_kl(hf, held, ours_translate(first[k])) for k in fronts}
     for key in ("peer", "peer_b"):
-        if key in lenses:
-            kls[key] = held_out_kl(hf, held, lenses[key].transform_hidden)
-    check = kl_by_layer(model, held, lenses["ours"]).tolist()
+        if key in first:
+            kls[key] = held_out_kl(hf, held, first[key].transform_hidden)
+    check = kl_by_layer(model, held, first["ours"]).tolist()
     print(f"  held-out KL(final || lens) per layer, nats ({held.shape[0]} windows x {held.shape[1]} tokens):")
-    cols = [k for k in ("peer", "peer_b") if k in kls]
-    print("    layer  logit lens      ours" + "".join(f"  {k:>9s}  ours/{k}" for k in cols))
+    cols = [k for k in kls if k != "ours"]
+    print("    layer  logit lens      ours" + "".join(f"  {k:>11s}" for k in cols) + "   ours/peer")
+    ref = "peer" if "peer" in kls else None
     for i in range(len(logit)):
-        print(f"    {i:5d}  {logit[i]:10.4f}  {kls['ours'][i]:8.4f}"
-              + "".join(f"  {kls[k][i]:9.4f}  {kls['ours'][i] / kls[k][i]:{6 + len(k)}.3f}" for k in cols))
+        print(f"    {i:5d}  {logit[i]:10.4f}  {kls['ours'][i]:8.4f}" + "".join(f"  {kls[k][i]:11.4f}" for k in cols)
+              + (f"   {kls['ours'][i] / kls[ref][i]:9.3f}" if ref else ""))
     print(f"  cross-check: interp.lens.kl_by_layer on the HookedTransformer differs from the evaluator by at most "
           f"{max(abs(a - b) for a, b in zip(check, kls['ours'])):.1e} nats")
-    for key in ("peer", "peer_b") if tl_pkg is not None else ("peer",):
-        if tl_pkg is not None and key not in med:
+    for ours_key, floor_name in (("ours", "HookedTransformer run_with_cache"), ("ours_bridge", "TransformerBridge run_with_cache")):
+        if ours_key not in med:
             continue
-        r = [o / p for o, p in zip(kls["ours"], kls[key])] if key in kls else []
-        extra = f"held-out KL ours/peer per layer {min(r):.3f}-{max(r):.3f} (aim <= 1.02)" if r else ""
-        H.report(H.ratio_line(f"tuned lens training ({steps * args.batch * args.ctx:,} tokens)", med["ours"],
-                           peer_name=peer_label[key], peer=med.get(key), peer_missing=why,
-                           floor_name="plain forwards of the same batches, HookedTransformer run_with_cache",
-                           floor=med["tl_forward"], extra=extra))
-    print(f"  (forward-only floor on the Hugging Face model, output_hidden_states: {H.fmt_s(med['hf_forward'])})")
+        for key in ("peer", "peer_b") if tl_pkg is not None else ("peer",):
+            r = [o / p for o, p in zip(kls[ours_key], kls[key])] if key in kls else []
+            extra = f"held-out KL ours/peer per layer {min(r):.3f}-{max(r):.3f} (aim <= 1.02)" if r else ""
+            H.report(H.ratio_line(f"tuned lens training, {names[ours_key]}, {steps * args.batch * args.ctx:,} tokens",
+                                  med[ours_key], peer_name=names[key], peer=med.get(key), peer_missing=why,
+                                  floor_name=f"the forwards it needs alone, {floor_name} of the lens hooks",
+                                  floor=med[f"floor_{ours_key}"], extra=extra))
+    print(f"  (the package's own forward-only floor, transformers with output_hidden_states: {H.fmt_s(med['floor_hf'])};"
+          f" no trainer that runs the model on every token can beat it)")
     if defaults.steps * defaults.batch_size != steps * args.batch:
         print(f"  (steps set to {steps} for equal tokens; the default is {defaults.steps} steps x {defaults.batch_size})")
+    if not args.no_wide:
+        wide_timing(args, tl_pkg is not None, why)
 
 
 if __name__ == "__main__":
