@@ -209,7 +209,8 @@ def ratio_line(method: str, ours: float, *, peer_name: str, peer: float | None =
     if no_peer:
         parts.append(f"vs peer: none ({no_peer})")
     elif peer is not None:
-        parts.append(f"vs {peer_name} {fmt_s(peer)}: {peer / ours:.2f}x faster")
+        r = peer / ours
+        parts.append(f"vs {peer_name} {fmt_s(peer)}: " + (f"{r:.2f}x faster" if r >= 1 else f"{1 / r:.2f}x slower"))
     else:
         parts.append(f"vs {peer_name}: peer not installed: {peer_missing}" if peer_missing
                      else f"vs {peer_name}: not measured")
