@@ -49,6 +49,23 @@ def stories_model(stories_dir):
     return load_model(stories_dir, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def word_llama():
+    """:func:`tiny_models.tiny_llama_with_tokenizer` (seed 0), shared by the test files: treat as read-only
+    (a test that changes weights, hooks or the tokenizer builds its own)."""
+    from tiny_models import tiny_llama_with_tokenizer
+
+    return tiny_llama_with_tokenizer(0)
+
+
+@pytest.fixture(scope="session")
+def word_hf_llama():
+    """:func:`tiny_models.hf_llama_with_tokenizer` (seed 0): a plain Hugging Face LlamaForCausalLM, read-only."""
+    from tiny_models import hf_llama_with_tokenizer
+
+    return hf_llama_with_tokenizer(0)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

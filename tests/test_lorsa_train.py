@@ -12,24 +12,22 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
 from interp.lorsa import CheckpointError, LorsaConfig, LorsaTrainConfig, evaluate_lorsa, train_lorsa
 from interp.lorsa.train import k_at, lr_at
 
+from tiny_models import bos_tokens, rotary_model
+
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_CFG = dict(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=32, d_vocab=48, act_fn="gelu",
-                 normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8, seed=0)
 
 
 def _model() -> HookedTransformer:
-    return HookedTransformer(HookedTransformerConfig(**MODEL_CFG)).eval()
+    return rotary_model(0)  # 2 layers, d_model 16, RMS, rotary; d_vocab 48
 
 
 def _tokens(n=48, ctx=16) -> torch.Tensor:
-    t = torch.randint(2, 48, (n, ctx), generator=torch.Generator().manual_seed(0))
-    t[:, 0] = 1
-    return t
+    return bos_tokens(n, ctx, vocab=48)
 
 
 def _cfgs(**train_kw):

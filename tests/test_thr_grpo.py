@@ -123,7 +123,7 @@ def test_hf_model_trains_with_each_aggregation_and_logs_thr(loss_type, story_tas
 
 
 @_NEEDS_STORIES
-def test_thr_with_p_zero_is_plain_grpo_and_p_nonzero_differs(story_task):
+def test_thr_with_p_zero_is_plain_grpo(story_task):
     def run(**kw):
         model, tok = _hf()
         tr = GRPOTrainer(model, story_task, GRPOConfig(seed=3, **TINY, **kw), tokenizer=tok)
@@ -134,10 +134,9 @@ def test_thr_with_p_zero_is_plain_grpo_and_p_nonzero_differs(story_task):
     zero, _ = run(thr=True, thr_p=0.0)
     for a, b in zip(plain, zero):
         torch.testing.assert_close(a, b)
-    # a weight only changes anything when some group has mixed rewards; make sure one did
+    # a weight only changes anything when some group has mixed rewards; make sure one did (where a
+    # nonzero p moves the weights is checked exactly by test_one_thr_step_lands_where_the_hand_computed_loss_says)
     assert tr_plain.log.records[0]["active_groups"] > 0
-    moved, _ = run(thr=True, thr_p=0.9, thr_non_dominant=0.0)
-    assert any(not torch.allclose(a, b) for a, b in zip(plain, moved))
 
 
 def _loss_reference(loss_type, logp, old, adv, mask, eps_lo, eps_hi, max_new):
@@ -240,3 +239,91 @@ def test_suggested_lr_keeps_toy_lm_working_where_a_large_lr_collapses_it():
     assert after[suggested] >= start - 0.1
     assert after[5e-4] < start / 2
     assert zoo.suggested_grpo_lr("../shared/models/stories260K") == 5e-4
+
+
+# ---- where one step puts the weights, against a loss written out by hand -----------------------
+def _hand_advantages(rewards: torch.Tensor, G: int, scale: bool) -> torch.Tensor:
+    out = []
+    for g in rewards.view(-1, G).tolist():
+        mean = sum(g) / G
+        std = math.sqrt(sum((r - mean) ** 2 for r in g) / G)  # population std
+        out += [0.0 if std < 1e-6 else ((r - mean) / std if scale else r - mean) for r in g]
+    return torch.tensor(out)
+
+
+def _hand_weights(thr: list[torch.Tensor], adv: torch.Tensor, G: int, p: float) -> list[torch.Tensor]:
+    """THR's rule (beta 1, non-dominant 1): tau = max(0, min over the group's positive-advantage
+    responses of their mean THR); |THR| > tau gets 1 + p * sign(THR)."""
+    out = []
+    for start in range(0, len(thr), G):
+        means = [float(thr[i].mean()) for i in range(start, start + G) if adv[i] > 0 and len(thr[i])]
+        tau = max(0.0, min(means)) if means else 0.0
+        for i in range(start, start + G):
+            out.append(torch.tensor([1.0 + p * math.copysign(1.0, v) if abs(v) > tau else 1.0 for v in thr[i].tolist()]))
+    return out
+
+
+def _hand_gradient(model, ro, adv, weights, loss_type, max_new):
+    """Gradient of the clipped-surrogate loss at ratio 1, written per response: one unpadded forward per
+    row, -A_i w_it log pi(y_it) summed as the aggregation says."""
+    model.zero_grad(set_to_none=True)
+    lengths = ro.response_mask.sum(1).tolist()
+    terms, n = [], len(lengths)
+    for i, L in enumerate(lengths):
+        ids = ro.input_ids[i][ro.attention_mask[i]]
+        if hasattr(model, "cfg"):
+            logits = model(ids[None])[0]
+        else:
+            logits = model(input_ids=ids[None]).logits[0]
+        P = len(ids) - L
+        logp = torch.log_softmax(logits[P - 1 : -1].float(), -1).gather(-1, ids[P:, None])[:, 0]
+        ratio = torch.exp(logp - logp.detach())  # 1, with the gradient of log pi
+        s = -(adv[i] * weights[i] * ratio).sum()
+        terms.append(s / max(L, 1) / n if loss_type == "grpo" else s)
+    loss = sum(terms)
+    if loss_type == "dapo":
+        loss = loss / sum(lengths)
+    elif loss_type == "dr_grpo":
+        loss = loss / (n * max_new)
+    loss.backward()
+    return {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+
+
+def _letters_task(prompts):
+    return VerifiableTask("letters", [Example(p, "a") for p in prompts[2:]], [Example(p, "a") for p in prompts[:2]],
+                          _letter_reward, max_new_tokens=6)
+
+
+@pytest.mark.parametrize("kind,loss_type", [("tl", "grpo"), ("tl", "dr_grpo"), ("tl", "dapo"), ("hf", "grpo")])
+def test_one_thr_step_lands_where_the_hand_computed_loss_says(kind, loss_type):
+    """One GRPO step with THR (p = 0.9) on a tiny model, with plain SGD in place of the trainer's Adam so
+    the update is -lr x the gradient itself: every parameter moves by exactly what the hand-written loss
+    (hand advantages, hand THR weights from the step's THR values, per-row forwards) gives, and that
+    differs from what plain GRPO's loss would give."""
+    import copy
+
+    from tiny_models import hf_llama_with_tokenizer, random_prompts, tiny_llama_with_tokenizer
+
+    model = tiny_llama_with_tokenizer(5) if kind == "tl" else hf_llama_with_tokenizer(5)
+    lr, p, G = 0.05, 0.9, 4
+    cfg = GRPOConfig(group_size=G, prompts_per_step=3, lr=lr, loss_type=loss_type, thr=True, thr_p=p,
+                     max_grad_norm=1e9, seed=2)
+    trainer = GRPOTrainer(model, _letters_task(random_prompts(8, seed=4)), cfg,
+                          tokenizer=None if kind == "tl" else model.tokenizer)
+    trainer.optimizer = torch.optim.SGD(trainer.params, lr=lr)
+    start = copy.deepcopy(model)
+    before = {n: q.detach().clone() for n, q in model.named_parameters()}
+    trainer.step()
+    batch = trainer.last
+    adv = _hand_advantages(batch.rewards, G, scale=loss_type != "dr_grpo")
+    assert (adv != 0).any(), "no group had mixed rewards: nothing to check"
+    weights = _hand_weights(batch.result.thr, adv, G, p)
+    assert any((w != 1).any() for w in weights) and any((w == 1).any() for w in weights)
+    grad = _hand_gradient(start, batch.rollout, adv, weights, loss_type, trainer.max_new_tokens)
+    plain = _hand_gradient(start, batch.rollout, adv, [torch.ones_like(w) for w in weights], loss_type,
+                           trainer.max_new_tokens)
+    moved = 0.0
+    for name, q in model.named_parameters():
+        torch.testing.assert_close(q.detach() - before[name], -lr * grad[name], atol=2e-6, rtol=1e-3, msg=name)
+        moved = max(moved, float((grad[name] - plain[name]).abs().max() / plain[name].abs().max().clamp_min(1e-12)))
+    assert moved > 0.05, "THR's weights should change the update relative to plain GRPO"

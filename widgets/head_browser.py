@@ -13,17 +13,17 @@ import ipywidgets as ipw
 import plotly.graph_objects as go
 import torch
 
-from interp.viz.figures import export as export_figure
-from interp.viz.figures import paper_layout
 from interp.lorsa.analyze import HeadScores, TopContexts, context_strings, context_z_pattern, ov_readout
 from interp.lorsa.model import Lorsa
+from interp.viz.palettes import HIGHLIGHT_COLOUR
+from widgets._view import FigureView, fill
 
 __all__ = ["HeadBrowser", "SORT_KEYS"]
 
 SORT_KEYS = ("frequency", "loss_contribution", "induction", "previous_token", "sink", "successor")
 
 
-class HeadBrowser:
+class HeadBrowser(FigureView):
     """Interactive Lorsa head browser over precomputed library results.
 
     Args:
@@ -40,6 +40,9 @@ class HeadBrowser:
         >>> browser.export("out/lorsa_head")                   # doctest: +SKIP
     """
 
+    export_width = "single"
+    export_height_in = 3.4
+
     def __init__(self, lorsa: Lorsa, model: Any, tops: TopContexts, scores: HeadScores, *,
                  loss_contribution: torch.Tensor | None = None, window: int = 24):
         if not isinstance(tops, TopContexts) or not isinstance(scores, HeadScores):
@@ -55,6 +58,7 @@ class HeadBrowser:
         self.head = ipw.Dropdown(description="head")
         self.context = ipw.IntSlider(min=0, max=max(0, self.tops.values.shape[1] - 1), value=0, description="context")
         self.fig = go.FigureWidget()
+        self.panes = {"z_pattern": self.fig}
         self.contexts_html, self.readout_html, self.scores_html = ipw.HTML(), ipw.HTML(), ipw.HTML()
         self.sort.observe(lambda _: self._fill_heads(), names="value")
         self.head.observe(lambda _: self._show(), names="value")
@@ -91,7 +95,7 @@ class HeadBrowser:
             seq, pos = int(self.tops.seq[h, j]), int(self.tops.pos[h, j])
             before, here, after = context_strings(self.model, self.tops.tokens, seq, pos, window=self.window)
             rows.append(f"<tr><td>{self.tops.values[h, j]:.2f}</td><td style='font-family:monospace'>{html.escape(before)}"
-                        f"<b style='background:#fdd835'>{html.escape(here)}</b>{html.escape(after)}</td></tr>")
+                        f"<b style='background:{HIGHLIGHT_COLOUR}'>{html.escape(here)}</b>{html.escape(after)}</td></tr>")
         self.contexts_html.value = f"<table><tr><th>z</th><th>top contexts of head {h}</th></tr>{''.join(rows)}</table>"
         ro = ov_readout(self.model, self.lorsa, h, k=8)
         self.readout_html.value = "<b>OV readout</b>" + ro.to_html(index=False, float_format="%.3f")
@@ -100,9 +104,9 @@ class HeadBrowser:
             f"{k}: {row[k]:.3f}" for k in SORT_KEYS)
         self._draw()
 
-    def figure(self) -> go.Figure:
+    def z_pattern_figure(self) -> go.Figure:
         """The z-pattern of the selected head on the selected top context
-        (:func:`interp.lorsa.analyze.context_z_pattern`)."""
+        (:func:`interp.lorsa.analyze.context_z_pattern`, drawn by ``ZPattern.plot``)."""
         h, j = self.head.value, self.context.value
         if h is None or self.tops.values[h, j] == 0:
             return go.Figure().update_layout(title="no activation to show")
@@ -110,26 +114,11 @@ class HeadBrowser:
         return context_z_pattern(self.model, self.lorsa, self.tops.tokens, seq, pos, h, window=self.window).plot()
 
     def _draw(self) -> None:
-        new = self.figure()
-        with self.fig.batch_update():
-            self.fig.data = []
-            for trace in new.data:
-                self.fig.add_trace(trace)
-            self.fig.layout = new.layout
+        fill(self.fig, self.z_pattern_figure())
 
     # ----------------------------------------------------------------------------- output
-    def export(self, path: str) -> list:
-        """Write the current z-pattern as a paper figure (PDF, SVG, PNG)."""
-        fig = paper_layout(self.figure(), "single", height_in=3.4)
-        return export_figure(fig, path)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # The live widget plus static HTML, so an executed notebook exported to HTML is never blank.
-        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/html"] = (self.figure().to_html(include_plotlyjs="cdn", full_html=False)
-                               + self.scores_html.value + self.readout_html.value + self.contexts_html.value)
-        bundle["text/plain"] = repr(self)
-        return bundle
+    def _static_after(self) -> str:
+        return self.scores_html.value + self.readout_html.value + self.contexts_html.value
 
     def __repr__(self) -> str:
         return f"HeadBrowser(layer={self.lorsa.cfg.layer}, n_ov={self.lorsa.cfg.n_ov_heads}, head={self.head.value})"

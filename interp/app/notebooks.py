@@ -105,12 +105,15 @@ def notebook_html(nb: Any) -> str:
 
     body, _ = HTMLExporter().from_notebook_node(static_copy(nb))
     if "Plotly.newPlot" in body:
-        # Make the page self-contained: drop CDN loads of plotly.js and inline it once, so the
-        # figures render offline (no network on many research machines, and none here).
+        # Make the page self-contained: drop CDN loads of plotly.js and the copy a widget's static
+        # fallback carries (the first of a kernel session), and inline plotly.js once in the head,
+        # before every figure, so the figures render offline (no network on many research machines).
         from plotly.offline import get_plotlyjs
 
+        plotlyjs = get_plotlyjs()
         body = re.sub(r'<script[^>]*src="https://cdn\.plot\.ly/[^"]*"[^>]*></script>', "", body)
-        body = body.replace("</head>", f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>', 1)
+        body = body.replace(plotlyjs, "")
+        body = body.replace("</head>", f'<script type="text/javascript">{plotlyjs}</script>\n</head>', 1)
     return body
 
 

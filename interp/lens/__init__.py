@@ -10,7 +10,7 @@ from interp.lens.decode import decode_layers, decode_residuals, resolve_lens
 from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult, layer_label
 from interp.lens.tuned import TunedLens, TunedLensConfig, attached_lens, kl_by_layer
-from interp.lens.unembed import unembed_topk
+from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
 
 __all__ = [
     "decode_layers",
@@ -26,4 +26,5 @@ __all__ = [
     "kl_by_layer",
     "encode_prompts",
     "unembed_topk",
+    "DEFAULT_CHUNK",
 ]

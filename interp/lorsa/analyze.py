@@ -65,9 +65,10 @@ class TopContexts:
                              "max_activation": self.values[:, 0].tolist()})
 
     def plot(self, head: int = 0):
-        import plotly.express as px
+        """Bars of one head's top activations (:func:`interp.lorsa.plots.top_activations_figure`)."""
+        from interp.lorsa.plots import top_activations_figure
 
-        return px.bar(self.for_head(head), y="activation", title=f"Lorsa head {head}: top activations")
+        return top_activations_figure(self, head)
 
     def _repr_html_(self) -> str:
         return self.to_frame().sort_values("frequency", ascending=False).head(20).to_html(index=False)
@@ -213,26 +214,11 @@ class HeadScores:
         return {"lorsa": float(self.lorsa[score].max()), "host": float(self.host[score].max())}
 
     def plot(self, score: str = "induction"):
-        """Histogram of a type score over the Lorsa heads, with the host heads as labelled markers in
-        a strip below on the same x axis (lines over the bars hid them where the bars were tall)."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+        """Histogram of a type score over the Lorsa heads with the host heads marked below
+        (:func:`interp.lorsa.plots.head_scores_figure`)."""
+        from interp.lorsa.plots import head_scores_figure
 
-        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.82, 0.18], vertical_spacing=0.03)
-        fig.add_trace(go.Histogram(x=self.lorsa[score].dropna(), name="Lorsa heads", nbinsx=40,
-                                   marker_color="#1f77b4"), 1, 1)
-        host = self.host.dropna(subset=[score])
-        names = [f"host head {int(h)}" for h in (host["head"] if "head" in host else host.index)]
-        fig.add_trace(go.Scatter(x=host[score], y=[0] * len(host), mode="markers", text=names, name="host heads",
-                                 marker=dict(symbol="line-ns-open", size=18, color="crimson", line=dict(width=2)),
-                                 hovertemplate="%{text}: %{x:.3f}<extra></extra>"), 2, 1)
-        # log counts: most heads score near 0, and the few specialised ones are the point of the plot
-        fig.update_yaxes(title_text="Lorsa heads", type="log", row=1, col=1)
-        fig.update_yaxes(visible=False, row=2, col=1)
-        fig.update_xaxes(title_text=f"{score.replace('_', ' ')} score", row=2, col=1)
-        fig.update_layout(title=f"{score.replace('_', ' ')} score: Lorsa vs host heads", bargap=0.05,
-                          legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.7)"))
-        return fig
+        return head_scores_figure(self, score)
 
     def _repr_html_(self) -> str:
         rows = "".join(

@@ -72,17 +72,11 @@ class LorsaEval:
                              "mean_activation": self.head_mean_act.tolist()})
 
     def plot(self):
-        import plotly.express as px
+        """Histogram of head firing frequencies with EV, loss recovered and L0
+        (:func:`interp.lorsa.plots.frequency_figure`)."""
+        from interp.lorsa.plots import frequency_figure
 
-        freq = self.head_frequency.clamp_min(1e-7).log10()
-        dead = int((self.head_frequency == 0).sum())
-        # two title lines: one line was clipped at single-column width
-        fig = px.histogram(x=freq.numpy(), nbins=50, labels={"x": "log10 firing frequency (never fired: -7)"},
-                           title=f"Lorsa L{self.layer} head firing frequency<br>"
-                                 f"<sup>EV {self.explained_variance:.3f} · loss recovered {self.loss_recovered:.1%} · "
-                                 f"L0 {self.l0:.1f} · {dead} never fired</sup>")
-        fig.update_yaxes(title_text="heads")
-        return fig
+        return frequency_figure(self)
 
     def _repr_html_(self) -> str:
         rows = "".join(

@@ -104,9 +104,10 @@ class LorsaTrainResult:
         return pd.DataFrame(self.log)
 
     def plot(self):
-        import plotly.express as px
+        """MSE and FVU against the step (:func:`interp.lorsa.plots.training_figure`)."""
+        from interp.lorsa.plots import training_figure
 
-        return px.line(self.to_frame(), x="step", y=["mse", "fvu"], log_y=True, title="Lorsa training")
+        return training_figure(self)
 
 
 def lr_at(step: int, n_steps: int, cfg: LorsaTrainConfig) -> float:

@@ -98,16 +98,11 @@ class Collection:
         return pd.DataFrame(rows)
 
     def plot(self, top: int = 50) -> "go.Figure":
-        """The ``top`` largest correlations of each hook, sorted: how far the best features stand out."""
-        import plotly.graph_objects as go
+        """The ``top`` largest correlations of each hook, sorted
+        (:func:`interp.steering.plots.correlations_figure`)."""
+        from interp.steering.plots import correlations_figure
 
-        fig = go.Figure()
-        for h, r in self.correlations().items():
-            vals = torch.sort(r, descending=True).values[:top].numpy()
-            fig.add_trace(go.Scatter(y=vals, mode="lines+markers", name=h))
-        fig.update_layout(title=f"Feature-correctness correlation ({self.task_name}, pooling={self.pooling})",
-                          xaxis_title="feature rank", yaxis_title="Pearson r")
-        return fig
+        return correlations_figure(self, top)
 
     def _repr_html_(self) -> str:
         head = (f"<b>Collection</b> {self.task_name}: {len(self.labels)} samples, accuracy {self.accuracy:.3f}, "

@@ -111,33 +111,11 @@ class SteeringReport:
         return frame
 
     def plot(self) -> Any:
-        """Accuracy per condition with CIs (left) and side-effect ratio (right)."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+        """Accuracy per condition with CIs (left) and side-effect ratio (right)
+        (:func:`interp.steering.plots.conditions_figure`)."""
+        from interp.steering.plots import conditions_figure
 
-        f = self.to_frame()
-        colours = {"unsteered": "#555555", "corrsteer": "#1f77b4", "diff_means": "#ff7f0e", "random": "#bbbbbb"}
-        # Short panel titles: long ones ran into each other at paper widths; the task goes on the axis.
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.1,
-                            subplot_titles=("Held-out accuracy (95% CI)", "Side-effect ratio"))
-        fig.add_trace(go.Bar(
-            x=f["condition"], y=f["accuracy"], marker_color=[colours.get(k, "#999") for k in f["kind"]],
-            error_y=dict(type="data", symmetric=False, array=f["ci_high"] - f["accuracy"],
-                         arrayminus=f["accuracy"] - f["ci_low"]), name="accuracy", showlegend=False), 1, 1)
-        fig.add_hline(y=float(f.loc[f["condition"] == "unsteered", "accuracy"].iloc[0]), line_dash="dot", row=1, col=1)
-        g = f[f["kind"] != "unsteered"]
-        # A SER of 0 (nothing broke) or undefined (no answer changed) draws no bar; label every
-        # bar so an empty-looking panel still says what was measured.
-        ser_text = [f"{v:.2f}" if c else "n/a" for v, c in zip(g["ser"], g["n_changed"])]
-        fig.add_trace(go.Bar(x=g["condition"], y=g["ser"].fillna(0.0), text=ser_text, textposition="outside",
-                             constraintext="none", cliponaxis=False, customdata=list(zip(g["n_changed"], g["n"])),
-                             marker_color=[colours.get(k, "#999") for k in g["kind"]], name="SER", showlegend=False,
-                             hovertemplate="%{x}: SER %{y:.3f}; %{customdata[0]} of %{customdata[1]} answers "
-                                           "changed<extra></extra>"), 1, 2)
-        fig.update_yaxes(title_text=f"accuracy, {self.task}", row=1, col=1)
-        fig.update_yaxes(range=[0, 1.12], tickvals=[0, 0.25, 0.5, 0.75, 1], row=1, col=2)
-        fig.update_layout(margin=dict(t=60))  # the subplot titles carry the task; no overlapping figure title
-        return fig
+        return conditions_figure(self)
 
     def _repr_html_(self) -> str:
         f = self.to_frame().drop(columns=["features"])

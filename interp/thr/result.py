@@ -106,6 +106,13 @@ class THRResult:
         adv = self.advantages
         return [bool(a > 0 or (a == 0 and r > 0)) for a, r in zip(adv.tolist(), self.rewards.tolist())]
 
+    @property
+    def active_groups(self) -> list[int]:
+        """Groups whose rewards are not all equal: the only ones with a GRPO signal (nonzero
+        advantages), the groups ``statistics()["active_groups"]`` counts."""
+        adv = self.advantages.reshape(self.n_groups, self.group_size)
+        return (adv != 0).any(dim=1).nonzero().reshape(-1).tolist()
+
     def group(self, b: int) -> range:
         if not 0 <= b < self.n_groups:
             raise IndexError(f"group {b} out of range: the result holds {self.n_groups} groups.")

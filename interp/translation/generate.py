@@ -19,8 +19,7 @@ from torch import Tensor
 
 from interp.core.generation import generate
 from interp.core.tokens import Truncation, cut_at_stop
-from interp.lens import decode_residuals, layer_hook_name, resolve_layers, resolve_lens
-from interp.lens.unembed import DEFAULT_CHUNK
+from interp.lens import DEFAULT_CHUNK, decode_residuals, layer_hook_name, resolve_layers, resolve_lens
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

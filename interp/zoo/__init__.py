@@ -51,7 +51,8 @@ def entry(name: str) -> ZooEntry:
 def artefact_dir(name: str) -> Path:
     """Folder of a trained zoo artefact; a clear error when it was never trained."""
     e = entry(name)
-    if not (e.path / "card.json").is_file() and not (e.path / "config.json").is_file():
+    # a card, or the config file its format writes (a tuned lens saves tuned_lens.json, no config.json)
+    if not any((e.path / f).is_file() for f in ("card.json", "config.json", "tuned_lens.json")):
         raise FileNotFoundError(
             f"The zoo artefact {name!r} has no checkpoint at {e.path}. Train it with `interp zoo train {name}` "
             "(or `make zoo`)."
