@@ -252,37 +252,49 @@ def token_hidden_reward(
     if vocab == "full":
         col_sets = None
         n_cols = V
+        ypos = Y                                                                     # column of each y
     else:
-        # ids generated anywhere in each group, padded to a common width with a column mask
+        # ids generated anywhere in each group (sorted), padded to a common width with a column mask
         uniq = [torch.unique(torch.cat([t.reshape(-1) for t in tokens[b * G : (b + 1) * G]]).to(device)) for b in range(B)]
         n_cols = max(u.numel() for u in uniq)
         col_sets = torch.zeros(B, max(n_cols, 1), dtype=torch.long, device=device)
         col_mask = torch.zeros(B, max(n_cols, 1), dtype=torch.bool, device=device)
+        sorted_sets = torch.full((B, max(n_cols, 1)), V, dtype=torch.long, device=device)  # V pads: past every id
         for b, u in enumerate(uniq):
             col_sets[b, : u.numel()] = u
             col_mask[b, : u.numel()] = True
+            sorted_sets[b, : u.numel()] = u
+        ypos = torch.searchsorted(sorted_sets, Y.clamp_min(0).view(B, G * T)).view(B, G, T)
 
-    s = torch.zeros(B, G, T, device=device)
+    # The correct responses' hidden states, padding rows zeroed by corr_w, flattened for one bmm per chunk.
+    Hc = (H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d)) * corr_w[:, :, None, None]).reshape(B, -1, d)
+    Hf = H.reshape(B, G * T, d)
+    s = torch.zeros(B, G * T, device=device)
     for c0 in range(0, n_cols, chunk_size):
         c1 = min(c0 + chunk_size, n_cols)
         if col_sets is None:
-            cols = torch.arange(c0, c1, device=device).expand(B, -1)                # [B, C]
-            cmask = torch.ones_like(cols, dtype=torch.bool)
             z = _pack([lg[:, c0:c1].detach() for lg in logits], B, G, T, c1 - c0, device)
         else:
-            cols, cmask = col_sets[:, c0:c1], col_mask[:, c0:c1]
+            cols = col_sets[:, c0:c1]
             z = _pack([lg.detach().index_select(1, cols[j // G]) for j, lg in enumerate(logits)], B, G, T, c1 - c0, device)
-        q = torch.exp(z * inv_t - lse[..., None])
-        onehot = (Y[..., None] == cols[:, None, None, :]).float()
-        E = (onehot - q) * (cmask[:, None, None, :] & valid[..., None]).float()     # [B, G, T, C]
-        Ec = E.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, E.shape[-1]))
-        Hc = H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d))
-        M = torch.einsum("bgtc,bgtd,bg->bcd", Ec, Hc, corr_w)                        # [B, C, d]
-        s += (torch.einsum("bgtc,bcd->bgtd", E, M) * H).sum(-1)
+        # E = onehot(y) - q on this chunk's columns, in place: q, negated, masked, then +1 at y.
+        if inv_t != 1.0:
+            z.mul_(inv_t)
+        E = z.sub_(lse[..., None]).exp_().neg_()                                     # [B, G, T, C]
+        E.masked_fill_(~valid[..., None], 0.0)
+        if col_sets is not None:
+            E.masked_fill_(~col_mask[:, None, None, c0:c1], 0.0)
+        here = valid & (ypos >= c0) & (ypos < c1)
+        E.scatter_add_(-1, (ypos - c0).clamp(0, c1 - c0 - 1)[..., None], here[..., None].to(E.dtype))
+        Ec = E.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, E.shape[-1])).reshape(B, -1, c1 - c0)
+        M = Ec.transpose(1, 2) @ Hc                                                  # [B, C, d]
+        Eflat = E.reshape(B, G * T, c1 - c0)
+        s += ((Eflat @ M) * Hf).sum(-1)
         if exclude_self:
             M_own = torch.einsum("bgtc,bgtd->bgcd", E, H)                            # per-response part
             self_term = (torch.einsum("bgtc,bgcd->bgtd", E, M_own) * H).sum(-1)
-            s -= self_term * correct[..., None]
+            s -= (self_term * correct[..., None]).reshape(B, G * T)
+    s = s.view(B, G, T)
     thr = s * (inv_t * inv_t) * token_w[..., None] * active.view(B, 1, 1).float()
     return [thr[j // G, j % G, : int(lengths[j])].clone() for j in range(n)]
 
