@@ -46,6 +46,27 @@ def test_pattern_hooks_keep_transformer_lens_attention():
     assert _rel(got["blocks.2.hook_attn_out"], cache["blocks.2.hook_attn_out"]) < 1e-5
 
 
+def test_a_callers_pattern_hook_keeps_its_layer_unfused():
+    """A hook already on hook_pattern (here: ablating head 0 of layer 1) must still act on the activations."""
+    model = tiny_llama()
+    tokens = bos_tokens(3, 16, vocab=40)
+
+    def ablate(pattern, hook):
+        pattern[:, 0] = 0.0
+        return pattern
+
+    model.add_hook("blocks.1.attn.hook_pattern", ablate)
+    try:
+        _, cache = model.run_with_cache(tokens, names_filter=["blocks.2.hook_attn_out"])
+        got = host_activations(model, tokens, ["blocks.2.hook_attn_out"])
+        assert len(model.hook_dict["blocks.1.attn.hook_pattern"].fwd_hooks) == 1  # the caller's hook survives
+    finally:
+        model.reset_hooks()
+    _, clean = model.run_with_cache(tokens, names_filter=["blocks.2.hook_attn_out"])
+    assert _rel(clean["blocks.2.hook_attn_out"], cache["blocks.2.hook_attn_out"]) > 1e-3  # the ablation matters
+    assert _rel(got["blocks.2.hook_attn_out"], cache["blocks.2.hook_attn_out"]) < 1e-5
+
+
 def test_forward_stops_at_the_last_hook_and_host_is_restored():
     model = tiny_llama()
     calls = []

@@ -15,9 +15,9 @@ Every other module (embeddings, norms, Q/K/V projections with their QK norms, ro
 host's own, and every hook point outside the attention pattern fires as usual, so the activations
 equal ``run_with_cache``'s up to float rounding (tests/test_fastpath.py checks hook by hook). A layer
 whose attention the fused call cannot reproduce (soft-capping, ALiBi, local windows, attention sinks,
-QKV clipping, OLMo's full-width QK norm, per-head results, a KV cache or padding mask, or a request
-for ``hook_attn_scores`` / ``hook_pattern``) runs TransformerLens's own attention; :func:`fused_reason`
-says why.
+QKV clipping, OLMo's full-width QK norm, per-head results, a KV cache or padding mask, a request for
+``hook_attn_scores`` / ``hook_pattern``, or a hook the caller already put on them) runs TransformerLens's
+own attention; :func:`fused_reason` says why.
 """
 
 from __future__ import annotations
@@ -143,8 +143,11 @@ def host_activations(
         raise KeyError(f"Unknown hook(s) {unknown}; valid names are in model.hook_dict (e.g. {sorted(model.hook_dict)[:3]}).")
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be [batch, ctx] token ids, got shape {tuple(tokens.shape)}.")
-    # Attention layers whose pattern is asked for keep TransformerLens's attention (it is what the hook shows).
+    # Attention layers whose pattern is asked for, or already hooked by the caller (an ablation, a patch),
+    # keep TransformerLens's attention: the fused call has no pattern for a hook to see or change.
     keep = {_layer_of(h) for h in hooks if h.endswith(_PATTERN_HOOKS)}
+    keep |= {_layer_of(name) for name, hp in model.hook_dict.items()
+             if name.endswith(_PATTERN_HOOKS) and (hp.fwd_hooks or hp._forward_hooks)}
     top = max((_layer_of(h) for h in hooks if _layer_of(h) is not None), default=0)
     layers = [i for i in range(top + 1) if i not in keep] if fused else []
     return_type = "logits" if any(h.startswith("unembed.") for h in hooks) else None  # else the unembedding is skipped
