@@ -73,12 +73,13 @@ $(BENCH_STAMP): bench/requirements.txt constraints.txt $(STAMP)
 		|| echo "WARNING: the bench peers did not install; their ratio lines will say 'peer not installed'."
 
 # Every RATIO line is also appended to out/bench-ratios.txt and repeated at the end; a failing bench does
-# not stop the others, but makes the target fail.
+# not stop the others, but makes the target fail. `make bench BENCH_ARGS=--quick` is a smoke run of them all.
+BENCH_ARGS ?=
 bench: install $(BENCH_STAMP)
 	@mkdir -p out; rm -f out/bench-ratios.txt
 	@echo "== $$(date -u +%FT%TZ) load average $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) cores"
 	@failed=""; for b in bench/[!_]*.py; do echo "== $$b"; \
-		BENCH_RATIOS=out/bench-ratios.txt $(PY) $$b --threads 1 || failed="$$failed $$b"; done; \
+		BENCH_RATIOS=out/bench-ratios.txt $(PY) $$b --threads 1 $(BENCH_ARGS) || failed="$$failed $$b"; done; \
 	echo "== every ratio line (out/bench-ratios.txt); load average now $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	cat out/bench-ratios.txt 2>/dev/null; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
