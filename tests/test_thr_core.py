@@ -107,9 +107,15 @@ def _direct_double_sum(H, L, Y, rewards, vocab, temperature, exclude_self=False)
     return out
 
 
+@pytest.mark.parametrize("order", ["auto", "pairs", "M"])
 @pytest.mark.parametrize("vocab", ["group", "full"])
 @pytest.mark.parametrize("exclude_self", [False, True])
-def test_vectorised_matches_direct_double_sum(vocab, exclude_self):
+def test_vectorised_matches_direct_double_sum(vocab, exclude_self, order, monkeypatch):
+    """Both summation orders (token-pair Gram matrices, or M), forced and as chosen, equal the double sum."""
+    import interp.thr.core as core
+
+    if order != "auto":
+        monkeypatch.setattr(core, "_use_pair_order", lambda *a: order == "pairs")
     g = torch.Generator().manual_seed(1)
     lengths = [4, 2, 5, 3, 1]
     V, d = 30, 6

@@ -39,6 +39,7 @@ Normalize = Literal["token", "sequence"]
 Dr.GRPO), ``"sequence"`` weight A_j / |y_j| (the original GRPO per-sequence mean)."""
 
 _STD_EPS = 1e-6
+_GRAM_MAX_FLOATS = 64 * 2**20  # the token-pair order holds B x N x N_c floats: at most 256 MiB of them
 
 
 class THRInputError(ValueError):
@@ -135,6 +136,12 @@ def _pack(rows: Sequence[Tensor], n_groups: int, G: int, T: int, width: int, dev
         if x.shape[0]:
             out[j // G, j % G, : x.shape[0]] = x.to(dtype)
     return out
+
+
+def _use_pair_order(B: int, n_rows: int, n_corr_rows: int, n_cols: int, d: int) -> bool:
+    """True when the token-pair (Gram) order costs fewer multiply-adds than the M order and fits in memory."""
+    return (n_rows * n_corr_rows * (n_cols + d) < (n_corr_rows + n_rows) * d * n_cols
+            and B * n_rows * n_corr_rows <= _GRAM_MAX_FLOATS)
 
 
 @torch.no_grad()
@@ -270,6 +277,13 @@ def token_hidden_reward(
     Hc = (H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d)) * corr_w[:, :, None, None]).reshape(B, -1, d)
     Hf = H.reshape(B, G * T, d)
     s = torch.zeros(B, G * T, device=device)
+    # Two exact orders of the same sum, s_j = sum_c <g_j, g_c> <h_j, h_c>: through M (cost ~ (N_c + N) d per
+    # vocabulary column) or through the token-pair Gram matrices (~ N N_c per column, plus N N_c d once).
+    # The Gram order wins when the correct tokens are few against the width (short groups, wide models).
+    n_rows, n_corr_rows = G * T, corr_idx.shape[1] * T
+    gram = _use_pair_order(B, n_rows, n_corr_rows, n_cols, d)
+    if gram:
+        K = torch.zeros(B, n_rows, n_corr_rows, device=device)                      # sum over columns of E_j . E_c
     for c0 in range(0, n_cols, chunk_size):
         c1 = min(c0 + chunk_size, n_cols)
         if col_sets is None:
@@ -287,13 +301,23 @@ def token_hidden_reward(
         here = valid & (ypos >= c0) & (ypos < c1)
         E.scatter_add_(-1, (ypos - c0).clamp(0, c1 - c0 - 1)[..., None], here[..., None].to(E.dtype))
         Ec = E.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, E.shape[-1])).reshape(B, -1, c1 - c0)
-        M = Ec.transpose(1, 2) @ Hc                                                  # [B, C, d]
         Eflat = E.reshape(B, G * T, c1 - c0)
+        if gram:
+            K += Eflat @ Ec.transpose(1, 2)
+            continue
+        M = Ec.transpose(1, 2) @ Hc                                                  # [B, C, d]
         s += ((Eflat @ M) * Hf).sum(-1)
         if exclude_self:
             M_own = torch.einsum("bgtc,bgtd->bgcd", E, H)                            # per-response part
             self_term = (torch.einsum("bgtc,bgcd->bgtd", E, M_own) * H).sum(-1)
             s -= (self_term * correct[..., None]).reshape(B, G * T)
+    if gram:
+        HH = Hf @ Hc.transpose(1, 2)                                                 # [B, N, N_c]; padding columns 0
+        if exclude_self:  # a token's own response leaves M: drop the pairs inside one response
+            own_row = torch.arange(G, device=device).repeat_interleave(T)            # [N]
+            own_col = corr_idx.repeat_interleave(T, dim=1)                           # [B, N_c]
+            HH = HH.masked_fill(own_row[None, :, None] == own_col[:, None, :], 0.0)
+        s = (K * HH).sum(-1)
     s = s.view(B, G, T)
     thr = s * (inv_t * inv_t) * token_w[..., None] * active.view(B, 1, 1).float()
     return [thr[j // G, j % G, : int(lengths[j])].clone() for j in range(n)]
