@@ -99,6 +99,8 @@ def test_unsupported_attention_is_named_and_falls_back():
 
 def test_bad_input():
     model = rotary_model()
+    with pytest.raises(TypeError, match="HookedTransformer"):
+        host_activations(torch.nn.Linear(2, 2), bos_tokens(2, 8, vocab=48), ["blocks.0.hook_attn_out"])
     with pytest.raises(RuntimeError, match="never reached"):
         host_activations(model, bos_tokens(2, 8, vocab=48), ["blocks.0.attn.hook_result"])
     with pytest.raises(KeyError, match="Unknown hook"):

@@ -129,7 +129,11 @@ class ActivationStream:
             bos_token_id = bos_token_id_of(getattr(model, "tokenizer", None))
         self.bos_token_id = bos_token_id if exclude_bos else None
         self.stop_at_layer = _stop_layer(self.hooks, model.cfg.n_layers)
-        self.fused = fused
+        from transformer_lens import HookedTransformer
+
+        # The fast path drives a HookedTransformer's own modules; other front-ends (a TransformerBridge) keep
+        # run_with_cache.
+        self.fused = fused and isinstance(model, HookedTransformer)
 
     @property
     def batches_per_epoch(self) -> int | None:

@@ -137,6 +137,11 @@ def host_activations(
     Example:
         >>> acts = host_activations(model, tokens, ["blocks.2.ln1.hook_normalized", "blocks.2.hook_attn_out"])  # doctest: +SKIP
     """
+    from transformer_lens import HookedTransformer
+
+    if not isinstance(model, HookedTransformer):
+        raise TypeError(f"host_activations runs a HookedTransformer's own modules; got {type(model).__name__}. "
+                        "Use model.run_with_cache for other front-ends (ActivationStream does so by itself).")
     hooks = list(dict.fromkeys([hooks] if isinstance(hooks, str) else hooks))
     unknown = [h for h in hooks if h not in model.hook_dict]
     if unknown:
