@@ -62,9 +62,27 @@ lab: install
 zoo: install
 	$(VENV)/bin/interp zoo train --all
 
-# Benchmarks print ratios against a baseline measured in the same run (minutes each on a CPU).
-bench: install
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b --threads 1 || exit 1; done
+# Benchmarks print ratio lines (RATIO ...) against their peer package and the physical floor, both measured
+# in the same run (minutes each on a CPU). The peers come from bench/requirements.txt, installed here only
+# (never by `make install`) with constraints.txt, so no pinned version moves; if they cannot be installed the
+# benches still run and say "peer not installed: <reason>". bench/_*.py are shared helpers, not benches.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): bench/requirements.txt constraints.txt $(STAMP)
+	@$(PIP) install -q -c constraints.txt -r bench/requirements.txt && touch $@ \
+		|| echo "WARNING: the bench peers did not install; their ratio lines will say 'peer not installed'."
+
+# Every RATIO line is also appended to out/bench-ratios.txt and repeated at the end; a failing bench does
+# not stop the others, but makes the target fail. `make bench BENCH_ARGS=--quick` is a smoke run of them all.
+BENCH_ARGS ?=
+bench: install $(BENCH_STAMP)
+	@mkdir -p out; rm -f out/bench-ratios.txt
+	@echo "== $$(date -u +%FT%TZ) load average $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) cores"
+	@failed=""; for b in bench/[!_]*.py; do echo "== $$b"; \
+		BENCH_RATIOS=out/bench-ratios.txt $(PY) $$b --threads 1 $(BENCH_ARGS) || failed="$$failed $$b"; done; \
+	echo "== every ratio line (out/bench-ratios.txt); load average now $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	cat out/bench-ratios.txt 2>/dev/null; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 # ---------------------------------------------------------------------------------------- GPU check
 # `make wheelhouse`, where a package index is reachable: the pinned packages the GPU check imports (measured

@@ -25,11 +25,15 @@ import tracemalloc
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as H  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _model(name: str):
-    from interp.core.models import load_model, shared_model_dir
+    from interp.app.paths import shared_model_dir
+    from interp.core.models import load_model
 
     if name == "auto":
         from interp import zoo
@@ -53,16 +57,16 @@ def _saes(model, d_sae: int):
 
 def _prompts(model_name: str, n: int) -> list[str]:
     if model_name == "toy-lm":
-        from interp.steering.tasks import zoo_qa_task
+        from interp.zoo.sources import corrsteer_task
 
-        return zoo_qa_task(n).prompts
+        return corrsteer_task("qa", n).prompts
     base = ["Once upon a time, there was a little girl named Lily. One day, Lily",
             "Tom and his dog went to the park. Tom saw a big", "The sun was shining and the birds"]
     return [base[i % len(base)] for i in range(n)]
 
 
 def _task(model_name: str, n: int):
-    from interp.steering.tasks import Example, ExactMatchTask
+    from interp.core.tasks import Example, ExactMatchTask
 
     return ExactMatchTask("bench", [Example(p, "the") for p in _prompts(model_name, n)], max_new_tokens=8)
 
@@ -97,8 +101,8 @@ def main() -> None:
     torch.set_grad_enabled(False)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from interp.core.generation import generate
     from interp.steering.collect import collect
-    from interp.steering.generate import greedy_generate
     from interp.steering.select import SelectedFeature, to_vectors
     from interp.steering.stats import CorrelationStats
     from interp.steering.steer import steer
@@ -114,7 +118,7 @@ def main() -> None:
 
     def plain():
         for i in range(0, n, 64):
-            greedy_generate(model, prompts[i : i + 64], max_new, stop_at_eos=False)
+            generate(model, prompts[i : i + 64], max_new, stop_at_eos=False)
 
     feats = [SelectedFeature(s.cfg.metadata.hook_name, 3, 0.3, 2.0, 0.5) for s in saes]
     vecs = to_vectors(feats, {s.cfg.metadata.hook_name: s for s in saes})
@@ -126,16 +130,20 @@ def main() -> None:
         with steer(model, vecs):
             plain()
 
-    # interleaved repeats, best of each: a shared machine's load drifts between runs
+    # interleaved repeats, the median of each: a shared machine's load drifts between runs
     times: dict[str, list[float]] = {"plain": [], "collect": [], "steered": []}
     for _ in range(reps):
         for key, fn in (("plain", plain), ("collect", collecting), ("steered", steered)):
             t = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - t)
-    t_plain, t_collect, t_steer = (min(times[k]) for k in ("plain", "collect", "steered"))
+    t_plain, t_collect, t_steer = (H.median(times[k]) for k in ("plain", "collect", "steered"))
     print(f"[1] collection {t_collect:.2f}s vs plain greedy generation {t_plain:.2f}s: "
           f"overhead {t_collect / t_plain:.2f}x (aim <= 1.5x)")
+    H.report(H.ratio_line(f"CorrSteer collection ({name}, {n} prompts, {len(saes)} SAEs x {d_sae})", t_collect,
+                          peer_name="", no_peer="the CorrSteer paper's code is not a package",
+                          floor_name="plain greedy generation of the same batches", floor=t_plain,
+                          extra=f"medians of {reps} interleaved repeats"))
     print(f"[2] steered generation {t_steer:.2f}s vs unsteered {t_plain:.2f}s: overhead {t_steer / t_plain:.2f}x "
           f"(aim <= 1.1x; {len(vecs)} hooks steered)")
 

@@ -1,167 +1,393 @@
-"""Lorsa training-step throughput and memory, as ratios against baselines measured in the same run.
+"""Lorsa end to end against the authors' trainer (``llamascopium``, OpenMOSS), on identical token ids, in one run.
 
-- tokens/s of one training step (forward, backward, Adam) of our Lorsa versus (a) a naive reference
-  that computes every OV head's attention separately (a Python loop over heads) and (b) the host
-  attention layer's own forward+backward on the same batch;
-- achieved FLOP/s of the Lorsa step as a fraction of this machine's dense matmul FLOP/s;
-- peak memory of a training step per token versus n_ov, with and without query chunking (torch
-  allocator events from the profiler).
+Setting (the authors' comparison, issue 15): stories260K layer 2, 512 rank-1 OV heads sharing 8 QK heads of
+width 8, top-K 16, batches of 8 x 256 tokens, lr 1e-3 (5% warm-up, 20% cool-down), model-based init,
+training tokens sampled from stories260K itself (seed 0, see ``sampled``), ``--tokens`` of them (327,680 = 160 steps by
+default, so the run takes minutes; the authors' budget is 1,310,720), quality on ``--held-out`` other
+sequences (seed 1).
 
-Run: ``.venv/bin/python bench/lorsa.py`` (``--quick`` for a smoke run). Shapes default to a
-stories260K-sized layer: d_model 64, 8 QK heads of width 8, n_ov 512, top-K 16, batch 8 x 256.
+- ours: ``interp.lorsa.train_lorsa`` at its defaults (activations through ``interp.core.fastpath``:
+  TransformerLens modules with fused SDPA attention, the forward stopped after layer 2's attention,
+  host batches of 64), timed from the call to the returned, folded Lorsa;
+- peer: the authors' own pieces in the order their ``runners.train.train_lorsa`` runs them
+  (``ActivationFactory`` -> ``Initializer.initialize_sae_from_config`` -> ``Trainer.fit``), at the
+  settings of their stories260K run (fixtures/lorsa-authors-stories260K-L2): top-K 16, dataset-wise
+  norm, MHSA QK init, active-subspace OV init, grid-searched decoder norm, geometric-median bias, AuxK
+  1/32 with heads dead after 50k silent tokens (ours too), no K annealing, fp32 (no bf16 autocast on
+  CPU), clip off. Their host is their own ``TransformerLensLanguageModel``
+  (their HF loader). Known pitfalls handled: their timer calls ``torch.npu`` on CPU builds (stubbed);
+  ``rotary_adjacent_pairs=False`` (their default ``True`` breaks the host init for HF-layout RoPE); their
+  TransformerLens backend reads only a ``text`` field and tokenises it, so ``to_activations`` is given
+  our token ids instead (their own code path otherwise: pad/truncate, ``run_with_cache_until``, mask);
+  ``model_batch_size`` (default 1) set to ``--peer-model-batch`` (8); data-loader workers 0 (one thread).
+  Their initialisation consumes the first 10 batches of the stream (norm estimate, init, step count),
+  so they train on 10 fewer batches of the same ids; tokens/s counts the ids handed in, for both.
+- floor: the machine's float32 matmul rate measured in the same run; the Lorsa step's achieved FLOP/s
+  (forward + backward of the dense step, causal attention counted as half the square) against it.
+
+Times are CPU seconds of this single-threaded process (the wall clock of a minute-long run on a shared
+machine swings with the other jobs; the wall-clock ratio is printed beside it), medians over ``--repeats``
+interleaved runs (ours, peer, ours, peer).
+
+Quality, one evaluator for both (``interp.lorsa.evaluate_lorsa``): held-out explained variance, fraction
+of next-token loss recovered when layer 2's attention output is replaced by the reconstruction, dead heads
+(never firing on the held-out tokens). Peak memory is resident-set growth during each run.
+
+    .venv/bin/python bench/lorsa.py --threads 1
+    .venv/bin/python bench/lorsa.py --quick --threads 1      # 40 steps
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import logging
+import math
+import os
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+import _harness as H
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from interp.lorsa import Lorsa, LorsaConfig  # noqa: E402
-
-
-def _cfg(n_ov: int, d_model=64, n_qk=8, d_qk=8, top_k=16, chunk=None) -> LorsaConfig:
-    return LorsaConfig(d_model=d_model, n_qk_heads=n_qk, d_qk_head=d_qk, n_ov_heads=n_ov, top_k=top_k, rotary=True,
-                       rotary_dim=d_qk, query_chunk_size=chunk)
+LAYER = 2
+CTX = 256
+BATCH = 8
 
 
-def _time(step, repeats: int) -> float:
-    step()  # warm-up
-    t = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    return (time.perf_counter() - t) / repeats
-
-
-def lorsa_step(lorsa: Lorsa, x, y):
-    opt = torch.optim.Adam(lorsa.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad()
-        F.mse_loss(lorsa(x), y).backward()
-        opt.step()
-    return step
-
-
-def naive_step(lorsa: Lorsa, x, y):
-    """Same maths, one attention per OV head (explicit softmax), as a straightforward port would do."""
-    opt = torch.optim.Adam(lorsa.parameters(), lr=1e-4)
-    cfg = lorsa.cfg
-
-    def step():
-        opt.zero_grad()
-        q, k = lorsa._qk(x)
-        n = x.shape[1]
-        causal = torch.ones(n, n, dtype=torch.bool).tril()
-        v = lorsa.values(x)
-        zs = []
-        for i in range(cfg.n_ov_heads):
-            h = i // cfg.group_size
-            a = (q[:, h] @ k[:, h].transpose(-1, -2) / cfg.scale).masked_fill(~causal, float("-inf")).softmax(-1)
-            zs.append(a @ v[..., i : i + 1])
-        z = lorsa.sparsify(torch.cat(zs, dim=-1))
-        F.mse_loss(lorsa.decode(z), y).backward()
-        opt.step()
-    return step
-
-
-def host_step(x, y, n_heads=8, n_kv=4, d_head=8):
-    from transformer_lens import HookedTransformerConfig
-    from transformer_lens.components import GroupedQueryAttention
-
-    cfg = HookedTransformerConfig(n_layers=1, d_model=x.shape[-1], n_heads=n_heads, d_head=d_head, n_ctx=x.shape[1],
-                                  d_vocab=8, act_fn="silu", positional_embedding_type="rotary", rotary_dim=d_head,
-                                  n_key_value_heads=n_kv, normalization_type="RMS")
-    attn = GroupedQueryAttention(cfg)
-    for p in attn.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    opt = torch.optim.Adam(attn.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad()
-        F.mse_loss(attn(x, x, x), y).backward()
-        opt.step()
-    return step
-
-
-def lorsa_flops(cfg: LorsaConfig, batch: int, ctx: int) -> float:
-    """Forward+backward FLOPs (backward = 2x forward) of the dense Lorsa step; causal attention counted
-    as half the square, which is what a causal-aware kernel does."""
+def lorsa_step_flops(cfg, batch: int, ctx: int) -> float:
+    """Forward + backward (2x forward) FLOPs of one dense Lorsa step; causal attention counted as half the square."""
     t = batch * ctx
-    proj = 2 * t * cfg.d_model * (2 * cfg.n_qk_heads * cfg.d_qk_head + 2 * cfg.n_ov_heads)  # Q, K, V and W_O
+    proj = 2 * t * cfg.d_model * (2 * cfg.n_qk_heads * cfg.d_qk_head + 2 * cfg.n_ov_heads)  # Q, K, values, W_O
     attn = 2 * batch * cfg.n_qk_heads * (ctx * ctx / 2) * (cfg.d_qk_head + cfg.group_size)
     return 3 * (proj + attn)
 
 
-def matmul_flops(n=1024, repeats=5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    sec = _time(lambda: a @ b, repeats)
-    return 2 * n**3 / sec
+# ----------------------------------------------------------------------------------- ours
+def ours_train(model, tokens, n_steps: int):
+    from interp.lorsa import LorsaConfig, LorsaTrainConfig, train_lorsa
+
+    cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
+    return train_lorsa(model, LAYER, tokens, cfg, LorsaTrainConfig(batch_size=BATCH, lr=1e-3, n_steps=n_steps,
+                                                                    progress=False))
 
 
-def peak_step_memory(n_ov: int, chunk: int | None, batch: int, ctx: int, train: bool = True) -> float:
-    """Peak bytes allocated by torch during one training step (forward+backward), from the
-    profiler's allocation events (a running sum of allocations and frees)."""
-    torch.manual_seed(0)
-    x, y = torch.randn(batch, ctx, 64), torch.randn(batch, ctx, 64)
-    lorsa = Lorsa(_cfg(n_ov, chunk=chunk))
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
-        if train:
-            F.mse_loss(lorsa(x), y).backward()
-        else:
-            with torch.no_grad():
-                lorsa(x)
-    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events())
-    running = peak = 0
-    for _, nbytes in events:
-        running += nbytes
-        peak = max(peak, running)
-    return float(peak)
+FOLDER: list[str] = []
+
+
+def hf_activation_time(folder: str, tokens) -> float:
+    """Seconds for transformers' own Llama (SDPA) to produce layer 2's attention input and output on ``tokens``,
+    stopped right after that attention (a reference for the fast path; 64 sequences a call, as ours)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+
+    class Stop(Exception):
+        pass
+
+    def stop(*_):
+        raise Stop
+
+    handle = hf.model.layers[LAYER].self_attn.register_forward_hook(stop)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, tokens.shape[0], 64):
+            try:
+                hf(tokens[i : i + 64])
+            except Stop:
+                pass
+    handle.remove()
+    return time.perf_counter() - t0
+
+
+def ours_parts(model, tokens, rate: float, repeats: int) -> dict:
+    """Where our time goes: the activation pass alone, and one training step alone (and its FLOP rate
+    against the matmul rate measured interleaved with it)."""
+    import torch
+    from interp.core.activations import ActivationStream
+    from interp.lorsa import Lorsa, LorsaConfig
+    from interp.lorsa.config import hook_names
+    from interp.lorsa.train import _loss_parts
+
+    hooks = list(hook_names(model, LAYER))
+    t0 = time.process_time()  # CPU seconds, like the end-to-end times it is the floor of
+    blocks = [b for b in ActivationStream(model, tokens, hooks, batch_size=BATCH, buffer_sequences=256)]
+    t_act = time.process_time() - t0
+    t0 = time.perf_counter()
+    for _ in ActivationStream(model, tokens[:256], hooks, batch_size=BATCH, buffer_sequences=256, fused=False):
+        pass
+    t_act_tl = (time.perf_counter() - t0) * tokens.shape[0] / min(256, tokens.shape[0])
+
+    t_act_hf = hf_activation_time(FOLDER[0], tokens[:256]) * tokens.shape[0] / min(256, tokens.shape[0])
+
+    cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
+    lorsa = Lorsa(cfg, seed=0)
+    opt = torch.optim.Adam(lorsa.parameters(), lr=1e-3)
+    b = blocks[0]
+    x, y, mask = b[hooks[0]], b[hooks[1]], b.mask
+    dead = torch.zeros(cfg.n_ov_heads, dtype=torch.bool)
+    dead[:64] = True  # the AuxK branch runs, as it does once heads die
+
+    def step():
+        sq, aux, _ = _loss_parts(lorsa, x, y, mask, cfg.top_k, dead, 2 * cfg.top_k)
+        loss = (sq + aux / 32) / (mask.sum() * cfg.d_model)
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lorsa.parameters(), 1.0)
+        opt.step()
+
+    a_, b_ = torch.randn(512, 512), torch.randn(512, 512)
+
+    def matmuls():  # the floor, timed between the steps (A B A B) so both see the same load
+        for _ in range(16):
+            a_ @ b_
+
+    times = H.interleave({"step": step, "matmul": matmuls}, repeats)
+    t_step = H.median(times["step"])
+    rate = 16 * 2 * 512**3 / H.median(times["matmul"])
+    flops = lorsa_step_flops(cfg, BATCH, CTX)
+    return {"act_s": t_act, "act_tl_s": t_act_tl, "act_hf_s": t_act_hf, "step_s": t_step, "step_flops": flops / t_step,
+            "rate": rate,
+            "step_frac": flops / t_step / rate, "n_tokens": tokens.numel()}
+
+
+# ----------------------------------------------------------------------------------- peer
+def _quiet_peer():
+    """Their timer synchronises ``torch.npu`` when CUDA is absent (AttributeError on CPU builds); logs to ERROR."""
+    import torch
+
+    if not hasattr(torch, "npu"):
+        class _NoNPU:
+            @staticmethod
+            def is_available() -> bool:
+                return False
+
+        torch.npu = _NoNPU()  # type: ignore[attr-defined]
+    for name in ("llamascopium", "llamascopium.trainer", "llamascopium.initializer"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def peer_model(folder: str):
+    """Their TransformerLens host, loaded by their own loader, reading token ids instead of text."""
+    import torch
+    from llamascopium.backend.language_model import LanguageModelConfig, TransformerLensLanguageModel
+    from llamascopium.utils.misc import pad_and_truncate_tokens
+
+    class TokenIdsLM(TransformerLensLanguageModel):
+        def to_activations(self, raw, hook_points, n_context=None):
+            # Their own to_activations, with the tokenizer call replaced by the ids we hand in.
+            tokens = torch.tensor(raw["tokens"], dtype=torch.long, device=self.lm_cfg.device)
+            if n_context is not None:
+                tokens = pad_and_truncate_tokens(tokens, n_context, pad_token_id=self.pad_token_id)
+            tokens = tokens.contiguous()
+            _, acts = self.run_with_cache_until(tokens, names_filter=hook_points, until=hook_points[-1])
+            mask = torch.logical_and(tokens.ne(self.pad_token_id), tokens.ne(self.bos_token_id)).int()
+            return {h: acts[h] for h in hook_points} | {"tokens": tokens, "mask": mask, "attention_mask": mask}
+
+    cfg = LanguageModelConfig(model_name=folder, model_from_pretrained_path=folder, local_files_only=True,
+                              device="cpu", dtype=torch.float32, max_length=CTX, backend="transformer_lens",
+                              bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return TokenIdsLM(cfg)
+
+
+def peer_train(lm, tokens, workdir: str, model_batch: int):
+    """The body of their runners.train.train_lorsa, in process, on our token ids."""
+    import torch
+    from datasets import Dataset
+    from llamascopium.activation.factory import (ActivationFactory, ActivationFactoryConfig,
+                                                 ActivationFactoryDatasetSource, ActivationFactoryTarget)
+    from llamascopium.initializer import Initializer, InitializerConfig
+    from llamascopium.models.lorsa import LorsaConfig as PeerLorsaConfig
+    from llamascopium.trainer import Trainer, TrainerConfig
+
+    hooks = [f"blocks.{LAYER}.ln1.hook_normalized", f"blocks.{LAYER}.hook_attn_out"]
+    data = Dataset.from_dict({"text": [""] * tokens.shape[0], "tokens": tokens.tolist()})
+    factory = ActivationFactory(ActivationFactoryConfig(
+        sources=[ActivationFactoryDatasetSource(name="ids")], target=ActivationFactoryTarget.ACTIVATIONS_2D,
+        hook_points=hooks, batch_size=BATCH, context_size=CTX, model_batch_size=model_batch, num_workers=0))
+    stream = factory.process(model=lm, model_name="stories260K", datasets={"ids": (data, None)})
+    sae_cfg = PeerLorsaConfig(
+        d_model=64, expansion_factor=8, act_fn="topk", top_k=16, norm_activation="dataset-wise",
+        sparsity_include_decoder_norm=True, use_decoder_bias=True, hook_point_in=hooks[0], hook_point_out=hooks[1],
+        n_qk_heads=8, d_qk_head=8, positional_embedding_type="rotary", rotary_dim=8, rotary_base=10000,
+        rotary_adjacent_pairs=False, n_ctx=CTX, device="cpu", dtype=torch.float32)
+    init = Initializer(InitializerConfig(
+        init_encoder_with_decoder_transpose=False,  # not defined for a Lorsa (their assertion)
+        initialize_lorsa_with_mhsa=True, model_layer=LAYER, initialize_W_D_with_active_subspace=True,
+        grid_search_init_norm=True, bias_init_method="geometric_median"))
+    sae = init.initialize_sae_from_config(sae_cfg, activation_stream=stream, model=lm)
+    trainer = Trainer(TrainerConfig(
+        lr=1e-3, lr_scheduler_name="constantwithwarmup", lr_warm_up_steps=0.05, lr_cool_down_steps=0.2,
+        total_training_tokens=tokens.numel(), auxk_coefficient=1 / 32, amp_dtype=torch.float32,
+        k_warmup_steps=0, initial_k=16,  # no K annealing (ours: k_anneal_frac=0)
+        dead_threshold=50_000,  # AuxK's dead heads: silent for 50k tokens, as ours (their default 10M never fires here)
+        l1_coefficient=None, log_frequency=10**9, eval_frequency=10**9, n_checkpoints=0,
+        exp_result_path=workdir))
+    trainer.fit(sae=sae, activation_stream=stream)
+    return sae
+
+
+class PeerLorsa:
+    """The authors' trained Lorsa seen through the few names ``evaluate_lorsa`` uses, on raw activations:
+    their own normalisation in, their own encode/decode, their scale out."""
+
+    def __init__(self, sae, ours_cfg):
+        self.sae, self.cfg = sae, ours_cfg
+
+    def check_host(self, model) -> None:
+        pass
+
+    def to(self, device):
+        return self
+
+    def encode(self, x):
+        import torch
+
+        with torch.no_grad():
+            xn = x * self.sae.compute_norm_factor(x, self.sae.cfg.hook_point_in)
+            return self.sae.encode(xn)
+
+    def decode(self, z):
+        import torch
+
+        with torch.no_grad():
+            y_n = self.sae.decode(z)
+            return y_n / self.sae.compute_norm_factor(y_n, self.sae.cfg.hook_point_out)
+
+
+# ----------------------------------------------------------------------------------- main
+def sampled(model: str, n: int, seed: int):
+    """``n`` sequences of 256 tokens sampled from stories260K (BOS first, temperature 1, EOS an ordinary token,
+    seed ``seed``) through interp's generation loop on the Hugging Face model (SDPA; ~5x faster here than
+    the HookedTransformer), cached in out/bench-cache (safetensors) so a rerun skips the sampling."""
+    import torch
+    from interp.core.generation import generate
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    path = H.ROOT / "out" / "bench-cache" / f"stories260K-sampled-{n}x{CTX}-seed{seed}.safetensors"
+    if path.is_file():
+        return load_file(path)["tokens"]
+    hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+    bos = torch.full((n, 1), 1, dtype=torch.long)
+    toks = torch.cat([bos, generate(hf, bos, CTX - 1, temperature=1.0, seed=seed, stop_at_eos=False).tokens.cpu()], 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"tokens": toks.contiguous()}, path)
+    return toks
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tokens", type=int, default=327_680, help="training tokens (multiple of 8 x 256)")
+    p.add_argument("--held-out", type=int, default=64, help="held-out sequences of 256 tokens")
+    p.add_argument("--repeats", type=int, default=1, help="end-to-end runs of each (interleaved)")
+    p.add_argument("--peer-model-batch", type=int, default=8)
+    p.add_argument("--model", default=str(H.ROOT.parent.parent / "shared" / "models" / "stories260K"))
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    batch, ctx = (2, 128) if a.quick else (8, 256)
-    reps = 2 if a.quick else 5
-    torch.manual_seed(0)
-    x, y = torch.randn(batch, ctx, 64), torch.randn(batch, ctx, 64)
-    tokens = batch * ctx
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch} x {ctx}")
+    H.pin_threads(a.threads)
+    warnings.filterwarnings("ignore")
+    import torch
+    from interp.core.models import load_model
+    from interp.lorsa import LorsaConfig, evaluate_lorsa
 
-    lorsa = Lorsa(_cfg(512))
-    t_ours = _time(lorsa_step(lorsa, x, y), reps)
-    t_single = _time(lorsa_step(Lorsa(_cfg(512, chunk=0)), x, y), reps)
-    t_naive = _time(naive_step(Lorsa(_cfg(512)), x, y), 1)
-    t_host = _time(host_step(x, y), reps)
-    print(f"Lorsa step (n_ov 512):        {tokens / t_ours:10.0f} tokens/s  ({t_ours * 1e3:.1f} ms)")
-    print(f"   same, one causal SDPA call:  {tokens / t_single:10.0f} tokens/s  -> query chunks (auto, 128) are {t_single / t_ours:.2f}x faster")
-    print(f"(a) naive per-head reference:  {tokens / t_naive:10.0f} tokens/s  -> ours is {t_naive / t_ours:.1f}x faster")
-    print(f"(b) host attention fwd+bwd:    {tokens / t_host:10.0f} tokens/s  -> ours takes {t_ours / t_host:.1f}x the host layer's time")
+    folder = a.model if Path(a.model).is_dir() else os.environ.get("INTERP_STORIES260K", "/work/shared/models/stories260K")
+    FOLDER.append(folder)
+    if a.quick:
+        a.tokens, a.held_out = 40 * BATCH * CTX, 16
+    n_seq = a.tokens // CTX
+    n_steps = n_seq // BATCH
+    H.header(f"Lorsa end to end vs llamascopium: stories260K L{LAYER}, 512 OV / 8 QK heads, K 16, "
+             f"batch {BATCH}x{CTX}, lr 1e-3, {n_seq * CTX:,} training tokens ({n_steps} steps), "
+             f"{a.held_out} held-out sequences", a.threads)
+    model = load_model(folder, device="cpu")
+    t0 = time.perf_counter()
+    train = sampled(folder, n_seq, seed=0)
+    held = sampled(folder, a.held_out, seed=1)
+    print(f"# sampled {train.shape[0]} + {held.shape[0]} sequences in {time.perf_counter() - t0:.1f} s")
+    rate = H.matmul_rate()
+    print(f"# matmul rate at the start: {rate / 1e9:.1f} GFLOP/s (float32 512x512; the step's floor is re-measured "
+          "interleaved with the step)")
 
-    flops = lorsa_flops(lorsa.cfg, batch, ctx) / t_ours
-    peak = matmul_flops(512 if a.quick else 1024)
-    print(f"achieved {flops / 1e9:.2f} GFLOP/s vs matmul {peak / 1e9:.2f} GFLOP/s on this machine: {flops / peak:.1%}")
+    mod, why = H.peer("llamascopium")
+    runs = {"ours": lambda: ours_train(model, train, n_steps)}
+    peer_sae: dict = {}
+    if mod is not None:
+        _quiet_peer()
+        lm = peer_model(folder)
+        work = tempfile.mkdtemp(prefix="lorsa-peer-")
 
-    print("peak memory per token (KiB): training step (forward+backward) and no-grad forward")
-    print(f"{'n_ov':>6} {'train, 1 call':>14} {'train, chunk 32':>16} {'no-grad, 1 call':>16} {'no-grad, chunk 32':>18}")
-    for n_ov in ((256, 512) if a.quick else (256, 512, 1024, 2048)):
-        row = [peak_step_memory(n_ov, chunk, batch, ctx, train) / 1024 / tokens
-               for train in (True, False) for chunk in (0, 32)]
-        print(f"{n_ov:>6} {row[0]:>14.1f} {row[1]:>16.1f} {row[2]:>16.1f} {row[3]:>18.1f}")
-    print("note: peak memory is dominated by the per-head tensors (z~, values: batch x ctx x n_ov) and grows with "
-          "n_ov; in training every chunk's attention weights are kept for backward, so query chunking does not lower "
-          "the peak at ctx 256 (mask and concatenation add a little). Its measured benefit here is speed (skipped "
-          "masked work); it only bounds memory once ctx x ctx per QK head outweighs ctx x n_ov.")
+        def peer_run():
+            with contextlib.redirect_stderr(io.StringIO()):
+                peer_sae["sae"] = peer_train(lm, train, work, a.peer_model_batch)
+        runs["peer"] = peer_run
+
+    results: dict[str, list[dict]] = {k: [] for k in runs}
+    ours_result = {}
+    for _ in range(a.repeats):
+        for name, fn in runs.items():
+            out = {}
+
+            def call(fn=fn, out=out):
+                c0 = time.process_time()
+                out["r"] = fn()
+                out["cpu"] = time.process_time() - c0
+            m = H.measured_call(call)
+            m["cpu"] = out["cpu"]
+            results[name].append(m)
+            if name == "ours":
+                ours_result["r"] = out["r"]
+            print(f"# {name}: {m['seconds']:.1f} s wall, {m['cpu']:.1f} s CPU, {train.numel() / m['cpu']:,.0f} tokens per CPU s, "
+                  f"peak +{m['peak_mib']:.0f} MiB ({H.load_average()})", flush=True)
+
+    parts = ours_parts(model, train, rate, repeats=5 if not a.quick else 2)
+    print(f"# ours, parts: activations {parts['n_tokens'] / parts['act_s']:,.0f} tokens/s through the fast path "
+          f"(TransformerLens run_with_cache: {parts['n_tokens'] / parts['act_tl_s']:,.0f}; transformers' Llama with "
+          f"SDPA stopped after the attention: {parts['n_tokens'] / parts['act_hf_s']:,.0f}); one step "
+          f"{parts['step_s'] * 1e3:.1f} ms = {BATCH * CTX / parts['step_s']:,.0f} tokens/s, "
+          f"{parts['step_flops'] / 1e9:.1f} GFLOP/s")
+
+    cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
+    cfg.hook_in, cfg.hook_out, cfg.layer = f"blocks.{LAYER}.ln1.hook_normalized", f"blocks.{LAYER}.hook_attn_out", LAYER
+    evals = {"ours": evaluate_lorsa(model, ours_result["r"].lorsa, held, progress=False)}
+    if "sae" in peer_sae:
+        evals["peer"] = evaluate_lorsa(model, PeerLorsa(peer_sae["sae"], cfg), held, progress=False)
+    for name, ev in evals.items():
+        print(f"# {name} quality: EV {ev.explained_variance:.4f}, loss recovered {ev.loss_recovered:.2%}, "
+              f"dead heads {ev.dead_heads}, dense {ev.dense_heads}, L0 {ev.l0:.1f}, clean CE {ev.clean_loss:.3f}")
+
+    # CPU seconds of this (single-threaded) process: on a shared machine the wall clock of a minute-long run
+    # swings with the other jobs' load, the work done does not; the wall-clock ratio is printed beside it.
+    t_ours = H.median([m["cpu"] for m in results["ours"]])
+    t_peer = H.median([m["cpu"] for m in results["peer"]]) if results.get("peer") else None
+    w_ours = H.median([m["seconds"] for m in results["ours"]])
+    w_peer = H.median([m["seconds"] for m in results["peer"]]) if results.get("peer") else None
+    q = evals["ours"]
+    extra = (f"CPU seconds; {train.numel() / t_ours:,.0f} tokens per CPU s"
+             + (f" vs {train.numel() / t_peer:,.0f}" if t_peer else "")
+             + f"; wall {w_ours:.1f} s" + (f" vs {w_peer:.1f} s = {w_peer / w_ours:.2f}x" if w_peer else "")
+             + f"; EV {q.explained_variance:.3f}"
+             + (f" vs {evals['peer'].explained_variance:.3f}" if "peer" in evals else "")
+             + f", loss recovered {q.loss_recovered:.1%}"
+             + (f" vs {evals['peer'].loss_recovered:.1%}" if "peer" in evals else "")
+             + f", dead {q.dead_heads}" + (f" vs {evals['peer'].dead_heads}" if "peer" in evals else "")
+             + f"; peak +{results['ours'][0]['peak_mib']:.0f} MiB"
+             + (f" vs +{results['peer'][0]['peak_mib']:.0f}" if t_peer else "")
+             + f"; {n_seq * CTX:,} tokens; {H.load_average()}")
+    H.report(H.ratio_line("lorsa end-to-end", t_ours, peer_name="llamascopium", peer=t_peer, peer_missing=why,
+                          floor_name="activation pass alone", floor=parts["act_s"], extra=extra))
+    rate = parts["rate"]
+    step_floor = lorsa_step_flops(cfg, BATCH, CTX) / rate
+    H.report(H.ratio_line("lorsa step", parts["step_s"], peer_name="", no_peer="end-to-end line above",
+                          floor_name="matmul rate", floor=step_floor,
+                          extra=f"step at {parts['step_frac']:.1%} of the matmul rate ({parts['step_flops'] / 1e9:.1f} "
+                                f"of {rate / 1e9:.1f} GFLOP/s); {H.load_average()}"))
 
 
 if __name__ == "__main__":

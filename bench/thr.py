@@ -1,164 +1,143 @@
-"""Benchmark of the THR core (interp.thr.token_hidden_reward), ratios measured in one run.
+"""THR overhead: ``interp.thr.token_hidden_reward`` against one forward pass of the policy, and against the
+direct pairwise form it must equal, measured in one run.
 
-1. THR of one group (G responses of T tokens, width d, vocabulary V; random tensors) against the
-   direct pairwise computation sum_{i,k'} <g_i,k', g_j,k> <h_i,k', h_j,k> (Gram matrices over all
-   token pairs). Both must agree.
-2. THR against one forward pass of a Llama-style model of the same width and vocabulary over the
-   same G*T tokens (THR's cost as a fraction of the GRPO step, which needs >= 3 such passes).
-3. Peak memory with V=150k, chunked over the vocabulary vs one chunk (each in a subprocess,
-   peak RSS above the inputs).
+Shapes (defaults): one GRPO group of G=8 responses of T=256 generated tokens (2,048 tokens), half of them
+correct (the heaviest M), random hidden states and logits, for a policy of TinyLlama-1.1B's shape: d=2048,
+V=32,000, 22 layers, 32 query / 4 key-value heads, gated SiLU MLP of 5,632, RMS norm, RoPE.
 
-    python bench/thr.py --threads 1        # G=8, T=512, d=1024, V=32000 (~2-4 min on a shared CPU core)
-    python bench/thr.py --full-vocab       # also vocab="full" against its pairwise form (minutes more)
-    python bench/thr.py --quick            # small sizes, under a minute
+- ours: THR with ``vocab="group"`` (the ids generated in the group; q still from the full-vocabulary
+  log-sum-exp) and ``vocab="full"`` (exact);
+- vs direct form: sum_{i correct, k'} <g_i,k', g_j,k> <h_i,k', h_j,k> over every token pair (Gram matrices);
+  timed in float32; THR must agree with it (computed once in float64) to 1e-5 relative
+  (max |difference| / max |THR|), checked here;
+- vs floor: one forward pass of the policy over the same 2,048 tokens (a [G, T] batch), which GRPO already
+  runs at least three times a step (old policy, policy forward and backward). A 22-layer, 1.1B-parameter
+  model does not fit beside the other jobs on this machine, so the pass is timed part by part at full width
+  and summed: the embedding, one decoder block (seeded random weights; every block costs the same) times
+  the number of layers, the final norm and the unembedding. ``--layers`` changes the depth.
+
+Timings are medians of interleaved repeats (THR group, THR full, direct, block, ...). The aims (issue 15):
+THR group <= 5% and THR full <= 15% of the forward pass, at d >= 1024 and V >= 32k.
+
+    .venv/bin/python bench/thr.py --threads 1
+    .venv/bin/python bench/thr.py --quick --threads 1        # small shapes, seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
-import time
 
-import torch
-
-from interp.thr import group_advantages, token_hidden_reward
+import _harness as H
 
 
 def make_group(G: int, T: int, d: int, V: int, seed: int = 0):
+    import torch
+
     g = torch.Generator().manual_seed(seed)
-    H = [torch.randn(T, d, generator=g) / d**0.5 for _ in range(G)]
+    Hs = [torch.randn(T, d, generator=g) / d**0.5 for _ in range(G)]
     L = [torch.randn(T, V, generator=g) * 2 for _ in range(G)]
     Y = [torch.randint(0, V, (T,), generator=g) for _ in range(G)]
-    r = torch.tensor([float(i % 2) for i in range(G)])  # half correct: the heaviest M
-    return H, L, Y, r
+    r = torch.tensor([float(i % 2) for i in range(G)])
+    return Hs, L, Y, r
 
 
-@torch.no_grad()
-def direct_pairwise(H, L, Y, r, vocab: str) -> list[torch.Tensor]:
-    """Reference: Gram matrices of prediction errors and hidden states over all token pairs."""
-    adv = group_advantages(r)
-    ids = torch.unique(torch.cat(Y)) if vocab == "group" else None
-    Hs = torch.cat(H)
-    Ls = torch.cat(L)
-    q = torch.softmax(Ls, -1)
-    E = -q
-    E[torch.arange(len(E)), torch.cat(Y)] += 1
-    if ids is not None:
-        E = E[:, ids]
-    owner = torch.cat([torch.full((len(y),), i) for i, y in enumerate(Y)])
-    corr = adv[owner] > 0
-    pair = (E @ E[corr].T) * (Hs @ Hs[corr].T)          # [N, N_correct]: every token pair
-    s = pair.sum(1) * adv[owner]
-    return list(s.split([len(y) for y in Y]))
+def direct_pairwise(Hs, L, Y, r, vocab: str, dtype=None):
+    """The direct form: Gram matrices of prediction errors and hidden states over all token pairs (float32
+    when timed; float64 once as the reference THR must agree with)."""
+    import torch
+    from interp.thr import group_advantages
+
+    dtype = dtype or torch.float32
+    with torch.no_grad():
+        adv = group_advantages(r).to(dtype)
+        ids = torch.unique(torch.cat(Y)) if vocab == "group" else None
+        h = torch.cat(Hs).to(dtype)
+        E = -torch.softmax(torch.cat(L).to(dtype), -1)
+        E[torch.arange(len(E)), torch.cat(Y)] += 1
+        if ids is not None:
+            E = E[:, ids]
+        owner = torch.cat([torch.full((len(y),), i) for i, y in enumerate(Y)])
+        corr = adv[owner] > 0
+        s = ((E @ E[corr].T) * (h @ h[corr].T)).sum(1) * adv[owner]
+        return list(s.float().split([len(y) for y in Y]))
 
 
-def forward_model(d: int, V: int, n_layers: int):
+def forward_parts(d: int, V: int, n_heads: int, n_kv: int, d_mlp: int, G: int, T: int):
+    """Callables for the parts of one forward pass at full width: embed, one block, final norm + unembedding."""
+    import torch
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    cfg = HookedTransformerConfig(n_layers=n_layers, d_model=d, d_head=64, n_heads=d // 64, d_mlp=4 * d // 1,
-                                  d_vocab=V, n_ctx=4096, act_fn="silu", normalization_type="RMS",
-                                  positional_embedding_type="rotary", gated_mlp=True)
-    return HookedTransformer(cfg).eval()
+    cfg = HookedTransformerConfig(n_layers=1, d_model=d, d_head=d // n_heads, n_heads=n_heads, n_key_value_heads=n_kv,
+                                  d_mlp=d_mlp, d_vocab=V, n_ctx=max(T, 8), act_fn="silu", normalization_type="RMS",
+                                  positional_embedding_type="rotary", rotary_dim=d // n_heads, gated_mlp=True, seed=0)
+    model = HookedTransformer(cfg).eval()
+    tokens = torch.randint(0, V, (G, T), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        resid = model.embed(tokens)
 
+    def embed():
+        with torch.no_grad():
+            model.embed(tokens)
 
-def timeit(fn, repeat: int = 1) -> float:
-    t = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t
-    if first > 2.0:  # long calls: warm-up effects are negligible, keep the bench short
-        return first
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    def block():
+        with torch.no_grad():
+            model.blocks[0](resid)
 
+    def head():
+        with torch.no_grad():
+            model.unembed(model.ln_final(resid))
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def memprobe(chunk: int, G: int, T: int, d: int, V: int) -> None:
-    """Peak resident memory above the inputs while THR runs, sampled every millisecond."""
-    import threading
-
-    H, L, Y, r = make_group(G, T, d, V)
-    base = _rss_mib()
-    peak = [base]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mib())
-            time.sleep(0.001)
-
-    th = threading.Thread(target=watch, daemon=True)
-    th.start()
-    token_hidden_reward(H, L, Y, r, vocab="full", chunk_size=chunk)
-    done.set()
-    th.join()
-    peak[0] = max(peak[0], _rss_mib())
-    print(json.dumps({"extra_mib": peak[0] - base, "inputs_mib": sum(x.numel() * 4 for x in L + H) / 2**20}))
+    n_params = sum(p.numel() for p in model.blocks[0].parameters())
+    return {"embed": embed, "block": block, "head": head}, n_params
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--G", type=int, default=8)
-    ap.add_argument("--T", type=int, default=512)
-    ap.add_argument("--d", type=int, default=1024)
+    ap.add_argument("--T", type=int, default=256)
+    ap.add_argument("--d", type=int, default=2048)
     ap.add_argument("--V", type=int, default=32000)
-    ap.add_argument("--layers", type=int, default=2, help="layers of the model whose forward pass is timed")
-    ap.add_argument("--full-vocab", action="store_true", help="also time vocab='full' against its pairwise form")
-    ap.add_argument("--mem-V", type=int, default=150_000)
-    ap.add_argument("--mem-T", type=int, default=64)
-    ap.add_argument("--mem-d", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--layers", type=int, default=22)
+    ap.add_argument("--heads", type=int, default=32)
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--d-mlp", type=int, default=5632)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--memprobe", type=int, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.quick:
-        a.G, a.T, a.d, a.V, a.layers, a.mem_V, a.mem_T, a.mem_d = 4, 64, 128, 4000, 2, 20000, 32, 128
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.memprobe is not None:
-        memprobe(a.memprobe, a.G, a.mem_T, a.mem_d, a.mem_V)
-        return
-    print(f"THR bench: G={a.G} T={a.T} d={a.d} V={a.V}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    H, L, Y, r = make_group(a.G, a.T, a.d, a.V)
-    for vocab in ("group", "full") if a.full_vocab else ("group",):
-        thr = token_hidden_reward(H, L, Y, r, vocab=vocab)
-        ref = direct_pairwise(H, L, Y, r, vocab)
-        err = max(float((x - y).abs().max() / y.abs().max().clamp_min(1e-12)) for x, y in zip(thr, ref))
-        t_thr = timeit(lambda: token_hidden_reward(H, L, Y, r, vocab=vocab))
-        t_dir = timeit(lambda: direct_pairwise(H, L, Y, r, vocab))
-        print(f"  vocab={vocab:5s}  THR {t_thr * 1e3:8.1f} ms | direct pairwise {t_dir * 1e3:8.1f} ms | "
-              f"speed-up x{t_dir / t_thr:5.2f} | max rel. difference {err:.1e}")
-        if vocab == "group":
-            t_group = t_thr
-    model = forward_model(a.d, a.V, a.layers)
-    tokens = torch.stack(Y)
-    with torch.no_grad():
-        t_fwd = timeit(lambda: model(tokens))
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"  forward pass of a {a.layers}-layer d={a.d} model ({n_params / 1e6:.0f}M params) on {tokens.numel()} tokens: "
-          f"{t_fwd * 1e3:.1f} ms")
-    print(f"  THR (vocab=group) / one forward = {t_group / t_fwd:.3f};  / GRPO step (>= 3 forwards: old policy, "
-          f"policy fwd+bwd) <= {t_group / (3 * t_fwd):.3f}")
-    print(f"Peak memory, vocab=full, V={a.mem_V}, G={a.G}, T={a.mem_T}, d={a.mem_d} (RSS above inputs, subprocess each):")
-    results = {}
-    for chunk in (4096, a.mem_V):
-        args = [sys.executable, __file__, "--memprobe", str(chunk), "--G", str(a.G), "--mem-d", str(a.mem_d),
-                "--mem-V", str(a.mem_V), "--mem-T", str(a.mem_T)] + (["--threads", str(a.threads)] if a.threads else [])
-        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        results[chunk] = json.loads(out)
-        label = "chunked (4096)" if chunk == 4096 else "unchunked     "
-        print(f"  {label}: +{results[chunk]['extra_mib']:8.0f} MiB (inputs {results[chunk]['inputs_mib']:.0f} MiB)")
-    print(f"  unchunked / chunked peak = x{results[a.mem_V]['extra_mib'] / max(results[4096]['extra_mib'], 1):.1f}")
+        a.G, a.T, a.d, a.V, a.heads, a.kv_heads, a.d_mlp, a.repeats = 4, 64, 256, 4000, 4, 2, 704, 2
+    H.pin_threads(a.threads)
+    import torch
+    from interp.thr import token_hidden_reward
+
+    H.header(f"THR vs one forward pass: G={a.G} T={a.T} ({a.G * a.T} tokens), d={a.d}, V={a.V}, policy of "
+             f"{a.layers} layers ({a.heads}/{a.kv_heads} heads, gated MLP {a.d_mlp})", a.threads)
+    Hs, L, Y, r = make_group(a.G, a.T, a.d, a.V)
+    errs = {}
+    for vocab in ("group", "full"):
+        ours, ref = token_hidden_reward(Hs, L, Y, r, vocab=vocab), direct_pairwise(Hs, L, Y, r, vocab, torch.float64)
+        scale = max(float(x.abs().max()) for x in ref)
+        errs[vocab] = max(float((x - y).abs().max()) for x, y in zip(ours, ref)) / scale
+        print(f"# vocab={vocab}: max |THR - direct| / max |direct| = {errs[vocab]:.2e} (aim <= 1e-5)")
+    parts, block_params = forward_parts(a.d, a.V, a.heads, a.kv_heads, a.d_mlp, a.G, a.T)
+    fns = {"thr_group": lambda: token_hidden_reward(Hs, L, Y, r, vocab="group"),
+           "thr_full": lambda: token_hidden_reward(Hs, L, Y, r, vocab="full"),
+           "direct_group": lambda: direct_pairwise(Hs, L, Y, r, "group"),
+           "direct_full": lambda: direct_pairwise(Hs, L, Y, r, "full"),
+           **parts}
+    t = {k: H.median(v) for k, v in H.interleave(fns, a.repeats).items()}
+    fwd = t["embed"] + a.layers * t["block"] + t["head"]
+    n_params = a.layers * block_params + 2 * a.V * a.d
+    print(f"# forward pass ({n_params / 1e9:.2f}B params, {a.G * a.T} tokens): embed {H.fmt_s(t['embed'])} + "
+          f"{a.layers} x block {H.fmt_s(t['block'])} + norm/unembed {H.fmt_s(t['head'])} = {H.fmt_s(fwd)}")
+    for vocab, aim in (("group", 0.05), ("full", 0.15)):
+        ours = t[f"thr_{vocab}"]
+        H.report(H.ratio_line(
+            f"thr vocab={vocab}", ours, peer_name="direct pairwise form", peer=t[f"direct_{vocab}"], floor_name="one forward pass",
+            floor=fwd, extra=f"THR = {ours / fwd:.1%} of the forward (aim <= {aim:.0%}); agrees to {errs[vocab]:.1e} "
+                             f"relative; d={a.d}, V={a.V}, {a.layers} layers; peer TRL GRPO step: not measured "
+                             f"(no policy of this size fits here); {H.load_average()}"))
 
 
 if __name__ == "__main__":

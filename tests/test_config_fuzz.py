@@ -47,6 +47,12 @@ BASE["Stage"] = _stage_base()
 ALLOWED: dict[tuple[str, str], tuple[set[str], str]] = {
     ("CorrSteerConfig", "scale"): ({"zero", "negative"}, "0 is the unsteered control, < 0 steers away"),
     ("CorrSteerConfig", "n_random"): ({"zero"}, "0: no random-feature controls"),
+    ("SelectorConfig", "scale"): ({"zero", "negative"}, "0 is the unsteered control, < 0 steers away"),
+    ("SelectorConfig", "n_random"): ({"zero"}, "0: no random-feature controls"),
+    ("SelectorConfig", "output_threshold"): ({"zero", "negative"}, "an output-score threshold (scores can be <= 0)"),
+    ("JacobianLensConfig", "skip_first"): ({"zero"}, "0 averages over every source position"),
+    ("TunedLensConfig", "momentum"): ({"zero"}, "0: plain SGD"),
+    ("TunedLensConfig", "warmup_steps"): ({"zero"}, "0: no warmup"),
     ("GRPOConfig", "kl_coef"): ({"zero"}, "0 turns the KL penalty off"),
     ("GRPOConfig", "thr_p"): ({"zero", "negative"}, "p in (-1, 1): 0 is plain GRPO, < 0 sharpens"),
     ("GRPOConfig", "thr_beta"): ({"zero"}, "0: no dominant-token threshold"),

@@ -113,7 +113,8 @@ def test_tuned_lens_and_translation_probe_on_cuda(stories):
     lexicon = Lexicon.bundled().subset(languages=["en", "es"])
 
     def run(model):
-        lens = TunedLens.train(model, toks, TunedLensConfig(steps=3, batch_size=2, seed=0))
+        # float32 loss matmuls on both: "auto" picks bf16 on a CPU with native bf16 and not on the simulated GPU
+        lens = TunedLens.train(model, toks, TunedLensConfig(steps=3, batch_size=2, seed=0, loss_precision="float32"))
         decoded = decode_layers(model, ["Once upon a time"], lens=lens, k=2)
         report = TranslationProbe(model, lexicon, config=ProbeConfig(max_new_tokens=3, batch_size=3)).run(
             [("es", "en")], n_concepts=3, progress=False)
@@ -269,6 +270,13 @@ HOST_SIDE = {
     ("core/tokens.py", "stop_set"): "host lookup tables; generate() moves them to the model's device",
     ("lens/decode.py", "_check_decode_args"): "validates the caller's target ids before anything runs; not used after",
     ("lens/result.py", "to_frame"): "result tables on the host",
+    ("lens/compare.py", "compare_lenses"): "host accumulators fed with .cpu() values",
+    ("lens/jacobian.py", "__init__"): "module buffer (the identity); fit/load move the lens to the model's device",
+    ("lens/tuned.py", "batch_order"): "CPU RNG choosing window indices of a CPU tensor (moved per batch)",
+    ("lorsa/authors.py", "authors_tensors"): "tensors written to a checkpoint file (host side)",
+    ("steering/selectors.py", "feature_effects"): "host feature ids and float64 score accumulators fed with .item() values",
+    ("thr/trl_callback.py", "_sequence_advantages"): "advantages logged by TRL, read back on the host for the log",
+    ("zoo/toy_pivot.py", "lens_windows"): "host token ids; the lens training moves each batch",
     ("lens/tuned.py", "__init__"): "module parameters; for_model/load move the lens to the model's device",
     ("lens/tuned.py", "train"): "CPU RNG picking token windows of a CPU tensor (moved per batch)",
     ("lorsa/analyze.py", "to_frame"): "result tables on the host",

@@ -34,7 +34,7 @@ def test_fresh_lens_is_the_logit_lens(model, data):
 
 def test_training_beats_logit_lens_on_held_out_tokens(model, data, one_thread):
     train, held = data[:60], data[60:]
-    lens = TunedLens.train(model, train, TunedLensConfig(steps=120, batch_size=8, lr=3e-3), progress=False)
+    lens = TunedLens.train(model, train, TunedLensConfig(steps=120, batch_size=8), progress=False)
     logit_kl = kl_by_layer(model, held)
     tuned_kl = lens.kl_by_layer(model, held)
     assert tuned_kl.sum() < 0.8 * logit_kl.sum(), (tuned_kl, logit_kl)

@@ -289,7 +289,8 @@ def jacobian_sums(
             # cotangent j is one-hot at output dimension lo + j at EVERY position: its VJP at source p is
             # row lo + j of sum_{p'} d h_final[p'] / d h_l[p] (causality keeps only p' >= p)
             cot = torch.zeros(k, *final.shape, dtype=final.dtype, device=final.device)
-            cot[torch.arange(k), ..., lo + torch.arange(k)] = 1.0
+            idx = torch.arange(k, device=final.device)
+            cot[idx, ..., lo + idx] = 1.0
             grads = _batched_vjp(final, sources, cot, retain=lo + k < d)
             for i, g in enumerate(grads):
                 if g is None:  # a layer the output does not depend on (cannot happen for a residual stream)
