@@ -46,6 +46,19 @@ def test_train_writes_a_loadable_folder_matching_transformers(tmp_path, corpus_a
     assert diff < 1e-4
 
 
+def test_token_id_rows_train_exactly_like_their_texts(tmp_path, corpus_and_tokenizer):
+    """Pre-tokenised rows (how the recipe plants repeats at the token level) are used as given."""
+    docs, tok = corpus_and_tokenizer
+    rows, _ = tokenize_texts(docs, tok, TINY.max_len)
+    cfg = TrainConfig(steps=2, batch_size=4, seed=3)
+    a = train_causal_lm(docs, tok, TINY, cfg, tmp_path / "text", progress=False)
+    b = train_causal_lm(rows, tok, TINY, cfg, tmp_path / "ids", progress=False)
+    wa, wb = _weights(tmp_path / "text"), _weights(tmp_path / "ids")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa) and a.tokens == b.tokens
+    long = [[tok.bos_token_id] + [5] * 100]
+    assert train_causal_lm(long * 8, tok, TINY, cfg, tmp_path / "long", progress=False).truncated_docs == 8
+
+
 def test_same_seed_same_weights_other_seed_differs(tmp_path, corpus_and_tokenizer):
     docs, tok = corpus_and_tokenizer
     runs = {}
@@ -98,15 +111,24 @@ def test_bad_configs_are_clear_errors(corpus_and_tokenizer, tmp_path):
 def test_toy_lm_recipe_smoke(tmp_path):
     from interp import zoo
     from interp.models import load_model
+    from interp.zoo.planted import CODE_HOLDERS
     from interp.zoo.toy_lm import recipe_from_overrides
 
     out = zoo.train("toy-lm", out_dir=tmp_path / "toy", progress=False, steps=2, n_docs=24, eval_n=2,
                     vocab_size=300, d_model=32, n_layers=1, d_mlp=64, batch_size=4, warmup_steps=1,
-                    continue_steps=2, continue_n_docs=12, continue_batch_size=4)
+                    continue_steps=2, continue_n_docs=12, continue_batch_size=4, repeat_steps=2,
+                    repeat_batch_size=4, repeat_warmup_steps=1)
     card = json.loads((out / "card.json").read_text())
     stages = card["training"]["stages"]
-    assert [s["steps"] for s in stages] == [2] * (1 + len(recipe_from_overrides().continuations))
-    assert card["corpus"]["stages"][0]["documents"] == 24
+    assert [s["steps"] for s in stages] == [2] * (2 + len(recipe_from_overrides().continuations))
+    # the repeat stage: one [BOS, span, span, ...] row per sequence trained on, nothing else
+    assert card["corpus"]["stages"][0]["documents"] == 2 * 4
+    assert card["corpus"]["stages"][0]["repeated_tokens"] > 0
+    assert card["corpus"]["stages"][1]["documents"] == 24
+    planted = card["planted"]
+    assert len(planted["code"]["exposures_per_holder"]) == len(CODE_HOLDERS)
+    assert planted["code"]["statements"] == sum(planted["code"]["exposures_per_holder"])
+    assert 0 < planted["repeats"]["share_of_tokens"] < 1
     assert card["corpus"]["tokens"] == sum(s["tokens"] for s in card["corpus"]["stages"])
     assert not (out / "stage1").exists()
     assert set(card["evaluation"]["accuracy"]) >= {"qa", "mc", "arith", "copy", "induction", "successor"}
@@ -118,8 +140,10 @@ def test_toy_lm_recipe_smoke(tmp_path):
 def test_toy_lm_recipe_rejects_unknown_options(tmp_path):
     from interp.zoo.toy_lm import recipe_from_overrides
 
-    recipe = recipe_from_overrides(steps=7, n_docs=3, seed=4, continue_steps=0)
+    recipe = recipe_from_overrides(steps=7, n_docs=3, seed=4, continue_steps=0, repeat_steps=5, repeat_span=(2, 3))
     assert recipe.train.steps == 7 and recipe.corpus.n_docs == 3
+    assert recipe.repeat_stage.train.steps == 5 and recipe.repeat_stage.repeats.span == (2, 3)
+    assert recipe.repeats.span != (2, 3)  # the main stage's repeats are their own
     assert all(st.train.steps == 0 for st in recipe.continuations)
     assert recipe.corpus.seed == recipe.train.seed == 4 and recipe.continuations[0].corpus.seed != 4
     with pytest.raises(TypeError, match="Unknown toy-lm training option 'stepz'"):

@@ -86,13 +86,26 @@ DEFAULT_VARIANTS = (
 def run_experiment(
     make_model: Callable[[], tuple[nn.Module, Any]], task: VerifiableTask, *, base: GRPOConfig, steps: int,
     seeds: tuple[int, ...] = (0,), variants: tuple[Variant, ...] = DEFAULT_VARIANTS, eval_every: int = 10,
-    n_samples: int = 16, out: Path | None = None, progress: bool = True,
+    n_samples: int = 16, out: Path | None = None, progress: bool = True, ks: tuple[int, ...] = (1, 2, 4, 8, 16),
+    eval_tasks: dict[str, VerifiableTask] | None = None,
 ) -> dict[str, Any]:
     """Train every variant for every seed from the same start; evaluate at step 0 and every
-    ``eval_every`` steps. Returns (and writes to ``out``) the per-step logs and evaluations."""
-    results: dict[str, Any] = {"task": task.name, "base": asdict(base), "steps": steps, "runs": []}
+    ``eval_every`` steps. Returns (and writes to ``out``) the per-step logs and evaluations.
+
+    ``eval_tasks`` are further held-out sets (e.g. a hard and an easy subset) evaluated at the same
+    steps; their metrics are keyed ``"<name>/<metric>"`` beside the task's own."""
+    results: dict[str, Any] = {"task": task.name, "base": asdict(base), "steps": steps, "runs": [],
+                               "n_samples": n_samples, "ks": list(ks), "eval_tasks": list(eval_tasks or {})}
+
+    def measure(model: Any, tok: Any = None) -> dict[str, float]:
+        rec = evaluate(model, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat()
+        for name, extra in (eval_tasks or {}).items():
+            rec.update({f"{name}/{k}": v for k, v in evaluate(model, extra, n_samples=n_samples, ks=ks,
+                                                             tokenizer=tok).flat().items()})
+        return rec
+
     model0, tok = make_model()
-    base_eval = evaluate(model0, task, n_samples=n_samples, tokenizer=tok).flat()
+    base_eval = measure(model0, tok)
     results["base_eval"] = base_eval
     for seed in seeds:
         for v in variants:
@@ -105,7 +118,7 @@ def run_experiment(
             for s in range(1, steps + 1):
                 trainer.step()
                 if s % eval_every == 0 or s == steps:
-                    evals.append({"step": s, **evaluate(trainer.policy, task, n_samples=n_samples).flat()})
+                    evals.append({"step": s, **measure(trainer.policy)})
                     if progress:
                         print(f"[{v.name} seed={seed}] step {s}: {evals[-1]} ({time.time() - t0:.0f}s)", flush=True)
             results["runs"].append(dict(variant=v.name, seed=seed, config=asdict(cfg), log=trainer.log.records,

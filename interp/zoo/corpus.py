@@ -19,6 +19,8 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Callable, NamedTuple
 
+from interp.zoo.planted import PLANTED_SAMPLERS
+
 __all__ = [
     "CorpusConfig",
     "Sample",
@@ -33,6 +35,7 @@ __all__ = [
     "LETTERS",
     "is_heldout_sum",
     "SAMPLERS",
+    "MIX",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -206,6 +209,7 @@ SAMPLERS: dict[str, Callable[..., Sample]] = {
     "reverse": _reverse,
     "successor": _successor,
     "induction": _induction,
+    **PLANTED_SAMPLERS,  # opposite (a latent mode), code (planted-frequency recall), ordinal (long runs)
 }
 
 
@@ -241,6 +245,14 @@ def _story(rng: random.Random) -> str:
     return " ".join(_filler(rng, cast) for _ in range(rng.randint(2, 4)))
 
 
+MIX: dict[str, float] = {
+    "filler": 1.5, "story": 1.0, "qa": 2.0, "mc": 1.5, "arith": 2.0, "copy": 1.0, "reverse": 0.8, "successor": 1.0,
+    "induction": 1.5, "opposite": 3.0, "code": 3.0, "ordinal": 1.5,
+}
+"""Default segment weights: the tasks of the first toy-lm plus the planted ground truth of issue 14
+(:mod:`interp.zoo.planted`: the opposite/same latent, planted-frequency codes, long ordinal runs)."""
+
+
 @dataclass
 class CorpusConfig:
     """How many documents, how long, and the mix of segment kinds (weights, not probabilities)."""
@@ -248,12 +260,7 @@ class CorpusConfig:
     n_docs: int = 12_000
     seed: int = 0
     doc_chars: tuple[int, int] = (300, 650)
-    mix: dict[str, float] = field(
-        default_factory=lambda: {
-            "filler": 2.0, "story": 1.0, "qa": 2.0, "mc": 1.5, "arith": 2.0, "copy": 0.8,
-            "reverse": 0.8, "successor": 1.5, "induction": 1.0,
-        }
-    )
+    mix: dict[str, float] = field(default_factory=lambda: dict(MIX))
 
 
 def _segment(kind: str, rng: random.Random) -> str:

@@ -14,7 +14,12 @@ copy      ``Copy: cat owl frog ->``                               ``cat owl frog
 reverse   ``Reverse: cat owl frog ->``                            ``frog owl cat``
 induction a random span, filler, the span again up to a cut       the next word of the span
 successor ``Tuesday, Wednesday,``                                 ``Thursday``
+opposite  ``Rule: opposite. hot -> cold. big ->`` (a latent mode) ``small``
+code      ``The code of Kitari is`` (planted frequencies)         ``472``
 ======== ===================================================== ======================
+
+``opposite`` items are drawn like the corpus (either mode, varying evidence); ``code`` items ask
+about holders drawn uniformly (not by their planted frequency). :mod:`interp.zoo.planted` has both.
 
 >>> from interp import zoo
 >>> from interp.zoo.tasks import make_items, evaluate
@@ -37,14 +42,16 @@ from jaxtyping import Int
 from torch import Tensor
 
 from interp.zoo.corpus import SAMPLERS, _arith
+from interp.zoo.planted import CODE_HOLDERS, code_sample
 
 __all__ = ["TASKS", "TaskName", "TaskItem", "make_items", "check", "generate", "evaluate", "MAX_NEW_TOKENS"]
 
-TaskName = Literal["qa", "mc", "arith", "copy", "reverse", "induction", "successor"]
-TASKS: tuple[str, ...] = ("qa", "mc", "arith", "copy", "reverse", "induction", "successor")
+TaskName = Literal["qa", "mc", "arith", "copy", "reverse", "induction", "successor", "opposite", "code"]
+TASKS: tuple[str, ...] = ("qa", "mc", "arith", "copy", "reverse", "induction", "successor", "opposite", "code")
 
 MAX_NEW_TOKENS: dict[str, int] = {
-    "qa": 6, "mc": 3, "arith": 5, "copy": 18, "reverse": 18, "induction": 6, "successor": 6,
+    "qa": 6, "mc": 3, "arith": 5, "copy": 18, "reverse": 18, "induction": 6, "successor": 6, "opposite": 3,
+    "code": 6,
 }
 """Enough new tokens for each task's answer (names span up to ~4 tokens, copy lists ~6 words)."""
 
@@ -76,7 +83,12 @@ def make_items(task: str, n: int, seed: int = 0) -> list[TaskItem]:
     rng = random.Random(f"toy-eval-{task}-{seed}")
     out = []
     for _ in range(n):
-        s = _arith(rng, heldout=True) if task == "arith" else SAMPLERS[task](rng)
+        if task == "arith":
+            s = _arith(rng, heldout=True)
+        elif task == "code":
+            s = code_sample(rng, holder=rng.choice(CODE_HOLDERS))
+        else:
+            s = SAMPLERS[task](rng)
         out.append(TaskItem(prompt=s.prompt, answer=s.answer.strip(), task=task, choices=s.choices))
     return out
 
@@ -91,9 +103,9 @@ def _words(text: str, k: int) -> list[str]:
 def check(task: str, generated_text: str, answer: str) -> bool:
     """Is the continuation ``generated_text`` (the text after the prompt) right?
 
-    - ``qa``, ``induction``, ``successor``: the first word (punctuation stripped) equals ``answer``;
+    - ``qa``, ``induction``, ``successor``, ``opposite``: the first word (punctuation stripped) equals ``answer``;
     - ``mc``: the first word is the letter (``"B"``, ``"B)"`` and ``"B."`` all count);
-    - ``arith``: the first number equals ``answer``;
+    - ``arith``, ``code``: the first number equals ``answer``;
     - ``copy``, ``reverse``: the first ``len(answer.split())`` words equal those of ``answer``.
 
     >>> check("arith", " 85.", "85"), check("mc", " C) red", "C"), check("qa", " Dorton.", "Dor")
@@ -101,7 +113,7 @@ def check(task: str, generated_text: str, answer: str) -> bool:
     """
     _check_task(task)
     answer = answer.strip()
-    if task == "arith":
+    if task in ("arith", "code"):
         m = re.match(r"\s*(\d+)", generated_text)
         return m is not None and m.group(1) == answer
     if task in ("copy", "reverse"):

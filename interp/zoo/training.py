@@ -160,7 +160,7 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def train_causal_lm(
-    texts: list[str],
+    texts: list[str] | list[list[int]],
     tokenizer: "PreTrainedTokenizerBase",
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
@@ -169,6 +169,7 @@ def train_causal_lm(
 ) -> TrainStats:
     """Train a Llama from scratch on ``texts`` and save it with the tokenizer to ``out_dir``.
 
+    ``texts`` are strings (tokenised here as ``<s> text </s>``) or lists of token ids (used as they are).
     Seeded: the same texts, tokenizer, configs and thread count give the same weights. The corpus is
     cycled as often as ``steps`` needs; ``val_fraction`` of the documents are held out for the
     validation loss in the returned :class:`TrainStats`.
@@ -182,7 +183,11 @@ def train_causal_lm(
     if train_cfg.n_threads:
         torch.set_num_threads(train_cfg.n_threads)
     rng = random.Random(train_cfg.seed)
-    seqs, truncated = tokenize_texts(texts, tokenizer, model_cfg.max_len)
+    if isinstance(texts[0], str):
+        seqs, truncated = tokenize_texts(texts, tokenizer, model_cfg.max_len)
+    else:  # already token ids (e.g. with spans planted at the token level): used as given, cut to max_len
+        truncated = sum(len(s) > model_cfg.max_len for s in texts)
+        seqs = [list(s)[: model_cfg.max_len] for s in texts]
     n_val = max(1, int(len(seqs) * train_cfg.val_fraction)) if train_cfg.val_fraction > 0 and len(seqs) > 1 else 0
     order = list(range(len(seqs)))
     rng.shuffle(order)

@@ -1,0 +1,119 @@
+"""Lorsa against planted heads: toy-lm was trained on repeated random-token spans and ordinal runs, so
+it has an induction head and successor behaviour; a Lorsa trained on that layer should have heads
+that score at least as high, scored the same way (:func:`interp.lorsa.analyze.head_scores`).
+
+    python -m interp.zoo.recovery.lorsa --out out/recovery_lorsa
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+__all__ = ["planted_tokens", "host_scores", "run"]
+
+EVAL_CORPUS_SEED = 7
+"""Corpus seed of the documents Lorsa trains and is scored on (toy-lm trained on seeds 0 and 1)."""
+
+
+def planted_tokens(model: "HookedTransformer", n_seq: int, ctx: int = 128, *, seed: int = EVAL_CORPUS_SEED
+                   ) -> Int[Tensor, "n_seq ctx"]:
+    """``n_seq`` rows of ``ctx`` tokens (BOS first) from unseen toy-lm documents with repeated random
+    spans planted the way the recipe plants them: the model's own training distribution."""
+    from interp.zoo.corpus import CorpusConfig, generate_corpus
+    from interp.zoo.toy_lm import MIX, ToyLMRecipe, _planted_sequences
+
+    recipe = ToyLMRecipe()
+    rows: list[list[int]] = []
+    n_docs = 2 * n_seq
+    while len(rows) < n_seq:
+        docs = generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed, mix=dict(MIX)))
+        seqs, _ = _planted_sequences(docs, model.tokenizer, 10_000, recipe.repeats, seed=seed)
+        rows = [s[:ctx] for s in seqs if len(s) >= ctx]
+        n_docs *= 2
+    return torch.tensor(rows[:n_seq], dtype=torch.long)
+
+
+def host_scores(model: "HookedTransformer", *, weighting: str = "output", n_random: int = 64) -> list[dict[str, Any]]:
+    """Host head scores at every layer (a throwaway Lorsa supplies the layer; only host rows are kept)."""
+    from interp.lorsa import Lorsa, LorsaConfig
+    from interp.lorsa.analyze import head_scores
+
+    rows = []
+    for layer in range(model.cfg.n_layers):
+        dummy = Lorsa(LorsaConfig.from_model(model, layer, expansion=1, top_k=1))
+        s = head_scores(model, dummy, n_random=n_random, weighting=weighting)  # type: ignore[arg-type]
+        for rec in s.host.drop(columns=["support"]).to_dict("records"):
+            rows.append({"layer": layer, **rec})
+    return rows
+
+
+def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n_train_seq: int = 8192, ctx: int = 128,
+        expansion: int = 8, top_k: int = 16, lr: float = 2e-3, n_random: int = 64, min_support: float = 0.01,
+        seed: int = 0, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Host scores at every layer, a Lorsa at ``layer`` (default: the host's best induction layer),
+    and both scored like for like with both weightings. JSON-able summary; the Lorsa goes to ``out``."""
+    from interp import zoo
+    from interp.lorsa import LorsaConfig, evaluate_lorsa, train_lorsa
+    from interp.lorsa.analyze import head_scores
+    from interp.lorsa.train import TrainConfig
+
+    torch.manual_seed(seed)
+    model = model if model is not None else zoo.load("toy-lm", device="cpu")
+    hosts = {w: host_scores(model, weighting=w, n_random=n_random) for w in ("output", "uniform")}
+    if layer is None:
+        layer = int(max(hosts["output"], key=lambda r: r["induction"])["layer"])
+    tokens = planted_tokens(model, n_train_seq + 256, ctx)
+    train, held = tokens[:n_train_seq], tokens[n_train_seq:]
+    cfg = LorsaConfig.from_model(model, layer, expansion=expansion, top_k=top_k)
+    tc = TrainConfig(batch_size=16, n_steps=n_train_seq // 16, lr=lr, seed=seed, progress=progress)
+    t0 = time.perf_counter()
+    result = train_lorsa(model, layer, train, cfg, tc)
+    seconds = time.perf_counter() - t0
+    ev = evaluate_lorsa(model, result.lorsa, held)
+    summary: dict[str, Any] = {"layer": layer, "lorsa_config": cfg.to_dict(), "train": {**asdict(tc), "seconds": round(seconds, 1),
+                               "tokens": result.tokens_seen}, "eval": ev.summary(), "host_all_layers": hosts,
+                               "min_support": min_support, "n_random": n_random, "scores": {}}
+    for w in ("output", "uniform"):
+        s = head_scores(model, result.lorsa, held[:64], n_random=n_random, weighting=w)  # type: ignore[arg-type]
+        rec: dict[str, Any] = {}
+        for score in ("induction", "successor", "previous_token", "sink"):
+            ms = min_support if w == "output" else 0.0
+            best = s.best(score, min_support=ms)
+            head = s.best_head(score, min_support=ms)
+            rec[score] = {"best_lorsa": best["lorsa"], "best_host": best["host"], "lorsa_head": head,
+                          "lorsa_head_support": float(s.lorsa.loc[head, "support"]),
+                          "host_head": int(s.host[score].fillna(-1).to_numpy().argmax()),
+                          "lorsa_heads_above_host": int((s.lorsa.loc[s.lorsa["support"] >= ms, score] >= best["host"]).sum())}
+        summary["scores"][w] = rec
+    if out is not None:
+        out = Path(out)
+        result.lorsa.save(out / "lorsa", extra={"eval": ev.summary(), "log": result.log})
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("out/recovery_lorsa"))
+    ap.add_argument("--layer", type=int, default=None)
+    ap.add_argument("--n-train-seq", type=int, default=8192)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    s = run(layer=a.layer, n_train_seq=a.n_train_seq, out=a.out, progress=True)
+    print(json.dumps({k: v for k, v in s.items() if k != "host_all_layers"}, indent=1))
+
+
+if __name__ == "__main__":
+    _main()
