@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 # Static figure export (kaleido) needs a Chromium. Install Debian's when missing and apt is usable;
-# otherwise interp.figures.export raises an error that says how to install one.
+# otherwise interp.viz.figures.export raises an error that says how to install one.
 chromium:
 	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
 		true; \

@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _model(name: str):
-    from interp.models import load_model, shared_model_dir
+    from interp.core.models import load_model, shared_model_dir
 
     if name == "auto":
         from interp import zoo

@@ -57,7 +57,6 @@ def build_model(n_layers: int, device: str):
 
 
 def run_method(method: str, model, tokens, k: int = 10):
-    import torch
 
     from interp.lens import decode_layers, layer_hook_name
 

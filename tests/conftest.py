@@ -15,9 +15,16 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from interp.models import shared_model_dir  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_model_dir(name: str = "stories260K") -> Path:
+    """Where the tests find a shared model: ``INTERP_STORIES260K`` or ``../shared/models/<name>`` beside
+    the project (CI always has it there)."""
+    if name == "stories260K" and os.environ.get("INTERP_STORIES260K"):
+        return Path(os.environ["INTERP_STORIES260K"]).expanduser()
+    return PROJECT_ROOT.parent / "shared" / "models" / name
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +44,26 @@ def stories_dir() -> Path:
 @pytest.fixture(scope="session")
 def stories_model(stories_dir):
     """stories260K as a HookedTransformer with raw weights (shared across tests: treat as read-only)."""
-    from interp.models import load_model
+    from interp import load_model
 
     return load_model(stories_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def word_llama():
+    """:func:`tiny_models.tiny_llama_with_tokenizer` (seed 0), shared by the test files: treat as read-only
+    (a test that changes weights, hooks or the tokenizer builds its own)."""
+    from tiny_models import tiny_llama_with_tokenizer
+
+    return tiny_llama_with_tokenizer(0)
+
+
+@pytest.fixture(scope="session")
+def word_hf_llama():
+    """:func:`tiny_models.hf_llama_with_tokenizer` (seed 0): a plain Hugging Face LlamaForCausalLM, read-only."""
+    from tiny_models import hf_llama_with_tokenizer
+
+    return hf_llama_with_tokenizer(0)
 
 
 @pytest.fixture(autouse=True)

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from interp.core.activations import ActivationStream
+from interp.core.tokens import token_mask
 
-from interp.activations import ActivationStream, token_mask
+from tiny_models import bos_tokens, hooked
 
 HOOKS = ["blocks.1.ln1.hook_normalized", "blocks.1.hook_attn_out"]
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = HookedTransformerConfig(n_layers=3, d_model=16, n_heads=2, d_head=8, n_ctx=32, d_vocab=40, act_fn="gelu",
-                                  normalization_type="LN", seed=0)
-    return HookedTransformer(cfg).eval()
+    return hooked(n_layers=3, d_vocab=40)
 
 
 @pytest.fixture(scope="module")
 def tokens():
-    t = torch.randint(2, 40, (40, 12), generator=torch.Generator().manual_seed(0))
-    t[:, 0] = 1
-    return t
+    return bos_tokens(40, 12, vocab=40)
 
 
 def _collect(stream):
@@ -89,7 +86,7 @@ def test_bad_input(tiny, tokens):
 
 
 def test_text_tokens_pack_documents(stories_model):
-    from interp.activations import text_tokens
+    from interp.core.activations import text_tokens
 
     tok = stories_model.tokenizer
     docs = ["Once upon a time there was a cat.", "The dog ran to the park and played all day long."]

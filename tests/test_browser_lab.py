@@ -16,9 +16,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from interp.notebooks import inject_parameters
+from interp.app.notebooks import inject_parameters
 from tests.browser.lab import (
-    PLOT_STATE, find_chromium, lab_session, open_notebook, page_problems, run_all_cells, wait_widgets_rendered,
+    PLOT_STATE, find_chromium, lab_session, open_notebook, page_problems, run_all_cells, wait_widget_plots_drawn,
+    wait_widgets_rendered,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,8 @@ def _some_selection_changes_view(page, selects, max_selects: int = 4, max_option
             before = page.evaluate(VIEW_STATE)
             select.select_option(value)
             try:
-                _wait_changed(page, before, "choosing another item", timeout_ms=10_000)
+                # 20 s: on a loaded machine a redraw can take over 10 s; a dead view still never changes
+                _wait_changed(page, before, "choosing another item", timeout_ms=20_000)
                 return True
             except AssertionError:
                 continue
@@ -118,6 +120,9 @@ def test_notebooks_render_and_respond_in_jupyterlab(tmp_path):
             # Widgets take a moment to render after the kernel goes idle.
             if not wait_widgets_rendered(page):
                 problems.append("widget outputs still without a rendered view after 60 s")
+            empty = wait_widget_plots_drawn(page)
+            if empty:
+                problems.append(f"{empty} plot(s) inside widgets still without traces after 60 s (a blank chart)")
             problems += page_problems(page)
             if page.locator(".jupyter-widgets").count() == 0:
                 problems.append("no widget rendered")

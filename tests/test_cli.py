@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from interp.cli import build_parser, main
+from interp.app.cli import build_parser, main
 
 
 def test_zoo_list_names_every_registered_model(capsys):
@@ -22,7 +22,7 @@ def test_zoo_list_names_every_registered_model(capsys):
 def test_unknown_zoo_model_is_a_clear_error(capsys):
     assert main(["zoo", "card", "no-such-model"]) == 2
     err = capsys.readouterr().err
-    assert "No zoo model named 'no-such-model'" in err and "toy-lm" in err
+    assert "No zoo artefact named 'no-such-model'" in err and "toy-lm" in err
 
 
 def test_train_needs_a_name_or_all(capsys):
@@ -35,5 +35,5 @@ def test_parser_requires_a_command():
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "interp.cli", "zoo", "list"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "interp.app.cli", "zoo", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "toy-lm" in result.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from interp import zoo
-from interp.demo import zoo_smoke_figure
+from interp.app.demo import zoo_smoke_figure
 from interp.zoo import tasks
 
 
@@ -34,7 +34,7 @@ def _png(path, width, height):
 def test_gallery_thumbnails_keep_aspect_and_shrink_only_large_figures(tmp_path):
     from PIL import Image
 
-    from interp.demo import write_gallery
+    from interp.app.demo import write_gallery
 
     src = tmp_path / "figures"
     src.mkdir()
@@ -49,7 +49,7 @@ def test_gallery_thumbnails_keep_aspect_and_shrink_only_large_figures(tmp_path):
 
 
 def test_gallery_names_every_missing_figure(tmp_path):
-    from interp.demo import write_gallery
+    from interp.app.demo import write_gallery
 
     (tmp_path / "figures").mkdir()
     _png(tmp_path / "figures" / "there.png", 100, 50)
@@ -62,7 +62,7 @@ def test_gallery_names_every_missing_figure(tmp_path):
 def test_readme_gallery_is_committed_small_and_shown():
     from pathlib import Path
 
-    from interp.demo import GALLERY
+    from interp.app.demo import GALLERY
 
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text()

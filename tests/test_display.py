@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interp.display import visible_token
+from interp.viz.display import visible_token
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import plotly.graph_objects as go
 import pytest
 
-from interp import figures
-from interp.figures import FigureExportError, export, export_many, find_chromium, paper_layout
+from interp.viz import figures
+from interp.viz.figures import FigureExportError, export, export_many, find_chromium, paper_layout
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed (make installs Debian's)")
 

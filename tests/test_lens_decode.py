@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
-
 from interp.lens import LensResult, decode_layers, layer_hook_name
 
-
-def tiny_model(norm: str | None = "LN", vocab: int = 97, softcap: float = 0.0, seed: int = 0) -> HookedTransformer:
-    cfg = HookedTransformerConfig(
-        n_layers=3, d_model=32, n_ctx=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=vocab, act_fn="gelu",
-        normalization_type=norm, seed=seed, output_logits_soft_cap=softcap, device="cpu",
-    )
-    model = HookedTransformer(cfg)
-    model.eval()
-    return model
+from tiny_models import lens_model
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return tiny_model()
+    return lens_model()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +36,7 @@ def reference_layer_logprobs(model, tokens, *, final_norm=True):
 
 @pytest.mark.parametrize("norm", ["LN", "RMS", None])
 def test_last_index_equals_model_logits_exactly(norm, tokens):
-    model = tiny_model(norm)
+    model = lens_model(norm=norm)
     res = decode_layers(model, tokens, k=7, positions=[0, 5, -1])
     with torch.no_grad():
         logits = model(tokens)[:, [0, 5, 11]]
@@ -79,7 +69,7 @@ def test_final_norm_false_skips_norm_only_in_intermediate_layers(tiny, tokens):
 
 @pytest.mark.parametrize("softcap", [0.0, 3.0])
 def test_chunked_unembedding_matches_one_chunk(softcap, tokens):
-    model = tiny_model(softcap=softcap)
+    model = lens_model(softcap=softcap)
     whole = decode_layers(model, tokens, k=6, target_ids=[1, 2, 96])
     chunked = decode_layers(model, tokens, k=6, target_ids=[1, 2, 96], chunk_size=10)
     assert torch.equal(whole.top_ids, chunked.top_ids)
@@ -124,7 +114,7 @@ def test_stories260k_matches_transformers_hidden_states(stories_model):
     final RMSNorm (model.model.norm) and lm_head."""
     from transformers import AutoModelForCausalLM
 
-    from interp.models import shared_model_dir
+    from conftest import shared_model_dir
 
     hf = AutoModelForCausalLM.from_pretrained(shared_model_dir(), dtype=torch.float32).eval()
     prompts = ["Once upon a time, there was a little", "The dog ran to the"]
@@ -182,7 +172,7 @@ def test_result_frame_plot_and_html(tiny, tokens):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(k=0), "k must be at least 1"),
+        (dict(k=0), r"k=0\) is invalid: it must be an integer >= 1"),
         (dict(layers=[7]), "outside"),
         (dict(layers=3), "must be negative"),
         (dict(positions=[20]), "do not all exist"),

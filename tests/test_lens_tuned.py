@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
-
 from interp.lens import TunedLens, TunedLensConfig, attached_lens, decode_layers, kl_by_layer
+
+from tiny_models import hooked, lens_model
 
 
 @pytest.fixture(scope="module")
 def model():
-    cfg = HookedTransformerConfig(n_layers=3, d_model=32, n_ctx=32, d_head=8, n_heads=4, d_mlp=64, d_vocab=61,
-                                  act_fn="gelu", normalization_type="LN", seed=3, device="cpu")
-    m = HookedTransformer(cfg)
-    m.eval()
-    return m
+    return lens_model(3, vocab=61)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +62,7 @@ def test_save_load_roundtrip(model, data, tmp_path, one_thread):
 
 
 def test_wrong_model_and_missing_files(model, tmp_path):
-    other = HookedTransformer(HookedTransformerConfig(n_layers=2, d_model=16, n_ctx=8, d_head=4, n_heads=4,
-                                                      d_vocab=61, act_fn="gelu", normalization_type="LN"))
+    other = hooked(n_ctx=8, d_head=4, n_heads=4, d_vocab=61)
     lens = TunedLens.for_model(model)
     with pytest.raises(ValueError, match="was made for n_layers=3"):
         decode_layers(other, torch.zeros(1, 4, dtype=torch.long), lens=lens)

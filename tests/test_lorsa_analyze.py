@@ -6,26 +6,23 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp.lorsa import Lorsa, LorsaConfig, init_from_host
 from interp.lorsa.analyze import (
     SuccessorProbe, head_loss_attribution, head_scores, ov_readout, repeated_random_tokens, top_contexts,
 )
 
+from tiny_models import bos_tokens, rotary_model
+
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg = HookedTransformerConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=40, d_vocab=30, act_fn="gelu",
-                                  normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8, seed=0)
-    model = HookedTransformer(cfg).eval()
+    model = rotary_model(0, n_ctx=40, d_vocab=30)
     model.tokenizer = None
     model.to_string = lambda t: " ".join(f"t{int(i)}" for i in torch.as_tensor(t).reshape(-1))
     lc = LorsaConfig.from_model(model, 1, expansion=2, top_k=5, activation="signed")
     lorsa = init_from_host(Lorsa(lc, seed=1), model, 1)
-    toks = torch.randint(2, 30, (10, 14), generator=torch.Generator().manual_seed(0))
-    toks[:, 0] = 1
-    return model, lorsa, toks
+    return model, lorsa, bos_tokens(10, 14, vocab=30)
 
 
 def test_top_contexts_equal_brute_force(setup):
@@ -164,8 +161,10 @@ def test_ov_readout_direct(setup):
     model, lorsa, _ = setup
     df = ov_readout(model, lorsa, 3, k=5)
     logits = lorsa.W_O[3] @ (model.W_U * model.ln_final.w[:, None])
-    assert df["promoted_logit"].tolist() == pytest.approx(logits.topk(5).values.tolist(), abs=1e-5)
-    assert df["suppressed_logit"].iloc[0] == pytest.approx(logits.min().item(), abs=1e-5)
+    promoted, suppressed = df[df.direction == "promotes"], df[df.direction == "suppresses"]
+    assert promoted["logit"].tolist() == pytest.approx(logits.topk(5).values.tolist(), abs=1e-5)
+    assert suppressed["logit"].iloc[0] == pytest.approx(logits.min().item(), abs=1e-5)
+    assert promoted["token"].tolist() == [str(i) for i in logits.topk(5).indices.tolist()]  # no tokenizer: ids
 
 
 def test_loss_attribution_matches_finite_difference(setup):
@@ -194,22 +193,55 @@ def test_loss_attribution_matches_finite_difference(setup):
     assert attr[head].item() == pytest.approx(fd, rel=1e-2, abs=1e-6)
 
 
-def test_head_browser_reacts(setup):
+def test_head_browser_shows_the_selected_heads_z_pattern(setup):
     pytest.importorskip("ipywidgets")
+    import numpy as np
+
+    from interp.lorsa.analyze import head_loss_attribution, head_scores, top_contexts
+    from static_html import static_figures
     from widgets.head_browser import HeadBrowser
 
     model, lorsa, toks = setup
-    b = HeadBrowser(lorsa, model, toks, k=4)
-    first_head = b.head.value
-    z0 = b.fig.data[0].z
+    tops = top_contexts(model, lorsa, toks, k=4, progress=False)
+    scores = head_scores(model, lorsa, toks, n_random=4, half=6)
+    contribution = head_loss_attribution(model, lorsa, toks, progress=False)
+    b = HeadBrowser(lorsa, model, tops, scores, loss_contribution=contribution)
+    fired = [h for h in range(lorsa.cfg.n_ov_heads) if tops.frequency[h] > 0]
+    # each sort key ranks the heads that fired by the library's own numbers, best first
+    for key, values in (("loss_contribution", contribution.tolist()), ("induction", scores.lorsa["induction"].tolist()),
+                        ("frequency", tops.frequency.tolist())):
+        b.sort.value = key
+        shown = [h for _, h in b.head.options]
+        assert sorted(shown) == fired and b.head.value == shown[0]
+        ranked = [values[h] for h in shown if values[h] == values[h]]  # NaN (never fired on the probe) last
+        assert ranked == sorted(ranked, reverse=True)
+
+    def z_pattern(head: int, j: int):
+        """The head's activation at each query of its j-th top context split over sources, by hand."""
+        seq, pos = int(tops.seq[head, j]), int(tops.pos[head, j])
+        with torch.no_grad():
+            _, cache = model.run_with_cache(toks[seq : seq + 1, : pos + 1], names_filter=[lorsa.cfg.hook_in])
+            x = cache[lorsa.cfg.hook_in]
+            pattern = lorsa.attention_pattern(x)[0, head // lorsa.cfg.group_size]
+            expected = pattern * (x[0] @ lorsa.W_V[head] + lorsa.b_V[head])[None, :]
+        lo = max(0, pos + 1 - b.window)
+        return expected[lo:, lo:].float()
+
     b.sort.value = "loss_contribution"
-    ranked = b.ranked_heads()
-    assert b.head.value == ranked[0]
-    vals = b.table.loc[ranked, "loss_contribution"].tolist()
-    assert vals == sorted(vals, reverse=True)
-    if b.head.value == first_head:
-        b.head.value = ranked[1]
-    assert b.fig.data[0].z is not z0 and f"head {b.head.value}" in b.contexts_html.value
-    b.context.value = min(1, b.context.max)
+    for head in [h for _, h in b.head.options][:2]:  # what the widget draws is the head's z-pattern on its top contexts
+        b.head.value = head
+        n_ctx = int((tops.values[head] != 0).sum())
+        assert b.context.value == 0 and b.context.max == n_ctx - 1
+        torch.testing.assert_close(torch.tensor(b.fig.data[0].z), z_pattern(head, 0), rtol=1e-5, atol=1e-6)
+        assert f"head {head}" in b.contexts_html.value
+        # the contexts table lists the head's top activations, largest first
+        assert [f"<td>{v:.2f}</td>" in b.contexts_html.value for v in tops.values[head, :n_ctx].tolist()] == [True] * n_ctx
+        assert n_ctx > 1, "the fixture's top heads should fire in more than one context"
+        b.context.value = 1
+        torch.testing.assert_close(torch.tensor(b.fig.data[0].z), z_pattern(head, 1), rtol=1e-5, atol=1e-6)
     bundle = b._repr_mimebundle_()
-    assert "text/html" in bundle and "plotly" in bundle["text/html"]
+    (static,) = static_figures(bundle["text/html"])
+    np.testing.assert_array_equal(static["data"][0]["z"], np.array(b.fig.data[0].z))  # the view on screen
+    assert b.contexts_html.value in bundle["text/html"] and b.scores_html.value in bundle["text/html"]
+    with pytest.raises(TypeError, match="library results"):
+        HeadBrowser(lorsa, model, toks, scores)

@@ -8,17 +8,17 @@ import math
 
 import pytest
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
 from interp.lorsa import Lorsa, LorsaConfig, LorsaConfigError, LorsaLoadError, UnsupportedModelError, init_from_host
 from interp.lorsa.train import fold_normalisation
 
+from tiny_models import hooked
+
 
 def _config_model(**overrides) -> HookedTransformer:
-    kw = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, n_ctx=64, d_vocab=50, act_fn="gelu",
-              normalization_type="LN", positional_embedding_type="standard", seed=1)
-    kw.update(overrides)
-    model = HookedTransformer(HookedTransformerConfig(**kw))
+    model = hooked(1, **{**dict(d_model=32, n_heads=4, n_ctx=64, d_vocab=50, positional_embedding_type="standard"),
+                         **overrides})
     # Non-trivial norm weights and Q/K biases, so forgetting to fold or copy them would show.
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_lorsa_notebook_runs(tmp_path, stories_dir):
-    from interp.notebooks import execute_notebook
+    from interp.app.notebooks import execute_notebook
 
     out = tmp_path / "figs"
     run = execute_notebook(ROOT / "notebooks" / "02_lorsa_heads.ipynb", out_dir=tmp_path, parameters=dict(

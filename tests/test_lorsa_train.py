@@ -12,24 +12,22 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import HookedTransformer
 
-from interp.lorsa import CheckpointError, LorsaConfig, TrainConfig, evaluate_lorsa, train_lorsa
+from interp.lorsa import CheckpointError, LorsaConfig, LorsaTrainConfig, evaluate_lorsa, train_lorsa
 from interp.lorsa.train import k_at, lr_at
 
+from tiny_models import bos_tokens, rotary_model
+
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_CFG = dict(n_layers=2, d_model=16, n_heads=2, d_head=8, n_ctx=32, d_vocab=48, act_fn="gelu",
-                 normalization_type="RMS", positional_embedding_type="rotary", rotary_dim=8, seed=0)
 
 
 def _model() -> HookedTransformer:
-    return HookedTransformer(HookedTransformerConfig(**MODEL_CFG)).eval()
+    return rotary_model(0)  # 2 layers, d_model 16, RMS, rotary; d_vocab 48
 
 
 def _tokens(n=48, ctx=16) -> torch.Tensor:
-    t = torch.randint(2, 48, (n, ctx), generator=torch.Generator().manual_seed(0))
-    t[:, 0] = 1
-    return t
+    return bos_tokens(n, ctx, vocab=48)
 
 
 def _cfgs(**train_kw):
@@ -38,7 +36,7 @@ def _cfgs(**train_kw):
     kw = dict(batch_size=4, n_steps=12, lr=3e-3, buffer_sequences=16, log_every=1, progress=False,
               dead_after_tokens=60, norm_sequences=8, bos_token_id=1)
     kw.update(train_kw)
-    return lc, TrainConfig(**kw)
+    return lc, LorsaTrainConfig(**kw)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +47,7 @@ def model():
 
 
 def test_schedule_shapes():
-    tc = TrainConfig(lr=1.0, warmup_frac=0.1, cooldown_frac=0.2, k_anneal_frac=0.5, k_start=40)
+    tc = LorsaTrainConfig(lr=1.0, warmup_frac=0.1, cooldown_frac=0.2, k_anneal_frac=0.5, k_start=40)
     lrs = [lr_at(s, 100, tc) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == 1.0 and lrs[50] == 1.0
     assert lrs[80] == pytest.approx(1.0) and lrs[99] == pytest.approx(0.05)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp.models import ModelLoadError, load_model, resolve_device
+from interp.core.models import ModelLoadError, load_model, resolve_device
 
 
 def _hf(stories_dir):

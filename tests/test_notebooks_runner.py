@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from interp.notebooks import NotebookExecutionError, execute_notebook, inject_parameters
+from interp.app.notebooks import NotebookExecutionError, execute_notebook, inject_parameters
 
 
 def _notebook(path, body="print(N * 2)"):

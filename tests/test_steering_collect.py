@@ -7,21 +7,21 @@ import pytest
 import torch
 
 from interp.steering.collect import collect, pool_steps
-from interp.steering.generate import decode_generations, greedy_generate
-from interp.steering.tasks import Example, ExactMatchTask
+from interp.core.generation import generate
+from interp.core.tasks import Example, ExactMatchTask
 
-from test_steering_fixtures import make_sae, random_prompts, tiny_llama_with_tokenizer
+from tiny_models import make_sae, random_prompts
 
 HOOKS = ("blocks.0.hook_resid_post", "blocks.2.hook_resid_pre")
 N_NEW = 5
 
 
 @pytest.fixture(scope="module")
-def setup():
-    model = tiny_llama_with_tokenizer()
+def setup(word_llama):
+    model = word_llama
     saes = [make_sae(HOOKS[0]), make_sae(HOOKS[1], kind="topk", seed=1)]
     prompts = random_prompts(16, seed=2)
-    first = [t.split(" ")[0] if t else "" for t in decode_generations(model, greedy_generate(model, prompts, 1))]
+    first = [t.split(" ")[0] if t else "" for t in generate(model, prompts, 1).texts()]
     # half the answers are what the model says, half are not: both labels occur
     answers = [f if i % 2 == 0 else "zzz" for i, f in enumerate(first)]
     task = ExactMatchTask("toy", [Example(p, a) for p, a in zip(prompts, answers)], max_new_tokens=N_NEW,
@@ -97,19 +97,6 @@ def test_pool_steps_respects_alive_mask():
     assert pool_steps(steps, alive, "answer").flatten().tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="pooling must be one of"):
         pool_steps(steps, alive, "median")
-
-
-def test_stop_strings_end_rows(setup):
-    model, _, task = setup
-    prompts = task.prompts[:8]
-    free = greedy_generate(model, prompts, N_NEW, stop_at_eos=False)
-    words = [model.tokenizer.decode([t]) for t in free.generated[:, 1].tolist()]  # stop on each row's 2nd word
-    stop = tuple(sorted(set(words)))
-    cut = greedy_generate(model, prompts, N_NEW, stop=stop, stop_at_eos=False)
-    for row, n, full in zip(cut.generated, cut.lengths, free.generated):
-        hits = [i for i, t in enumerate(full.tolist()) if any(w in model.tokenizer.decode([t]) for w in stop)]
-        assert int(n) == hits[0] <= 1
-        assert torch.equal(row[: int(n) + 1], full[: int(n) + 1])
 
 
 def test_collection_views(setup):

@@ -26,7 +26,7 @@ def test_notebook_executes_on_stories260k_with_saved_saes(tmp_path, stories_dir)
     """The notebook with a local folder model and a folder of SAEs (random ones: only execution is checked)."""
     from test_steering_fixtures import make_sae
 
-    from interp.notebooks import execute_notebook
+    from interp.app.notebooks import execute_notebook
 
     sae_dir = tmp_path / "saes"
     for i, hook in enumerate(("blocks.1.hook_resid_post", "blocks.3.hook_resid_post")):
@@ -43,7 +43,7 @@ def test_notebook_executes_on_stories260k_with_saved_saes(tmp_path, stories_dir)
 @pytest.mark.slow
 def test_notebook_executes_with_small_budget(tmp_path):
     from interp import zoo
-    from interp.notebooks import execute_notebook
+    from interp.app.notebooks import execute_notebook
 
     try:
         zoo.model_dir("toy-lm")

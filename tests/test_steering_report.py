@@ -8,13 +8,13 @@ import torch
 
 from interp.steering.baselines import diff_of_means, random_features
 from interp.steering.collect import collect
-from interp.steering.corrsteer import CorrSteerConfig, evaluate, run_corrsteer
+from interp.steering.corrsteer import CorrSteerConfig, evaluate_vectors, run_corrsteer
 from interp.steering.report import Arm, SteeringReport, bootstrap_ci, side_effect_ratio
 from interp.steering.select import select_features, variant_a, variant_p, variant_s
 from interp.steering.stats import CorrelationStats
-from interp.steering.tasks import Example, ExactMatchTask
+from interp.core.tasks import Example, ExactMatchTask
 
-from test_steering_fixtures import make_sae, random_prompts, tiny_llama_with_tokenizer
+from tiny_models import make_sae, random_prompts, tiny_llama_with_tokenizer
 
 HOOKS = ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post")
 
@@ -96,7 +96,7 @@ def pipeline():
     model = tiny_llama_with_tokenizer(seed=3)
     saes = [make_sae(HOOKS[0], seed=2), make_sae(HOOKS[1], kind="topk", seed=3)]
     prompts = random_prompts(40, seed=5)
-    base = evaluate(model, ExactMatchTask("x", [Example(p, "a") for p in prompts], max_new_tokens=3))[1]
+    base = evaluate_vectors(model, ExactMatchTask("x", [Example(p, "a") for p in prompts], max_new_tokens=3))[1]
     answers = [t.split(" ")[0] if i % 2 == 0 else "zzz" for i, t in enumerate(base)]
     task = ExactMatchTask("toy", [Example(p, a) for p, a in zip(prompts, answers)], max_new_tokens=3,
                           match="first_word")
@@ -132,11 +132,47 @@ def test_pipeline_scale_zero_is_unsteered_everywhere(pipeline):
     assert {f.hook for f in rep.selected} == set(HOOKS)
 
 
-def test_pipeline_steering_changes_answers(pipeline):
+def _hand_steered_greedy(model, prompt: str, vectors, n_new: int) -> str:
+    """One prompt, no padding, no cache, no steer(): each step a full forward with every vector added by
+    hand at the last prompt position and after it, the argmax appended, EOS ends the answer."""
+    tok = model.tokenizer
+    ids = [tok.bos_token_id] + tok(prompt, add_special_tokens=False)["input_ids"]
+    P, new = len(ids), []
+
+    def adder(v):
+        def add(act, hook):
+            act = act.clone()
+            act[:, P - 1 :] += v.coefficient * v.direction.to(act.dtype)
+            return act
+
+        return add
+
+    with torch.no_grad():
+        for _ in range(n_new):
+            logits = model.run_with_hooks(torch.tensor([ids + new]), fwd_hooks=[(v.hook_name, adder(v)) for v in vectors])
+            nxt = int(logits[0, -1].argmax())
+            if nxt == tok.eos_token_id:
+                break
+            new.append(nxt)
+    return tok.decode(new, skip_special_tokens=True)
+
+
+def test_pipeline_steered_arms_equal_a_hand_steered_greedy_loop(pipeline):
+    from interp.steering.saes import resolve_saes
+    from interp.steering.select import to_vectors
+
     model, saes, task = pipeline
     splits = task.split(20, 8, seed=0)
     rep = run_corrsteer(model, saes, splits, CorrSteerConfig(scale=30.0, n_random=1, batch_size=8, progress=False,
                                                              n_boot=100))
-    assert rep.arms["A"].generations != rep.arms["unsteered"].generations
+    assert rep.arms["A"].generations != rep.arms["unsteered"].generations  # the case steers something
     s = rep.arms["S"].vectors[0]
     assert s["hook_name"] == max(rep.selected, key=lambda f: f.r).hook
+    by_hook = resolve_saes(model, saes)
+    for name, variant in (("S", variant_s), ("A", variant_a)):
+        vectors = to_vectors(variant(rep.selected), by_hook, scale=30.0)
+        assert rep.arms[name].vectors == [v.to_dict() for v in vectors]
+        want = [_hand_steered_greedy(model, e.prompt, vectors, task.max_new_tokens) for e in splits.test.examples]
+        assert rep.arms[name].generations == want, name
+    assert rep.arms["unsteered"].generations == [_hand_steered_greedy(model, e.prompt, [], task.max_new_tokens)
+                                                 for e in splits.test.examples]

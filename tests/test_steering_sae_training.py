@@ -10,7 +10,7 @@ from sae_lens.saes.sae import SAEMetadata
 from interp.steering.saes import HookError
 from interp.steering.sae_training import SAETrainConfig, evaluate_sae, train_saes
 
-from test_steering_fixtures import D_MODEL, tiny_llama_with_tokenizer
+from tiny_models import BOS, D_MODEL, bos_tokens, tiny_llama_with_tokenizer
 
 HOOK = "blocks.1.hook_resid_post"
 
@@ -21,9 +21,7 @@ def model():
 
 
 def _tokens(n=48, ctx=24, seed=0):
-    t = torch.randint(3, 38, (n, ctx), generator=torch.Generator().manual_seed(seed))
-    t[:, 0] = 0  # BOS
-    return t
+    return bos_tokens(n, ctx, vocab=38, seed=seed, bos=BOS, low=3)
 
 
 def _linear_sae(w_enc, w_dec):

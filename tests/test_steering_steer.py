@@ -8,7 +8,7 @@ import torch
 from interp.steering.saes import HookError, resolve_saes
 from interp.steering.steer import SteeringVector, steer
 
-from test_steering_fixtures import D_MODEL, make_sae, tiny_llama
+from tiny_models import D_MODEL, make_sae, tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +76,31 @@ def test_prompt_positions_untouched_during_generation(model):
         resid.append(act.detach().clone())
 
     with torch.no_grad():
-        base = model.run_with_hooks(toks, fwd_hooks=[("blocks.2.hook_resid_post", grab)])
+        model.run_with_hooks(toks, fwd_hooks=[("blocks.2.hook_resid_post", grab)])
         with steer(model, _vectors()):
             model.run_with_hooks(toks, fwd_hooks=[("blocks.2.hook_resid_post", grab)])
     unsteered, steered = resid
     torch.testing.assert_close(steered[:, :-1], unsteered[:, :-1])  # every prompt position but the last
+    # the last prompt position is steered: exactly what adding both vectors there by hand gives
+    torch.testing.assert_close(steered, _by_hand(model, toks, _vectors(), 7, "blocks.2.hook_resid_post"))
     assert not torch.allclose(steered[:, -1], unsteered[:, -1])
-    assert base is not None
+
+
+def _by_hand(model, toks, vectors, first: int, hook: str):
+    """The residual at ``hook`` with every vector added by hand at positions >= ``first``."""
+    def adder(v):
+        def add(act, hook):
+            act = act.clone()
+            act[:, first:] += v.coefficient * v.direction
+            return act
+
+        return add
+
+    out = {}
+    with torch.no_grad():
+        model.run_with_hooks(toks, fwd_hooks=[(v.hook_name, adder(v)) for v in vectors]
+                             + [(hook, lambda act, hook: out.__setitem__("x", act.detach().clone()))])
+    return out["x"]
 
 
 def test_scale_zero_equals_unsteered_and_all_positions(model):
@@ -95,6 +113,12 @@ def test_scale_zero_equals_unsteered_and_all_positions(model):
             everywhere = model(toks)
     torch.testing.assert_close(zero, plain)
     assert not torch.allclose(everywhere[:, 0], plain[:, 0])
+    # "all" steers every position, the first included: the same as adding by hand from position 0
+    with torch.no_grad(), steer(model, _vectors(), positions="all"):
+        resid = {}
+        model.run_with_hooks(toks, fwd_hooks=[("blocks.2.hook_resid_post",
+                                               lambda act, hook: resid.__setitem__("x", act.detach().clone()))])
+    torch.testing.assert_close(resid["x"], _by_hand(model, toks, _vectors(), 0, "blocks.2.hook_resid_post"))
 
 
 def test_hooks_removed_after_context(model):

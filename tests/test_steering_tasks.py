@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from interp.steering.tasks import (
+from interp.steering.collect import default_pooling
+from interp.core.tasks import (
     Example, ExactMatchTask, MultipleChoiceTask, NumericTask, TaskFormatError, TaskProtocol, load_task, mmlu_task,
 )
 
@@ -49,7 +50,7 @@ def test_split_is_seeded_disjoint_and_complete():
 def test_mmlu_records_and_errors():
     task = mmlu_task(RECORDS)
     assert [e.answer for e in task.examples] == ["B", "A"]
-    assert task.examples[0].prompt.endswith("C. 5\nAnswer:") and task.default_pooling == "answer"
+    assert task.examples[0].prompt.endswith("C. 5\nAnswer:") and default_pooling(task) == "answer"
     with pytest.raises(TaskFormatError, match=r"Record 0 lacks \['choices'\]"):
         mmlu_task([{"question": "q", "answer": 0}])
     with pytest.raises(TaskFormatError, match="out of range for 2 choices"):
@@ -106,21 +107,20 @@ def test_malformed_files(tmp_path):
         load_task(miss, "regression", prompt_field="text")
 
 
-def test_zoo_qa_task_uses_zoo_checker():
-    from interp.steering.tasks import zoo_qa_task, zoo_task
-    from interp.zoo.tasks import make_items
+def test_planted_qa_task_uses_zoo_checker():
+    from interp.zoo.tasks import make_items, planted_task
 
-    task = zoo_qa_task(20, seed=3)
+    task = planted_task("qa", 20, seed=3)
     items = make_items("qa", 20, seed=3)
     assert task.prompts == [it.prompt for it in items] and task.stop == ("\n",)
     e = task.examples[0]
     assert task.check(e, f" {e.answer}.") and not task.check(e, " zzzz")
-    mc = zoo_task("mc", 5)
-    assert mc.default_pooling == "answer" and mc.check(mc.examples[0], f" {mc.examples[0].answer})")
+    mc = planted_task("mc", 5)
+    assert default_pooling(mc) == "answer" and mc.check(mc.examples[0], f" {mc.examples[0].answer})")
 
 
 def test_stories_recall_task_is_seeded_and_answerable():
-    from interp.steering.tasks import stories_recall_task
+    from interp.zoo.stories import stories_recall_task
 
     a, b = stories_recall_task("name", 30, seed=1), stories_recall_task("name", 30, seed=1)
     assert a.prompts == b.prompts and a.prompts != stories_recall_task("name", 30, seed=2).prompts

@@ -9,18 +9,14 @@ import torch
 
 from interp.thr import THRInputError, group_advantages, thr_weights, token_hidden_reward
 
+from tiny_models import hooked
+
 
 def _tiny_model():
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    cfg = HookedTransformerConfig(
-        n_layers=1, d_model=16, n_ctx=32, d_head=8, n_heads=2, d_vocab=23, act_fn="silu", d_mlp=32,
-        normalization_type="RMS", positional_embedding_type="rotary", dtype=torch.float64, seed=3,
-    )
-    model = HookedTransformer(cfg)
-    with torch.no_grad():  # spread the unembedding so distributions are not flat
-        model.W_U.mul_(4.0)
-    return model
+    # float64 for the finite differences; W_U spread x4 so distributions are not flat
+    return hooked(3, unembed_scale=4.0, n_layers=1, d_model=16, n_ctx=32, d_head=8, n_heads=2, d_vocab=23,
+                  act_fn="silu", d_mlp=32, normalization_type="RMS", positional_embedding_type="rotary",
+                  dtype=torch.float64)
 
 
 def _group(model, G=4, prompt_len=3, T=5, seed=0):

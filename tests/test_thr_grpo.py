@@ -8,14 +8,17 @@ import math
 import pytest
 import torch
 
-from interp.models import shared_model_dir
+from conftest import shared_model_dir
 from interp.thr.experiment import pass_at_k
 from interp.thr.grpo import GRPOConfig, GRPOTrainer
 from interp.thr.policy import as_policy
-from interp.thr.tasks import TaskItem, VerifiableTask, prefix_reward, story_word_task, word_reward
+from interp.core.checkpoint import CheckpointError
+from interp.core.tasks import Example
+from interp.thr.tasks import VerifiableTask, prefix_reward, word_reward
+from interp.zoo.stories import story_word_task
 
 _NEEDS_STORIES = pytest.mark.skipif(not (shared_model_dir() / "config.json").is_file(),
-                                reason="stories260K is not present at interp.models.shared_model_dir()")
+                                reason="stories260K is not present at ../shared/models/stories260K")
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -29,16 +32,16 @@ def _one_thread():
 TINY = dict(group_size=4, prompts_per_step=2, max_new_tokens=5, lr=1e-3)
 
 
-def _letter_reward(item: TaskItem, completion: str) -> float:
+def _letter_reward(item: Example, completion: str) -> float:
     # a real-valued reward that is rarely equal across a group, so most groups carry a signal
-    return float(completion.count(item.target))
+    return float(completion.count(item.answer))
 
 
 @pytest.fixture(scope="module")
 def story_task():
     base = story_word_task(max_new_tokens=5)
-    return VerifiableTask("letters", [TaskItem(i.prompt, "e") for i in base.train],
-                          [TaskItem(i.prompt, "e") for i in base.test], _letter_reward, max_new_tokens=5)
+    return VerifiableTask("letters", [Example(i.prompt, "e") for i in base.train],
+                          [Example(i.prompt, "e") for i in base.test], _letter_reward, max_new_tokens=5)
 
 
 _TL_CACHE: list = []
@@ -47,7 +50,7 @@ _TL_CACHE: list = []
 def _tl():
     import copy
 
-    from interp.models import load_model
+    from interp import load_model
 
     if not _TL_CACHE:
         _TL_CACHE.append(load_model(shared_model_dir()))
@@ -100,7 +103,7 @@ def test_checkpoint_and_resume_reproduce_an_uninterrupted_run(tmp_path, story_ta
     assert straight.log.to_frame()["active_groups"].sum() > 0
     with pytest.raises(ValueError, match="different config"):
         GRPOTrainer(_tl(), story_task, GRPOConfig(thr=True, thr_p=-0.5, seed=7, **TINY)).load(tmp_path / "ck")
-    with pytest.raises(FileNotFoundError, match="trainer.json"):
+    with pytest.raises(CheckpointError, match="missing state.json"):
         GRPOTrainer(_tl(), story_task, cfg).load(tmp_path / "nothing")
 
 
@@ -116,11 +119,13 @@ def test_hf_model_trains_with_each_aggregation_and_logs_thr(loss_type, story_tas
     df = tr.log.to_frame()
     assert len(df) == 1 and {"thr_density", "thr_mean_correct", "entropy_dominant", "kl", "clip_frac"} <= set(df)
     assert df["loss"].map(math.isfinite).all()
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    # the trainer trained a copy: the caller's model is as it was
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 @_NEEDS_STORIES
-def test_thr_with_p_zero_is_plain_grpo_and_p_nonzero_differs(story_task):
+def test_thr_with_p_zero_is_plain_grpo(story_task):
     def run(**kw):
         model, tok = _hf()
         tr = GRPOTrainer(model, story_task, GRPOConfig(seed=3, **TINY, **kw), tokenizer=tok)
@@ -131,10 +136,9 @@ def test_thr_with_p_zero_is_plain_grpo_and_p_nonzero_differs(story_task):
     zero, _ = run(thr=True, thr_p=0.0)
     for a, b in zip(plain, zero):
         torch.testing.assert_close(a, b)
-    # a weight only changes anything when some group has mixed rewards; make sure one did
+    # a weight only changes anything when some group has mixed rewards; make sure one did (where a
+    # nonzero p moves the weights is checked exactly by test_one_thr_step_lands_where_the_hand_computed_loss_says)
     assert tr_plain.log.records[0]["active_groups"] > 0
-    moved, _ = run(thr=True, thr_p=0.9, thr_non_dominant=0.0)
-    assert any(not torch.allclose(a, b) for a, b in zip(plain, moved))
 
 
 def _loss_reference(loss_type, logp, old, adv, mask, eps_lo, eps_hi, max_new):
@@ -181,9 +185,9 @@ def test_pass_at_k_matches_enumeration():
 
 
 def test_rewards_and_task_splits():
-    it = TaskItem("x", "ball")
+    it = Example("x", "ball")
     assert word_reward(it, "the Ball rolled") == 1.0 and word_reward(it, "balloon") == 0.0
-    num = TaskItem("3+4=", "7")
+    num = Example("3+4=", "7")
     assert prefix_reward(num, " 7.") == 1.0 and prefix_reward(num, "71") == 0.0 and prefix_reward(num, "a7") == 0.0
     task = story_word_task()
     assert not {i.prompt for i in task.train} & {i.prompt for i in task.test}
@@ -201,14 +205,13 @@ def test_config_rejects_bad_settings():
 
 
 def test_zoo_task_splits_and_reward_use_the_zoo_checker():
-    from interp.thr.tasks import zoo_task
     from interp.zoo import tasks as zt
 
-    task = zoo_task("arith", n_train=40, n_test=10)
+    task = zt.planted_grpo_task("arith", n_train=40, n_test=10)
     assert not {i.prompt for i in task.train} & {i.prompt for i in task.test}
     for it in task.test[:5]:
         a, b = (int(x) for x in it.prompt.removeprefix("Add:").rstrip("=").split("+"))
-        assert it.target == str(a + b)  # independent of the zoo: the answer is the sum
+        assert it.answer == str(a + b)  # independent of the zoo: the answer is the sum
         assert task.reward(it, f" {a + b}.") == 1.0 and task.reward(it, f" {a + b + 1}") == 0.0
     assert task.max_new_tokens == zt.MAX_NEW_TOKENS["arith"]
 
@@ -219,23 +222,110 @@ def test_suggested_lr_keeps_toy_lm_working_where_a_large_lr_collapses_it():
     import copy
 
     from interp import zoo
-    from interp.thr.experiment import evaluate
-    from interp.thr.grpo import suggested_lr
-    from interp.thr.tasks import zoo_task
+    from interp.thr.experiment import evaluate_policy
 
     try:
         model = zoo.load("toy-lm", device="cpu")
     except FileNotFoundError as err:
         pytest.skip(str(err))
-    task = zoo_task("arith", n_test=24, seed=0)
-    start = evaluate(model, task, n_samples=1, ks=(1,)).flat()["greedy"]
+    task = zoo.tasks.planted_grpo_task("arith", n_test=24, seed=0)
+    start = evaluate_policy(model, task, n_samples=1, ks=(1,)).flat()["greedy"]
     after = {}
-    for lr in (suggested_lr("toy-lm"), 5e-4):
+    suggested = zoo.suggested_grpo_lr("toy-lm")
+    for lr in (suggested, 5e-4):
         cfg = GRPOConfig(group_size=8, prompts_per_step=8, lr=lr, seed=0)
         trainer = GRPOTrainer(copy.deepcopy(model), task, cfg)
         trainer.train(3, progress=False)
-        after[lr] = evaluate(trainer.policy, task, n_samples=1, ks=(1,)).flat()["greedy"]
+        after[lr] = evaluate_policy(trainer.policy, task, n_samples=1, ks=(1,)).flat()["greedy"]
     assert start > 0.6
-    assert after[suggested_lr("toy-lm")] >= start - 0.1
+    assert after[suggested] >= start - 0.1
     assert after[5e-4] < start / 2
-    assert suggested_lr("../shared/models/stories260K") == 5e-4
+    assert zoo.suggested_grpo_lr("../shared/models/stories260K") == 5e-4
+
+
+# ---- where one step puts the weights, against a loss written out by hand -----------------------
+def _hand_advantages(rewards: torch.Tensor, G: int, scale: bool) -> torch.Tensor:
+    out = []
+    for g in rewards.view(-1, G).tolist():
+        mean = sum(g) / G
+        std = math.sqrt(sum((r - mean) ** 2 for r in g) / G)  # population std
+        out += [0.0 if std < 1e-6 else ((r - mean) / std if scale else r - mean) for r in g]
+    return torch.tensor(out)
+
+
+def _hand_weights(thr: list[torch.Tensor], adv: torch.Tensor, G: int, p: float) -> list[torch.Tensor]:
+    """THR's rule (beta 1, non-dominant 1): tau = max(0, min over the group's positive-advantage
+    responses of their mean THR); |THR| > tau gets 1 + p * sign(THR)."""
+    out = []
+    for start in range(0, len(thr), G):
+        means = [float(thr[i].mean()) for i in range(start, start + G) if adv[i] > 0 and len(thr[i])]
+        tau = max(0.0, min(means)) if means else 0.0
+        for i in range(start, start + G):
+            out.append(torch.tensor([1.0 + p * math.copysign(1.0, v) if abs(v) > tau else 1.0 for v in thr[i].tolist()]))
+    return out
+
+
+def _hand_gradient(model, ro, adv, weights, loss_type, max_new):
+    """Gradient of the clipped-surrogate loss at ratio 1, written per response: one unpadded forward per
+    row, -A_i w_it log pi(y_it) summed as the aggregation says."""
+    model.zero_grad(set_to_none=True)
+    lengths = ro.response_mask.sum(1).tolist()
+    terms, n = [], len(lengths)
+    for i, L in enumerate(lengths):
+        ids = ro.input_ids[i][ro.attention_mask[i]]
+        if hasattr(model, "cfg"):
+            logits = model(ids[None])[0]
+        else:
+            logits = model(input_ids=ids[None]).logits[0]
+        P = len(ids) - L
+        logp = torch.log_softmax(logits[P - 1 : -1].float(), -1).gather(-1, ids[P:, None])[:, 0]
+        ratio = torch.exp(logp - logp.detach())  # 1, with the gradient of log pi
+        s = -(adv[i] * weights[i] * ratio).sum()
+        terms.append(s / max(L, 1) / n if loss_type == "grpo" else s)
+    loss = sum(terms)
+    if loss_type == "dapo":
+        loss = loss / sum(lengths)
+    elif loss_type == "dr_grpo":
+        loss = loss / (n * max_new)
+    loss.backward()
+    return {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+
+
+def _letters_task(prompts):
+    return VerifiableTask("letters", [Example(p, "a") for p in prompts[2:]], [Example(p, "a") for p in prompts[:2]],
+                          _letter_reward, max_new_tokens=6)
+
+
+@pytest.mark.parametrize("kind,loss_type", [("tl", "grpo"), ("tl", "dr_grpo"), ("tl", "dapo"), ("hf", "grpo")])
+def test_one_thr_step_lands_where_the_hand_computed_loss_says(kind, loss_type):
+    """One GRPO step with THR (p = 0.9) on a tiny model, with plain SGD in place of the trainer's Adam so
+    the update is -lr x the gradient itself: every parameter moves by exactly what the hand-written loss
+    (hand advantages, hand THR weights from the step's THR values, per-row forwards) gives, and that
+    differs from what plain GRPO's loss would give."""
+    import copy
+
+    from tiny_models import hf_llama_with_tokenizer, random_prompts, tiny_llama_with_tokenizer
+
+    model = tiny_llama_with_tokenizer(5) if kind == "tl" else hf_llama_with_tokenizer(5)
+    lr, p, G = 0.05, 0.9, 4
+    cfg = GRPOConfig(group_size=G, prompts_per_step=3, lr=lr, loss_type=loss_type, thr=True, thr_p=p,
+                     max_grad_norm=1e9, seed=2)
+    trainer = GRPOTrainer(model, _letters_task(random_prompts(8, seed=4)), cfg,
+                          tokenizer=None if kind == "tl" else model.tokenizer)
+    trainer.optimizer = torch.optim.SGD(trainer.params, lr=lr)
+    start = copy.deepcopy(model)
+    before = {n: q.detach().clone() for n, q in model.named_parameters()}
+    trainer.step()
+    batch = trainer.last
+    adv = _hand_advantages(batch.rewards, G, scale=loss_type != "dr_grpo")
+    assert (adv != 0).any(), "no group had mixed rewards: nothing to check"
+    weights = _hand_weights(batch.result.thr, adv, G, p)
+    assert any((w != 1).any() for w in weights) and any((w == 1).any() for w in weights)
+    grad = _hand_gradient(start, batch.rollout, adv, weights, loss_type, trainer.max_new_tokens)
+    plain = _hand_gradient(start, batch.rollout, adv, [torch.ones_like(w) for w in weights], loss_type,
+                           trainer.max_new_tokens)
+    moved = 0.0
+    for name, q in model.named_parameters():
+        torch.testing.assert_close(q.detach() - before[name], -lr * grad[name], atol=2e-6, rtol=1e-3, msg=name)
+        moved = max(moved, float((grad[name] - plain[name]).abs().max() / plain[name].abs().max().clamp_min(1e-12)))
+    assert moved > 0.05, "THR's weights should change the update relative to plain GRPO"

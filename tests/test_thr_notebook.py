@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from interp import zoo
-from interp.models import shared_model_dir
+from conftest import shared_model_dir
 
 from static_html import assert_every_widget_has_a_static_figure
 
@@ -26,14 +26,14 @@ def _model() -> str:
 
 @pytest.mark.slow
 def test_notebook_04_runs_with_a_small_budget(tmp_path):
-    from interp.notebooks import execute_notebook
+    from interp.app.notebooks import execute_notebook
 
     params = dict(MODEL=_model(), N_PROMPTS=3, GROUP_SIZE=4, STEPS=1, PROMPTS_PER_STEP=2, EVAL_SAMPLES=0,
                   OUT_DIR=str(tmp_path / "figs"))
     run = execute_notebook(NOTEBOOK, parameters=params, out_dir=tmp_path, timeout=300)
     assert run.html is not None and "plotly" in run.html.read_text().lower()
     assert_every_widget_has_a_static_figure(run, "THRViewer")
-    from interp.figures import find_chromium
+    from interp.viz.figures import find_chromium
 
     if find_chromium() is not None:
         for stem in ("thr_tokens", "thr_histogram", "thr_training"):

@@ -12,8 +12,8 @@ from static_html import assert_every_widget_has_a_static_figure
 @pytest.mark.slow  # ~40-75 s on a shared 2-core machine (kernel start, probe, tuned lens, figure export)
 def test_notebook_01_executes(tmp_path):
     from interp import zoo
-    from interp.figures import find_chromium
-    from interp.notebooks import execute_notebook
+    from interp.viz.figures import find_chromium
+    from interp.app.notebooks import execute_notebook
 
     try:
         zoo.model_dir("toy-translate")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from interp.translation import (
     FEW_SHOT,
@@ -14,9 +15,9 @@ from interp.translation import (
     ProbeConfig,
     ProbeReport,
     TranslationProbe,
-    classify_outcome,
+    first_answer_token,
+    matches,
 )
-
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +31,99 @@ def report(stories_model, lexicon):
     return probe.run([("es", "en"), ("es", "sw")], n_concepts=6, progress=False)
 
 
-def test_probe_rows_are_complete_and_consistent(stories_model, report, lexicon):
+def test_probe_rows_are_complete(stories_model, report, lexicon):
     n = stories_model.cfg.n_layers
     assert len(report) == 12
     assert report.layers == list(range(n + 1))
     for row in report.rows:
         assert row["outcome"] in {o.value for o in Outcome}
-        assert len(row["layer_strings"]) == len(row["layer_languages"]) == n + 1
+        assert len(row["layer_strings"]) == len(row["layer_languages"]) == len(row["grid"]) == n + 1
         refs = lexicon.entries[row["concept"]]
-        # the stored outcome is what the classifier says about the stored strings
-        assert row["outcome"] == classify_outcome(row["final"], row["layer_strings"][:-1], refs, row["tgt"]).value
-        assert row["source_word"] == refs[row["src"]][0]
+        assert row["source_word"] == refs[row["src"]][0] and row["references"] == list(refs[row["tgt"]])
         assert set(row["first_token_prob"]) == set(lexicon.languages)
-        assert all(0 <= p <= 1 for p in row["first_token_prob"]["en"])
-        assert len(row["grid"]) == n + 1
     assert {r["pair"] for r in report.rows} == {"es-en", "es-sw"}
+
+
+# ---- every stored number and string recomputed without the probe ------------------------------
+def _outcome_by_definition(final, intermediate, refs, tgt):
+    """The outcome partition as the paper defines it, from the matching rule alone."""
+    def langs_of(text):
+        return [lang for lang, words in refs.items() if any(matches(text, w) for w in words)]
+
+    if any(matches(final, w) for w in refs[tgt]):
+        return "correct"
+    found = [langs_of(s) for s in intermediate]
+    if any(tgt not in ls and ls for ls in found):  # another language, and not also the target
+        return "translation_failure"
+    if any(tgt in ls for ls in found):
+        return "target_lost"
+    return "task_failure"
+
+
+def _cut(text: str, stop: str = "\n") -> str:
+    lead = len(text) - len(text.lstrip())
+    j = text.find(stop, lead)
+    return text if j < 0 else text[:j]
+
+
+@pytest.fixture(scope="module")
+def toy_probe():
+    from interp import zoo
+    from interp.zoo.toy_translate import toy_template
+
+    try:
+        card = zoo.card("toy-translate")
+    except FileNotFoundError:
+        pytest.skip("toy-translate checkpoint not trained")
+    model = zoo.load("toy-translate")
+    lex = Lexicon.bundled().subset(concepts=card["corpus"]["concepts"])
+    report = TranslationProbe(model, lex, template=toy_template(), config=ProbeConfig(max_new_tokens=8)).run(
+        [("es", "hi"), ("es", "sw"), ("en", "te")], n_concepts=6, progress=False)
+    return model, lex, report
+
+
+def test_probe_rows_equal_an_independent_recomputation(toy_probe, one_thread):
+    """The toy translator (whose outcomes differ between examples): each row's answer is a naive greedy
+    loop's (full forward per step, cut at the first newline past leading whitespace), each layer string
+    is the logit lens of a teacher-forced forward (final norm + unembedding of that layer's residual at
+    the answer's positions), each first-token probability is that lens's softmax at the first step, and
+    the outcome is the paper's definition applied to those recomputed strings."""
+    model, lex, report = toy_probe
+    tok, n = model.tokenizer, model.cfg.n_layers
+    outcomes = {row["outcome"] for row in report.rows}
+    assert len(outcomes) >= 3, f"the check needs different outcomes, got {outcomes}"
+    for row in report.rows:
+        prompt = [tok.bos_token_id] + tok(row["prompt"], add_special_tokens=False)["input_ids"]
+        ids, answer = list(prompt), []
+        with torch.no_grad():
+            for _ in range(8):
+                nxt = int(model(torch.tensor([ids]))[0, -1].argmax())
+                if nxt == tok.eos_token_id:
+                    break
+                answer.append(nxt)
+                ids.append(nxt)
+                if _cut(tok.decode(answer)) != tok.decode(answer):  # a newline past the leading whitespace
+                    break
+            _, cache = model.run_with_cache(torch.tensor([ids]))
+        assert row["final"] == _cut(tok.decode(answer)).strip(), row["concept"]
+        p = len(prompt)
+        layer_strings, step0 = [], []
+        for i in range(n + 1):
+            resid = cache["blocks.0.hook_resid_pre" if i == 0 else f"blocks.{i - 1}.hook_resid_post"][0]
+            logits = model.unembed(model.ln_final(resid[p - 1 : p - 1 + len(answer)]))
+            layer_strings.append(_cut(tok.decode(logits.argmax(-1).tolist())))
+            step0.append(logits[0].softmax(-1))
+        assert row["layer_strings"] == layer_strings, row["concept"]
+        refs = lex.entries[row["concept"]]
+        for lang, probs in row["first_token_prob"].items():
+            if refs.get(lang):
+                first = first_answer_token(tok, refs[lang][0], context="Translation:")
+                want = [float(step0[i][first]) for i in range(n + 1)]
+                assert probs == pytest.approx(want, abs=2e-5), (row["concept"], lang)
+        assert row["outcome"] == _outcome_by_definition(row["final"], layer_strings[:-1], refs, row["tgt"])
+        for s, lang in zip(layer_strings, row["layer_languages"]):
+            langs = [c for c, words in refs.items() if any(matches(s, w) for w in words)]
+            assert lang == (row["tgt"] if row["tgt"] in langs else (langs[0] if langs else None))
 
 
 def test_probe_is_deterministic_and_batch_size_free(stories_model, lexicon, report):
@@ -88,7 +167,11 @@ def test_report_save_load_roundtrip(report, tmp_path):
 def test_report_figures_and_html(report):
     heat = report.plot("heatmap", metric="accuracy")
     assert list(heat.data[0].y) == ["es"] and [x.split()[0] for x in heat.data[0].x] == ["en", "sw"]
-    assert report.plot("presence").data is not None
+    presence = report.plot("presence")
+    frame = report.language_presence(relative=True)
+    assert [t.name for t in presence.data] == [c for c in ("target", "source", "pivot (en)", "other") if c in frame]
+    for trace in presence.data:
+        assert list(trace.y) == pytest.approx(frame[trace.name].tolist())
     assert len(report.plot("outcomes").data) == 4
     assert "ProbeReport" in report._repr_html_()
     with pytest.raises(ValueError, match="kind="):
@@ -147,6 +230,10 @@ def test_presence_and_resource_levels(handmade):
     assert list(by_level.index) == ["mid", "low"] and by_level.loc["low", "accuracy"] == 0.5
     inter = handmade.intermediate_languages()
     assert inter.loc["es-hi", "en"] == 3 and inter.loc["es-hi", "es"] == 1
+    # the presence figure draws these shares, per layer
+    fig = {t.name: list(t.y) for t in handmade.plot("presence").data}
+    assert fig["pivot (en)"][1] == pytest.approx(4 / 6) and fig["source"][0] == pytest.approx(1 / 6)
+    assert fig["target"] == pytest.approx([0, 0, 3 / 6, 3 / 6])
     summary = handmade.summary()
     assert summary["overall"]["n"] == 6 and summary["pivot_en_share_by_layer"][1] == pytest.approx(4 / 6, abs=1e-4)
 

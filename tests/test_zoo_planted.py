@@ -11,7 +11,7 @@ from interp.zoo.planted import (
     ANTONYM, CODE_HOLDERS, CODE_MAX_WEIGHT, CODES, OPPOSITES, ORDINAL_RUNS, RepeatConfig, code_sample, code_weight,
     opposite_sample, ordinal_sample, plant_repeats,
 )
-from interp.zoo.toy_lm import MIX
+from interp.zoo.corpus import PLANTED_MIX as MIX
 
 
 def test_opposite_segments_follow_their_mode():

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from interp.zoo.corpus import SEQUENCES, is_heldout_sum
-from interp.zoo.tasks import MAX_NEW_TOKENS, TASKS, TaskItem, check, make_items
+from interp.core.tasks import Example
+from interp.zoo.tasks import MAX_NEW_TOKENS, TASKS, check, make_items
 
 
 def test_task_names_cover_the_contract():
@@ -19,7 +20,7 @@ def test_items_are_deterministic_and_well_formed(task):
     assert a == b
     assert a != make_items(task, 30, seed=2)
     for item in a:
-        assert isinstance(item, TaskItem) and item.task == task
+        assert isinstance(item, Example) and item.meta["task"] == task
         assert item.prompt == item.prompt.rstrip(), "prompts end without a space (BPE words carry it)"
         assert item.answer == item.answer.strip() and item.answer
         assert check(task, " " + item.answer + ".", item.answer)
@@ -56,7 +57,7 @@ def test_mc_letter_points_at_the_stated_colour():
         name = re.search(r"of (\w+)\?", item.prompt).group(1)
         options = dict(re.findall(r"([A-D])\) (\w+)", item.prompt))
         assert options[item.answer] == facts[name]
-        assert item.choices == [options[k] for k in "ABCD"]
+        assert list(item.meta["choices"]) == [options[k] for k in "ABCD"]
 
 
 def test_successor_answer_is_next_in_sequence():

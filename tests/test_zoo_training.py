@@ -8,7 +8,7 @@ import torch
 
 from interp.zoo.bpe import train_bpe
 from interp.zoo.corpus import CorpusConfig, generate_corpus
-from interp.zoo.training import ModelConfig, TrainConfig, _lr_at, tokenize_texts, train_causal_lm
+from interp.zoo.training import ModelConfig, LMTrainConfig, _lr_at, tokenize_texts, train_causal_lm
 
 TINY = ModelConfig(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_mlp=64, max_len=64)
 
@@ -28,10 +28,10 @@ def _weights(folder):
 def test_train_writes_a_loadable_folder_matching_transformers(tmp_path, corpus_and_tokenizer):
     from transformers import AutoModelForCausalLM
 
-    from interp.models import load_model
+    from interp.core.models import load_model
 
     docs, tok = corpus_and_tokenizer
-    stats = train_causal_lm(docs, tok, TINY, TrainConfig(steps=3, batch_size=4, warmup_steps=1), tmp_path,
+    stats = train_causal_lm(docs, tok, TINY, LMTrainConfig(steps=3, batch_size=4, warmup_steps=1), tmp_path,
                             progress=False)
     for name in ["config.json", "model.safetensors", "tokenizer.json"]:
         assert (tmp_path / name).is_file()
@@ -47,10 +47,10 @@ def test_train_writes_a_loadable_folder_matching_transformers(tmp_path, corpus_a
 
 
 def test_token_id_rows_train_exactly_like_their_texts(tmp_path, corpus_and_tokenizer):
-    """Pre-tokenised rows (how the recipe plants repeats at the token level) are used as given."""
+    """Pre-tokenised rows (how toy-lm-planted plants repeats at the token level) are used as given."""
     docs, tok = corpus_and_tokenizer
     rows, _ = tokenize_texts(docs, tok, TINY.max_len)
-    cfg = TrainConfig(steps=2, batch_size=4, seed=3)
+    cfg = LMTrainConfig(steps=2, batch_size=4, seed=3)
     a = train_causal_lm(docs, tok, TINY, cfg, tmp_path / "text", progress=False)
     b = train_causal_lm(rows, tok, TINY, cfg, tmp_path / "ids", progress=False)
     wa, wb = _weights(tmp_path / "text"), _weights(tmp_path / "ids")
@@ -63,7 +63,7 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, corpus_and_tokenize
     docs, tok = corpus_and_tokenizer
     runs = {}
     for name, seed in [("a", 0), ("b", 0), ("c", 1)]:
-        train_causal_lm(docs, tok, TINY, TrainConfig(steps=2, batch_size=4, seed=seed), tmp_path / name,
+        train_causal_lm(docs, tok, TINY, LMTrainConfig(steps=2, batch_size=4, seed=seed), tmp_path / name,
                         progress=False)
         runs[name] = _weights(tmp_path / name)
     assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
@@ -72,7 +72,7 @@ def test_same_seed_same_weights_other_seed_differs(tmp_path, corpus_and_tokenize
 
 def test_loss_goes_down_on_a_repeated_text(tmp_path, corpus_and_tokenizer):
     docs, tok = corpus_and_tokenizer
-    stats = train_causal_lm([docs[0]] * 8, tok, TINY, TrainConfig(steps=30, batch_size=4, lr=1e-2, warmup_steps=2,
+    stats = train_causal_lm([docs[0]] * 8, tok, TINY, LMTrainConfig(steps=30, batch_size=4, lr=1e-2, warmup_steps=2,
                                                                   val_fraction=0.0, log_every=1),
                             tmp_path, progress=False)
     first, last = stats.loss_curve[0][1], stats.loss_curve[-1][1]
@@ -91,7 +91,7 @@ def test_documents_start_with_bos_end_with_eos_and_are_cut(corpus_and_tokenizer)
 
 
 def test_lr_schedule_is_warmup_then_cosine():
-    cfg = TrainConfig(steps=110, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    cfg = LMTrainConfig(steps=110, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
     assert _lr_at(0, cfg) == pytest.approx(0.1)
     assert _lr_at(9, cfg) == pytest.approx(1.0)
     assert _lr_at(10, cfg) == pytest.approx(1.0)
@@ -105,30 +105,21 @@ def test_bad_configs_are_clear_errors(corpus_and_tokenizer, tmp_path):
     with pytest.raises(ValueError, match="multiple of n_kv_heads"):
         ModelConfig(d_model=32, n_heads=4, n_kv_heads=3)
     with pytest.raises(ValueError, match="at least one text"):
-        train_causal_lm([], corpus_and_tokenizer[1], TINY, TrainConfig(steps=1), tmp_path, progress=False)
+        train_causal_lm([], corpus_and_tokenizer[1], TINY, LMTrainConfig(steps=1), tmp_path, progress=False)
 
 
 def test_toy_lm_recipe_smoke(tmp_path):
     from interp import zoo
-    from interp.models import load_model
-    from interp.zoo.planted import CODE_HOLDERS
+    from interp.core.models import load_model
     from interp.zoo.toy_lm import recipe_from_overrides
 
     out = zoo.train("toy-lm", out_dir=tmp_path / "toy", progress=False, steps=2, n_docs=24, eval_n=2,
                     vocab_size=300, d_model=32, n_layers=1, d_mlp=64, batch_size=4, warmup_steps=1,
-                    continue_steps=2, continue_n_docs=12, continue_batch_size=4, repeat_steps=2,
-                    repeat_batch_size=4, repeat_warmup_steps=1)
+                    continue_steps=2, continue_n_docs=12, continue_batch_size=4)
     card = json.loads((out / "card.json").read_text())
     stages = card["training"]["stages"]
-    assert [s["steps"] for s in stages] == [2] * (2 + len(recipe_from_overrides().continuations))
-    # the repeat stage: one [BOS, span, span, ...] row per sequence trained on, nothing else
-    assert card["corpus"]["stages"][0]["documents"] == 2 * 4
-    assert card["corpus"]["stages"][0]["repeated_tokens"] > 0
-    assert card["corpus"]["stages"][1]["documents"] == 24
-    planted = card["planted"]
-    assert len(planted["code"]["exposures_per_holder"]) == len(CODE_HOLDERS)
-    assert planted["code"]["statements"] == sum(planted["code"]["exposures_per_holder"])
-    assert 0 < planted["repeats"]["share_of_tokens"] < 1
+    assert [s["steps"] for s in stages] == [2] * (1 + len(recipe_from_overrides().continuations))
+    assert card["corpus"]["stages"][0]["documents"] == 24
     assert card["corpus"]["tokens"] == sum(s["tokens"] for s in card["corpus"]["stages"])
     assert not (out / "stage1").exists()
     assert set(card["evaluation"]["accuracy"]) >= {"qa", "mc", "arith", "copy", "induction", "successor"}
@@ -140,10 +131,8 @@ def test_toy_lm_recipe_smoke(tmp_path):
 def test_toy_lm_recipe_rejects_unknown_options(tmp_path):
     from interp.zoo.toy_lm import recipe_from_overrides
 
-    recipe = recipe_from_overrides(steps=7, n_docs=3, seed=4, continue_steps=0, repeat_steps=5, repeat_span=(2, 3))
+    recipe = recipe_from_overrides(steps=7, n_docs=3, seed=4, continue_steps=0)
     assert recipe.train.steps == 7 and recipe.corpus.n_docs == 3
-    assert recipe.repeat_stage.train.steps == 5 and recipe.repeat_stage.repeats.span == (2, 3)
-    assert recipe.repeats.span != (2, 3)  # the main stage's repeats are their own
     assert all(st.train.steps == 0 for st in recipe.continuations)
     assert recipe.corpus.seed == recipe.train.seed == 4 and recipe.continuations[0].corpus.seed != 4
     with pytest.raises(TypeError, match="Unknown toy-lm training option 'stepz'"):

@@ -13,42 +13,44 @@ import ipywidgets as ipw
 import plotly.graph_objects as go
 import torch
 
-from interp.display import visible_token
-from interp.figures import export as export_figure
-from interp.figures import paper_layout
-from interp.lorsa.analyze import (
-    HeadScores, TopContexts, context_strings, head_loss_attribution, head_scores, ov_readout, top_contexts,
-)
+from interp.lorsa.analyze import HeadScores, TopContexts, context_strings, context_z_pattern, ov_readout
 from interp.lorsa.model import Lorsa
+from interp.viz.palettes import HIGHLIGHT_COLOUR
+from widgets._view import FigureView, fill
 
 __all__ = ["HeadBrowser", "SORT_KEYS"]
 
 SORT_KEYS = ("frequency", "loss_contribution", "induction", "previous_token", "sink", "successor")
 
 
-class HeadBrowser:
-    """Interactive Lorsa head browser.
+class HeadBrowser(FigureView):
+    """Interactive Lorsa head browser over precomputed library results.
 
     Args:
-        lorsa, model: the trained Lorsa and its host ``HookedTransformer``.
-        tokens: LongTensor [n_seq, ctx] to find top contexts in (and score loss contributions on).
-        tops, scores, loss_contribution: precomputed results (computed here when None).
-        k: top contexts kept per head. window: tokens of context shown before the activation.
+        lorsa, model: the trained Lorsa and its host model.
+        tops: :func:`interp.lorsa.analyze.top_contexts` (its tokens are the contexts shown).
+        scores: :func:`interp.lorsa.analyze.head_scores`.
+        loss_contribution: :func:`interp.lorsa.analyze.head_loss_attribution` (optional sort key).
+        window: tokens of context shown before the activation.
 
     Example:
-        >>> browser = HeadBrowser(lorsa, model, tokens[:64])  # doctest: +SKIP
+        >>> tops = top_contexts(model, lorsa, tokens, k=8); scores = head_scores(model, lorsa, tokens[:32])  # doctest: +SKIP
+        >>> browser = HeadBrowser(lorsa, model, tops, scores)  # doctest: +SKIP
         >>> browser.sort.value = "induction"; browser          # doctest: +SKIP
         >>> browser.export("out/lorsa_head")                   # doctest: +SKIP
     """
 
-    def __init__(self, lorsa: Lorsa, model: Any, tokens: torch.Tensor, *, tops: TopContexts | None = None,
-                 scores: HeadScores | None = None, loss_contribution: torch.Tensor | None = None, k: int = 8,
-                 window: int = 24, progress: bool = False):
+    export_width = "single"
+    export_height_in = 3.4
+
+    def __init__(self, lorsa: Lorsa, model: Any, tops: TopContexts, scores: HeadScores, *,
+                 loss_contribution: torch.Tensor | None = None, window: int = 24):
+        if not isinstance(tops, TopContexts) or not isinstance(scores, HeadScores):
+            raise TypeError("HeadBrowser shows library results: pass tops=top_contexts(...) and scores=head_scores(...).")
         self.lorsa, self.model, self.window = lorsa, model, window
-        self.tops = tops if tops is not None else top_contexts(model, lorsa, tokens, k=k, progress=progress)
-        self.scores = scores if scores is not None else head_scores(model, lorsa, tokens[:16])
-        self.loss_contribution = (loss_contribution if loss_contribution is not None
-                                  else head_loss_attribution(model, lorsa, tokens[:16], progress=progress))
+        self.tops, self.scores = tops, scores
+        n = lorsa.cfg.n_ov_heads
+        self.loss_contribution = loss_contribution if loss_contribution is not None else torch.full((n,), float("nan"))
         self.table = self.scores.lorsa.set_index("head").assign(
             frequency=self.tops.frequency.numpy(), loss_contribution=self.loss_contribution.numpy())
 
@@ -56,6 +58,7 @@ class HeadBrowser:
         self.head = ipw.Dropdown(description="head")
         self.context = ipw.IntSlider(min=0, max=max(0, self.tops.values.shape[1] - 1), value=0, description="context")
         self.fig = go.FigureWidget()
+        self.panes = {"z_pattern": self.fig}
         self.contexts_html, self.readout_html, self.scores_html = ipw.HTML(), ipw.HTML(), ipw.HTML()
         self.sort.observe(lambda _: self._fill_heads(), names="value")
         self.head.observe(lambda _: self._show(), names="value")
@@ -92,7 +95,7 @@ class HeadBrowser:
             seq, pos = int(self.tops.seq[h, j]), int(self.tops.pos[h, j])
             before, here, after = context_strings(self.model, self.tops.tokens, seq, pos, window=self.window)
             rows.append(f"<tr><td>{self.tops.values[h, j]:.2f}</td><td style='font-family:monospace'>{html.escape(before)}"
-                        f"<b style='background:#fdd835'>{html.escape(here)}</b>{html.escape(after)}</td></tr>")
+                        f"<b style='background:{HIGHLIGHT_COLOUR}'>{html.escape(here)}</b>{html.escape(after)}</td></tr>")
         self.contexts_html.value = f"<table><tr><th>z</th><th>top contexts of head {h}</th></tr>{''.join(rows)}</table>"
         ro = ov_readout(self.model, self.lorsa, h, k=8)
         self.readout_html.value = "<b>OV readout</b>" + ro.to_html(index=False, float_format="%.3f")
@@ -101,50 +104,21 @@ class HeadBrowser:
             f"{k}: {row[k]:.3f}" for k in SORT_KEYS)
         self._draw()
 
-    def figure(self) -> go.Figure:
-        """The z-pattern of the selected head on the selected top context: entry (t, s) is how much
-        of the head's activation at query t it read from source token s."""
+    def z_pattern_figure(self) -> go.Figure:
+        """The z-pattern of the selected head on the selected top context
+        (:func:`interp.lorsa.analyze.context_z_pattern`, drawn by ``ZPattern.plot``)."""
         h, j = self.head.value, self.context.value
-        fig = go.Figure()
         if h is None or self.tops.values[h, j] == 0:
-            return fig.update_layout(title="no activation to show")
+            return go.Figure().update_layout(title="no activation to show")
         seq, pos = int(self.tops.seq[h, j]), int(self.tops.pos[h, j])
-        toks = self.tops.tokens[seq : seq + 1, : pos + 1].to(self.model.cfg.device)
-        with torch.no_grad():
-            _, cache = self.model.run_with_cache(toks, names_filter=[self.lorsa.cfg.hook_in],
-                                                 stop_at_layer=self.lorsa.cfg.layer + 1)
-            zp = self.lorsa.z_pattern(cache[self.lorsa.cfg.hook_in].float(), h)[0].cpu()
-        lo = max(0, pos + 1 - self.window)
-        labels = [f"{i}:{visible_token(self.model.to_string(toks[0, i:i + 1]))}" for i in range(lo, pos + 1)]
-        sub = zp[lo:, lo:]
-        m = float(sub.abs().max()) or 1.0
-        fig.add_heatmap(z=sub.numpy(), x=labels, y=labels, colorscale="RdBu", zmid=0, zmin=-m, zmax=m,
-                        colorbar=dict(title="z"))  # a long colourbar title squeezed the heatmap at paper widths
-        fig.update_layout(title=f"Lorsa L{self.lorsa.cfg.layer} head {h}: z-pattern", xaxis_title="source token",
-                          yaxis_title="query token", yaxis_autorange="reversed", width=560, height=520)
-        return fig
+        return context_z_pattern(self.model, self.lorsa, self.tops.tokens, seq, pos, h, window=self.window).plot()
 
     def _draw(self) -> None:
-        new = self.figure()
-        with self.fig.batch_update():
-            self.fig.data = []
-            for trace in new.data:
-                self.fig.add_trace(trace)
-            self.fig.layout = new.layout
+        fill(self.fig, self.z_pattern_figure())
 
     # ----------------------------------------------------------------------------- output
-    def export(self, path: str) -> list:
-        """Write the current z-pattern as a paper figure (PDF, SVG, PNG)."""
-        fig = paper_layout(self.figure(), "single", height_in=3.4)
-        return export_figure(fig, path)
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # The live widget plus static HTML, so an executed notebook exported to HTML is never blank.
-        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/html"] = (self.figure().to_html(include_plotlyjs="cdn", full_html=False)
-                               + self.scores_html.value + self.readout_html.value + self.contexts_html.value)
-        bundle["text/plain"] = repr(self)
-        return bundle
+    def _static_after(self) -> str:
+        return self.scores_html.value + self.readout_html.value + self.contexts_html.value
 
     def __repr__(self) -> str:
         return f"HeadBrowser(layer={self.lorsa.cfg.layer}, n_ov={self.lorsa.cfg.n_ov_heads}, head={self.head.value})"

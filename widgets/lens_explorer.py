@@ -8,7 +8,6 @@ Presentation only: every figure comes from ``interp.lens`` / ``interp.translatio
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
@@ -16,11 +15,10 @@ import plotly.graph_objects as go
 
 from interp.lens.result import LensResult
 from interp.translation.report import ProbeReport
+from interp.viz.palettes import NEUTRAL_COLOUR, OUTCOME_COLOURS, TEXT_ON_COLOUR
+from widgets._view import FigureView, fill
 
-__all__ = ["LensExplorer", "ALL"]
-
-_BADGE = {"correct": "#2ca02c", "translation_failure": "#d62728", "target_lost": "#ff7f0e", "task_failure": "#7f7f7f"}
-
+__all__ = ["LensExplorer", "ALL", "NO_EXAMPLE"]
 
 ALL = "(all)"  # the filter value that keeps every pair / outcome
 NO_EXAMPLE = -1  # the example value when no example matches the filters
@@ -30,23 +28,14 @@ def _or_none(value: str | None) -> str | None:
     return None if value in (ALL, None) else value
 
 
-def _fill(target: go.FigureWidget, source: go.Figure) -> None:
-    """Replace a FigureWidget's content in place (keeps the widget, updates the view)."""
-    with target.batch_update():
-        target.data = []
-        for trace in source.data:
-            target.add_trace(trace)
-        target.layout = source.layout
-
-
-class LensExplorer:
+class LensExplorer(FigureView):
     """Interactive view of a :class:`ProbeReport` or a :class:`LensResult`.
 
     Example:
         >>> from widgets import LensExplorer
         >>> explorer = LensExplorer(report)       # doctest: +SKIP
         >>> explorer                              # shows the widget (or static figures)  # doctest: +SKIP
-        >>> explorer.export("out/example")        # doctest: +SKIP
+        >>> explorer.export("out/example")        # the grid, and out/example_probs  # doctest: +SKIP
     """
 
     def __init__(self, result: ProbeReport | LensResult):
@@ -62,6 +51,7 @@ class LensExplorer:
         self.probs = go.FigureWidget()
         self.badge = W.HTML()
         if isinstance(result, ProbeReport):
+            self.panes = {"grid": self.grid, "probs": self.probs}
             pairs = list(dict.fromkeys(r["pair"] for r in result.rows))
             outcomes = list(dict.fromkeys(r["outcome"] for r in result.rows))
             # "all" is a string, not None: a Dropdown whose value is None shows a blank box in the browser
@@ -74,15 +64,21 @@ class LensExplorer:
             self.outcome.observe(self._refilter, names="value")
             self.example.observe(self._redraw, names="value")
             controls = W.HBox([self.pair, self.outcome, self.example])
-            self.view = W.VBox([controls, self.badge, self.grid, self.probs])
+            self.widget = W.VBox([controls, self.badge, self.grid, self.probs])
             self._refilter()
         else:
+            self.panes = {"grid": self.grid}
             n = result.top_ids.shape[0]
             self.pair = self.outcome = None
             self.example = W.Dropdown(options=list(range(n)), value=0, description="prompt")
             self.example.observe(self._redraw, names="value")
-            self.view = W.VBox([self.example, self.badge, self.grid])
+            self.widget = W.VBox([self.example, self.badge, self.grid])
             self._redraw()
+
+    @property
+    def view(self) -> W.Widget:
+        """The live ipywidgets view (also ``widget``)."""
+        return self.widget
 
     # ---- callbacks --------------------------------------------------------------------------
     def _refilter(self, *_: Any) -> None:
@@ -97,53 +93,27 @@ class LensExplorer:
     def _redraw(self, *_: Any) -> None:
         i = self.example.value
         if isinstance(self.result, LensResult):
-            _fill(self.grid, self.result.plot(i))
+            fill(self.grid, self.result.plot(i))
             self.badge.value = f"<b>{self.result.lens} lens</b>, final_norm={self.result.final_norm}"
             return
         if i is None or i == NO_EXAMPLE:
-            _fill(self.grid, go.Figure())
-            _fill(self.probs, go.Figure())
+            fill(self.grid, go.Figure())
+            fill(self.probs, go.Figure())
             self.badge.value = "<i>No example matches these filters.</i>"
             return
         row = self.result.rows[i]
-        _fill(self.grid, self.result.plot_example(i))
-        _fill(self.probs, self.result.plot_example_probs(i))
-        colour = _BADGE.get(row["outcome"], "#333")
+        fill(self.grid, self.result.plot_example(i))
+        fill(self.probs, self.result.plot_example_probs(i))
         self.badge.value = (
-            f"<span style='background:{colour};color:white;padding:2px 8px;border-radius:4px'>"
-            f"{html.escape(row['outcome'].replace('_', ' '))}</span> "
+            f"<span style='background:{OUTCOME_COLOURS.get(row['outcome'], NEUTRAL_COLOUR)};color:{TEXT_ON_COLOUR};"
+            f"padding:2px 8px;border-radius:4px'>{html.escape(row['outcome'].replace('_', ' '))}</span> "
             f"{html.escape(row['pair'])}: <b>{html.escape(row['source_word'])}</b> → "
             f"<b>{html.escape(row['final'])}</b> (references: {html.escape(', '.join(row['references']))})"
         )
 
     # ---- output ------------------------------------------------------------------------------
-    def figures(self) -> list[go.Figure]:
-        """The current views as plain plotly figures."""
-        figs = [go.Figure(self.grid)]
-        if isinstance(self.result, ProbeReport):
-            figs.append(go.Figure(self.probs))
-        return figs
-
-    def export(self, path: str | Path, *, width: str = "double", formats=("png", "pdf", "svg")) -> list[Path]:
-        """Write the current views as paper figures: ``path`` (the grid) and ``path_probs``."""
-        from interp.figures import export_many, paper_layout
-
-        path = Path(path)
-        items = []
-        for j, fig in enumerate(self.figures()):
-            items.append((paper_layout(fig, width), path if j == 0 else path.with_name(path.name + "_probs")))
-        return export_many(items, formats=formats)
-
-    def _static_html(self) -> str:
-        return "".join(fig.to_html(include_plotlyjs="cdn", full_html=False) for fig in self.figures())
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
-        bundle = {"text/html": self.badge.value + self._static_html(), "text/plain": repr(self)}
-        widget = self.view._repr_mimebundle_(include=include, exclude=exclude)
-        if widget:
-            data = widget[0] if isinstance(widget, tuple) else widget
-            bundle.update({k: v for k, v in data.items() if k != "text/plain"})
-        return bundle
+    def _static_before(self) -> str:
+        return self.badge.value
 
     def __repr__(self) -> str:
         kind = "ProbeReport" if isinstance(self.result, ProbeReport) else "LensResult"

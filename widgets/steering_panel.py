@@ -6,32 +6,22 @@ Presentation only: every number comes from ``interp.steering``.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from interp.core.tasks import TaskProtocol
 from interp.steering.collect import Collection
 from interp.steering.corrsteer import compare_generations
 from interp.steering.features import logit_readout, top_examples
+from interp.steering.plots import readout_figure
 from interp.steering.report import SteeringReport
 from interp.steering.saes import resolve_saes
 from interp.steering.select import SelectedFeature, to_vectors
-from interp.steering.tasks import TaskProtocol
+from widgets._view import FigureView, fill
 
-__all__ = ["SteeringPanel", "readout_figure"]
-
-
-def readout_figure(frame: Any, title: str) -> go.Figure:
-    """Horizontal bars of the tokens a feature's decoder promotes (blue) and suppresses (red)."""
-    f = frame.iloc[::-1]
-    colours = ["#2166ac" if d == "promotes" else "#b2182b" for d in f["direction"]]
-    fig = go.Figure(go.Bar(x=f["logit"], y=[repr(t) for t in f["token"]], orientation="h", marker_color=colours))
-    fig.update_layout(title=title, xaxis_title="direct logit (W_dec · W_U)", yaxis=dict(automargin=True),
-                      height=420, margin=dict(l=120))
-    return fig
+__all__ = ["SteeringPanel"]
 
 
 def _table(frame: Any) -> str:
@@ -42,7 +32,7 @@ def _table(frame: Any) -> str:
                                  classes="interp-table")
 
 
-class SteeringPanel:
+class SteeringPanel(FigureView):
     """Explore a :class:`SteeringReport` with the model and SAEs that produced it.
 
     Example:
@@ -50,6 +40,8 @@ class SteeringPanel:
         >>> panel                                   # the live view (a static figure outside a kernel)
         >>> panel.export("out/corrsteer_panel")     # paper figure: accuracy and SER
     """
+
+    exported = ("summary",)  # the paper figure is the accuracy / SER chart
 
     def __init__(self, report: SteeringReport, model: Any, saes: Any, *, collection: Collection | None = None,
                  task: TaskProtocol | None = None, prompt: str | None = None, max_new_tokens: int = 12) -> None:
@@ -69,8 +61,9 @@ class SteeringPanel:
         self.table = W.HTML(_table(report.features_frame()))
         self.examples = W.HTML()
         self.generations = W.HTML()
-        self.readout = go.FigureWidget(self.readout_figure())
+        self.readout = go.FigureWidget()
         self.summary = go.FigureWidget(report.plot())
+        self.panes = {"summary": self.summary, "readout": self.readout}
         self.feature_select.observe(lambda _: self._refresh_feature(), names="value")
         self.scale.observe(lambda _: self._refresh_generations(), names="value")
         self.run_button.on_click(lambda _: self._refresh_generations())
@@ -90,17 +83,14 @@ class SteeringPanel:
         return self.features[self.feature_select.value]
 
     def readout_figure(self) -> go.Figure:
+        """The selected feature's logit readout (:func:`interp.steering.features.logit_readout`,
+        drawn by :func:`interp.steering.plots.readout_figure`)."""
         f = self.feature
         return readout_figure(logit_readout(self.model, self.saes[f.hook], f.feature, k=8),
                               f"{f.hook} #{f.feature}: logit readout")
 
     def _refresh_feature(self) -> None:
-        fig = self.readout_figure()
-        with self.readout.batch_update():
-            self.readout.data[0].x = fig.data[0].x
-            self.readout.data[0].y = fig.data[0].y
-            self.readout.data[0].marker.color = fig.data[0].marker.color
-            self.readout.layout.title.text = fig.layout.title.text
+        fill(self.readout, self.readout_figure())
         f = self.feature
         if self.collection is not None and self.task is not None:
             frame = top_examples(self.collection, self.task, f.hook, f.feature)
@@ -127,21 +117,8 @@ class SteeringPanel:
         )
 
     # ------------------------------------------------------------------ output
-    def figure(self) -> go.Figure:
-        """The accuracy / SER chart of the report (a static plotly figure)."""
-        return self.report.plot()
+    def _static_after(self) -> str:
+        return self.table.value + self.examples.value + self.generations.value
 
-    def export(self, path: str | Path, *, width: Literal["single", "double"] = "double",
-               formats: Sequence[str] = ("png", "pdf", "svg")) -> list[Path]:
-        """Write the accuracy / SER chart as a paper figure (``interp.figures.export``)."""
-        from interp.figures import export, paper_layout
-
-        return export(paper_layout(self.figure(), width), path, formats=tuple(formats))
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # the widget view for a live kernel plus static content, so exported HTML is never blank
-        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/html"] = (self.figure().to_html(include_plotlyjs="cdn", full_html=False)
-                               + self.table.value + self.examples.value + self.generations.value)
-        bundle["text/plain"] = f"SteeringPanel({self.report.task}, {len(self.features)} features)"
-        return bundle
+    def __repr__(self) -> str:
+        return f"SteeringPanel({self.report.task}, {len(self.features)} features)"

@@ -5,17 +5,19 @@
 >>> res.to_frame().head()                                            # doctest: +SKIP
 """
 
-from interp.lens._inputs import encode_prompts
-from interp.lens.decode import decode_layers, decode_residuals, layer_hook_name, resolve_layers
+from interp.core.tokens import encode_prompts
+from interp.lens.decode import decode_layers, decode_residuals, resolve_lens
+from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult, layer_label
 from interp.lens.tuned import TunedLens, TunedLensConfig, attached_lens, kl_by_layer
-from interp.lens.unembed import unembed_topk
+from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
 
 __all__ = [
     "decode_layers",
     "decode_residuals",
     "layer_hook_name",
     "resolve_layers",
+    "resolve_lens",
     "layer_label",
     "LensResult",
     "TunedLens",
@@ -24,4 +26,5 @@ __all__ = [
     "kl_by_layer",
     "encode_prompts",
     "unembed_topk",
+    "DEFAULT_CHUNK",
 ]

@@ -11,6 +11,7 @@ decodes it (final norm + unembedding), so it equals the model's own logits.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -18,69 +19,40 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.lens._inputs import Prompts, encode_prompts
+from interp.core.tokens import Prompts, Truncation, encode_prompts
+from interp.core.validate import Check
+from interp.lens.errors import LensConfigError
+from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult
+from interp.lens.tuned import TunedLens, attached_lens
 from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-    from interp.lens.tuned import TunedLens
-
-__all__ = ["decode_layers", "layer_hook_name", "decode_residuals", "LensKind", "resolve_layers"]
+__all__ = ["decode_layers", "layer_hook_name", "decode_residuals", "LensKind", "resolve_layers", "resolve_lens"]
 
 LensKind = Literal["logit", "tuned"]
 Positions = int | Sequence[int] | Literal["all"]
 
 
-def layer_hook_name(index: int, n_layers: int) -> str:
-    """Hook whose residual is decoded at lens layer ``index`` (0 = embeddings, i = after block i-1)."""
-    if not 0 <= index <= n_layers:
-        raise ValueError(f"Layer index {index} is outside 0..{n_layers} (0 = embeddings, {n_layers} = last block).")
-    return "blocks.0.hook_resid_pre" if index == 0 else f"blocks.{index - 1}.hook_resid_post"
-
-
-def resolve_layers(layers: Sequence[int] | int | None, n_layers: int) -> list[int]:
-    """Normalise a layer selection: None = all ``0..n_layers``; an int ``-m`` = the last ``m``;
-    negative entries count from the end (``-1`` is the last layer)."""
-    if layers is None:
-        return list(range(n_layers + 1))
-    if isinstance(layers, int):
-        if layers >= 0:
-            raise ValueError(
-                f"layers={layers}: an int selects the last |layers| layers and must be negative (e.g. -10); "
-                "pass a list such as [3] for one layer."
-            )
-        return list(range(max(0, n_layers + 1 + layers), n_layers + 1))
-    out = []
-    for i in layers:
-        j = i + n_layers + 1 if i < 0 else i
-        if not 0 <= j <= n_layers:
-            raise ValueError(f"Layer index {i} is outside 0..{n_layers} (or -{n_layers + 1}..-1).")
-        out.append(int(j))
-    if len(set(out)) != len(out):
-        raise ValueError(f"Layer selection {list(layers)} repeats a layer.")
-    return sorted(out)
-
-
-def _resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | None") -> "TunedLens | None":
+def resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | None") -> "TunedLens | None":
+    """The tuned lens ``lens`` names (None for the logit lens); clear errors for anything else."""
     if lens is None or lens == "logit":
         return None
-    from interp.lens.tuned import TunedLens, attached_lens
-
     if isinstance(lens, TunedLens):
         lens.check_model(model)
         return lens
     if lens == "tuned":
         found = attached_lens(model)
         if found is None:
-            raise ValueError(
+            raise LensConfigError(
                 "lens='tuned' but no tuned lens is attached to this model. Train one with "
                 "`TunedLens.train(model, tokens)` or load one with `TunedLens.load(path, model)` "
                 "(both attach it), or pass the TunedLens object as lens=..."
             )
         return found
-    raise ValueError(f"lens={lens!r} is not 'logit', 'tuned', a TunedLens or None.")
+    raise LensConfigError(f"lens={lens!r} is not 'logit', 'tuned', a TunedLens or None.")
 
 
 def decode_residuals(
@@ -176,6 +148,28 @@ def _as_target_tensor(target_ids, batch: int, device) -> Int[Tensor, "batch n_ta
     return t
 
 
+def _check_decode_args(model, *, k, positions, final_norm, target_ids, prepend_bos, chunk_size) -> None:
+    """Every argument of :func:`decode_layers` checked before the forward pass."""
+    c = Check("decode_layers", LensConfigError)
+    c.integer("k", k, min=1, fix="k is the number of top tokens kept per layer and position.")
+    c.boolean("final_norm", final_norm)
+    c.boolean("prepend_bos", prepend_bos, optional=True)
+    c.integer("chunk_size", chunk_size, min=1)
+    index = lambda p: isinstance(p, numbers.Integral) and not isinstance(p, bool)  # noqa: E731
+    if not (positions == "all" if isinstance(positions, str) else index(positions) or (
+            isinstance(positions, Sequence) and all(index(p) for p in positions))):
+        c.fail("positions", positions, "-1 (the last token), a list of ints (negative count from each prompt's end) "
+               "or 'all'")
+    if target_ids is not None:
+        try:
+            t = torch.as_tensor(target_ids)
+        except (TypeError, ValueError, RuntimeError):
+            c.fail("target_ids", target_ids, "None, a token id, a list of ids or a [batch, n] id tensor")
+        n_vocab = int(model.cfg.d_vocab_out if getattr(model.cfg, "d_vocab_out", None) else model.cfg.d_vocab)
+        if t.is_floating_point() or t.dtype == torch.bool or t.numel() == 0 or int(t.min()) < 0 or int(t.max()) >= n_vocab:
+            c.fail("target_ids", target_ids, f"token ids in [0, {n_vocab}) (at least one)")
+
+
 @torch.inference_mode()
 def decode_layers(
     model: "HookedTransformer",
@@ -189,6 +183,7 @@ def decode_layers(
     layers: Sequence[int] | int | None = None,
     prepend_bos: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    truncate: Truncation | None = None,
 ) -> LensResult:
     """Decode every layer's residual stream into tokens, from a single forward pass.
 
@@ -212,18 +207,20 @@ def decode_layers(
         layers: lens indices to decode (default all; ``-10`` = the last ten).
         prepend_bos: override the model's default BOS handling for string prompts.
         chunk_size: vocabulary columns unembedded at once (bounds memory for huge vocabularies).
+        truncate: None refuses a prompt longer than the model's context (the "last" position would not
+            be the prompt's); ``"left"`` keeps its end, ``"right"`` its start.
 
     Example:
         >>> from interp.lens import decode_layers
         >>> res = decode_layers(model, "Once upon a", k=5)          # doctest: +SKIP
         >>> res.top_tokens(0)[-1][0]   # top token of the last layer at the last position  # doctest: +SKIP
     """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}.")
+    _check_decode_args(model, k=k, positions=positions, final_norm=final_norm, target_ids=target_ids,
+                       prepend_bos=prepend_bos, chunk_size=chunk_size)
     n_layers = model.cfg.n_layers
     sel = resolve_layers(layers, n_layers)
-    tuned = _resolve_lens(model, lens)
-    tokens, mask = encode_prompts(model, prompts, prepend_bos=prepend_bos)
+    tuned = resolve_lens(model, lens)
+    tokens, mask = encode_prompts(model, prompts, prepend_bos=prepend_bos, truncate=truncate)
     pos_idx, valid = _position_index(positions, mask)
     tgt = _as_target_tensor(target_ids, tokens.shape[0], tokens.device)
 

@@ -10,8 +10,6 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from interp.display import visible_token
-
 
 def layer_label(index: int, n_layers: int) -> str:
     """Human label of a lens index: ``embed`` for 0, ``L{i}`` after block ``i-1``."""
@@ -107,40 +105,19 @@ class LensResult:
         return frame
 
     def plot(self, example: int = 0, *, title: str | None = None):
-        """Layer x position heatmap: the text is each cell's top token, the colour its log-prob;
-        hovering shows the top-5."""
-        import plotly.graph_objects as go
+        """Layer x position heatmap of one prompt (:func:`interp.lens.plots.lens_figure`): the text
+        is each cell's top token, the colour its log-prob; hovering shows the top-5."""
+        from interp.lens.plots import lens_figure
 
-        valid = self.position_valid[example]
-        lp = self.top_logprobs[example, :, valid, 0].numpy()
-        n_show = min(5, self.top_ids.shape[-1])
-        strings = [self.top_tokens(example, r) for r in range(n_show)]
-        cols = valid.nonzero().reshape(-1).tolist()
-        text = [[visible_token(strings[0][li][p]) for p in cols] for li in range(len(self.layers))]
-        hover = [
-            [
-                "<br>".join(
-                    f"{repr(strings[r][li][p])[1:-1]}: {self.top_logprobs[example, li, p, r].exp():.3f}"
-                    for r in range(n_show)
-                )
-                for p in cols
-            ]
-            for li in range(len(self.layers))
-        ]
-        inputs = self.input_tokens(example)
-        xlab = [f"{j}:{visible_token(inputs[p])}" for j, p in enumerate(cols)]
-        fig = go.Figure(
-            go.Heatmap(
-                z=lp, x=xlab, y=self.layer_labels, text=text, texttemplate="%{text}",
-                customdata=hover, hovertemplate="%{y} @ %{x}<br>%{customdata}<extra></extra>",
-                colorscale="Viridis", zmax=0.0, colorbar=dict(title="log p"),
-            )
-        )
-        fig.update_layout(
-            title=title or f"{'Tuned' if self.lens == 'tuned' else 'Logit'} lens (example {example})",
-            xaxis_title="position: input token", yaxis_title="layer",
-        )
-        return fig
+        return lens_figure(self, example, title=title)
+
+    def __repr__(self) -> str:
+        b, n_l, n_p, k = self.top_ids.shape
+        layers = f"{self.layers[0]}..{self.layers[-1]}" if self.layers == list(range(self.layers[0], self.layers[-1] + 1)) \
+            else ",".join(map(str, self.layers))
+        targets = f", {self.target_ids.shape[-1]} target(s)" if self.target_ids is not None else ""
+        return (f"LensResult({self.lens} lens, {b} prompt(s), layers {layers} of {self.n_layers}, {n_p} position(s), "
+                f"top-{k}{targets})")
 
     def _repr_html_(self) -> str:
         b, n_l, n_p, k = self.top_ids.shape

@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
+
+from interp.core.errors import missing_file
+from interp.core.tokens import Truncation, check_tokens
+from interp.core.validate import Check
+from interp.lens.errors import LensConfigError, LensLoadError
+from interp.lens.layers import layer_hook_name
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -44,6 +49,15 @@ class TunedLensConfig:
     seed: int = 0
     vocab_chunk_rows: int = 4096
     """Rows unembedded at once in the loss (memory bound for large vocabularies)."""
+
+    def __post_init__(self) -> None:
+        c = Check(self, LensConfigError)
+        c.integer("steps", min=1, fix="A lens needs at least one optimizer step (300 is the default).")
+        c.integer("batch_size", min=1)
+        c.number("lr", gt=0, fix="Use e.g. lr=1e-3.")
+        c.number("weight_decay", ge=0)
+        c.integer("seed", min=0)
+        c.integer("vocab_chunk_rows", min=1)
 
 
 class TunedLens(nn.Module):
@@ -75,7 +89,7 @@ class TunedLens(nn.Module):
 
     def check_model(self, model: "HookedTransformer") -> None:
         if (model.cfg.n_layers, model.cfg.d_model) != (self.n_layers, self.d_model):
-            raise ValueError(
+            raise LensConfigError(
                 f"This tuned lens was made for n_layers={self.n_layers}, d_model={self.d_model} "
                 f"({self.model_name or 'unnamed model'}); the model has n_layers={model.cfg.n_layers}, "
                 f"d_model={model.cfg.d_model}. Train a lens for this model with TunedLens.train(model, tokens)."
@@ -99,19 +113,17 @@ class TunedLens(nn.Module):
 
     # ---- training ------------------------------------------------------------------------
     @staticmethod
-    def _token_windows(model: "HookedTransformer", data, ctx: int) -> Int[Tensor, "n ctx"]:
+    def _token_windows(model: "HookedTransformer", data, ctx: int, truncate: Truncation | None = None
+                       ) -> Int[Tensor, "n ctx"]:
         if isinstance(data, Tensor):
-            if data.ndim != 2:
-                raise ValueError(f"Token data must be [n_sequences, ctx]; got shape {tuple(data.shape)}.")
-            return data.long()
-        texts = [data] if isinstance(data, str) else list(data)
+            return check_tokens(model, data, what="the tuned lens's training tokens", truncate=truncate, min_len=1)
+        texts = [data] if isinstance(data, str) else list(data) if hasattr(data, "__iter__") else []
         if not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError("Training data must be a [n, ctx] token tensor or a non-empty list of strings.")
-        stream = torch.cat([model.to_tokens(t, prepend_bos=False)[0] for t in texts])
-        n = stream.numel() // ctx
-        if n == 0:
-            raise ValueError(f"The training texts hold {stream.numel()} tokens, fewer than one window of {ctx}.")
-        return stream[: n * ctx].reshape(n, ctx)
+            raise LensConfigError("Training data must be a [n, ctx] token tensor or a non-empty list of strings.")
+        from interp.core.activations import text_tokens
+
+        # BOS-first windows, as the model sees text: without the BOS the first positions are off-distribution
+        return text_tokens(model, texts, ctx)
 
     def kl_by_layer(self, model: "HookedTransformer", tokens: Int[Tensor, "n ctx"]) -> Float[Tensor, "n_layers"]:
         """Mean KL(final || this lens) per lens index ``0..n_layers-1`` on ``tokens``."""
@@ -127,30 +139,46 @@ class TunedLens(nn.Module):
         ctx: int = 64,
         progress: bool = True,
         attach: bool = True,
+        truncate: Truncation | None = None,
     ) -> "TunedLens":
-        """Train a tuned lens on token windows (or texts cut into ``ctx``-token windows)."""
+        """Train a tuned lens on token windows, or on texts packed into BOS-first ``ctx``-token windows
+        (:func:`interp.core.activations.text_tokens`). Train on held-out text, never on the prompts
+        you will probe. Each model parameter's ``requires_grad`` is restored as it was; the model's
+        weights are never changed. Token windows wider than the model's context are refused unless
+        ``truncate`` says which end to drop."""
         from tqdm.auto import tqdm
 
+        from interp.core.progress import bar_disabled
+
         cfg = config or TunedLensConfig()
-        windows = cls._token_windows(model, data, ctx)
+        c = Check("TunedLens.train", LensConfigError)
+        c.instance("config", TunedLensConfig, cfg)
+        c.integer("ctx", ctx, min=2, fix="A text window is BOS plus at least one token.")
+        c.boolean("progress", progress)
+        c.boolean("attach", attach)
+        windows = cls._token_windows(model, data, ctx, truncate)
         lens = cls.for_model(model)
         gen = torch.Generator().manual_seed(cfg.seed)
         opt = torch.optim.AdamW(lens.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        for p in model.parameters():  # the model is frozen; remember to restore
-            p.requires_grad_(False)
-        bar = tqdm(range(cfg.steps), desc="tuned lens", disable=not progress)
-        for _ in bar:
-            pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
-            with torch.no_grad():
-                resid, final_lp = _residuals_and_final(model, windows[pick].to(model.cfg.device))
-            loss = _kl_per_layer(model, lens, resid, final_lp, cfg.vocab_chunk_rows).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            lens.history.append(float(loss.detach()))
-            bar.set_postfix(kl=f"{lens.history[-1]:.3f}")
-        for p in model.parameters():
-            p.requires_grad_(True)
+        params = list(model.parameters())
+        was = [p.requires_grad for p in params]  # the model is frozen while the lens trains
+        try:
+            for p in params:
+                p.requires_grad_(False)
+            bar = tqdm(range(cfg.steps), desc="tuned lens", disable=bar_disabled(progress))
+            for _ in bar:
+                pick = torch.randint(0, windows.shape[0], (min(cfg.batch_size, windows.shape[0]),), generator=gen)
+                with torch.no_grad():
+                    resid, final_lp = _residuals_and_final(model, windows[pick].to(model.cfg.device))
+                loss = _kl_per_layer(model, lens, resid, final_lp, cfg.vocab_chunk_rows).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                lens.history.append(float(loss.detach()))
+                bar.set_postfix(kl=f"{lens.history[-1]:.3f}")
+        finally:
+            for p, flag in zip(params, was):  # restore each parameter as it was, even after an error
+                p.requires_grad_(flag)
         if attach:
             lens.attach(model)
         return lens
@@ -172,17 +200,38 @@ class TunedLens(nn.Module):
     def load(cls, folder: str | Path, model: "HookedTransformer | None" = None, *, attach: bool = True) -> "TunedLens":
         from safetensors.torch import load_file
 
+        from safetensors import SafetensorError
+
         folder = Path(folder)
-        if not (folder / WEIGHTS_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-            raise FileNotFoundError(
-                f"{folder} is not a saved tuned lens: it needs {WEIGHTS_FILE} and {CONFIG_FILE} (written by TunedLens.save)."
-            )
-        meta = json.loads((folder / CONFIG_FILE).read_text())
-        lens = cls(meta["n_layers"], meta["d_model"], model_name=meta.get("model_name", ""))
-        tensors = load_file(str(folder / WEIGHTS_FILE))
+        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        if not w_path.is_file() or not cfg_path.is_file():
+            absent = ", ".join(p.name for p in (cfg_path, w_path) if not p.is_file())
+            raise missing_file(LensLoadError,
+                               f"{folder} is not a saved tuned lens: it needs {WEIGHTS_FILE} and {CONFIG_FILE} (written "
+                               f"by TunedLens.save); missing {absent}.")
+        try:
+            meta = json.loads(cfg_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise LensLoadError(f"{cfg_path} is not valid JSON ({err}); save the lens again.") from err
+        if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int) and meta[k] > 0 for k in ("n_layers", "d_model")):
+            raise LensLoadError(f"{cfg_path} does not describe a tuned lens: it needs positive integers n_layers and "
+                                "d_model (written by TunedLens.save).")
+        n, d = meta["n_layers"], meta["d_model"]
+        try:
+            tensors = load_file(str(w_path))
+        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+            raise LensLoadError(f"{w_path} is corrupt or truncated ({err}); save the lens again.") from err
+        shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+        if shapes.get("weight") != (n, d, d) or shapes.get("bias") != (n, d):
+            raise LensLoadError(f"{w_path} does not match {CONFIG_FILE} (n_layers={n}, d_model={d}): it holds {shapes}; "
+                                "the folder mixes two lenses.")
+        if not all(torch.isfinite(t).all() for t in tensors.values()):
+            raise LensLoadError(f"{w_path} holds NaN or inf weights: the lens diverged when it was trained.")
+        lens = cls(n, d, model_name=meta.get("model_name", ""))
+        if model is not None:
+            lens.check_model(model)  # before anything is attached
         lens.load_state_dict({"weight": tensors["weight"], "bias": tensors["bias"]})
         if model is not None:
-            lens.check_model(model)
             lens.to(model.cfg.device)
             if attach:
                 lens.attach(model)
@@ -194,6 +243,10 @@ def kl_by_layer(
 ) -> Float[Tensor, "n_layers"]:
     """Mean KL(model's final distribution || lens distribution) per lens index ``0..n_layers-1``;
     ``lens=None`` measures the plain logit lens (how unfaithful it is, layer by layer)."""
+    tokens = check_tokens(model, tokens)
+    Check("kl_by_layer", LensConfigError).integer("rows_chunk", rows_chunk, min=1)
+    if lens is not None:
+        lens.check_model(model)
     with torch.no_grad():
         resid, final_lp = _residuals_and_final(model, tokens.to(model.cfg.device))
         return _kl_per_layer(model, lens, resid, final_lp, rows_chunk).cpu()
@@ -201,7 +254,6 @@ def kl_by_layer(
 
 def _residuals_and_final(model: "HookedTransformer", tokens: Tensor):
     """Residuals at lens indices 0..n_layers-1 ([batch*pos, n_layers, d]) and the final log-probs."""
-    from interp.lens.decode import layer_hook_name
 
     n = model.cfg.n_layers
     names = [layer_hook_name(i, n) for i in range(n)]

@@ -14,12 +14,12 @@ from interp.lorsa.config import Activation, LorsaConfig, LorsaConfigError, Unsup
 from interp.lorsa.evaluate import LorsaEval, evaluate_lorsa
 from interp.lorsa.init import host_attention, init_from_host
 from interp.lorsa.model import Lorsa, LorsaLoadError
-from interp.lorsa.train import CheckpointError, TrainConfig, TrainResult, train_lorsa
+from interp.lorsa.train import CheckpointError, LorsaTrainConfig, LorsaTrainResult, train_lorsa
 
 __all__ = [
     "Activation", "LorsaConfig", "LorsaConfigError", "UnsupportedModelError", "hook_names",
     "Lorsa", "LorsaLoadError", "host_attention", "init_from_host",
-    "TrainConfig", "TrainResult", "train_lorsa", "CheckpointError",
+    "LorsaTrainConfig", "LorsaTrainResult", "train_lorsa", "CheckpointError",
     "LorsaEval", "evaluate_lorsa",
     "TopContexts", "top_contexts", "HeadScores", "head_scores", "ov_readout", "head_loss_attribution",
 ]

@@ -14,7 +14,11 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.activations import token_mask
+from interp.core.progress import bar_disabled
+from interp.core.readout import direction_logits, readout_frame
+from interp.core.tokens import Truncation, check_tokens, token_mask
+from interp.core.validate import Check
+from interp.lorsa.config import LorsaConfigError
 from interp.lorsa.model import Lorsa
 
 if TYPE_CHECKING:
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TopContexts", "top_contexts", "ov_readout", "HeadScores", "head_scores", "ORDINAL_SEQUENCES", "Weighting",
     "SuccessorProbe", "successor_probe", "repeated_random_tokens", "context_strings", "head_loss_attribution",
+    "ZPattern", "context_z_pattern",
 ]
 
 ORDINAL_SEQUENCES: dict[str, list[str]] = {
@@ -63,12 +68,19 @@ class TopContexts:
                              "max_activation": self.values[:, 0].tolist()})
 
     def plot(self, head: int = 0):
-        import plotly.express as px
+        """Bars of one head's top activations (:func:`interp.lorsa.plots.top_activations_figure`)."""
+        from interp.lorsa.plots import top_activations_figure
 
-        return px.bar(self.for_head(head), y="activation", title=f"Lorsa head {head}: top activations")
+        return top_activations_figure(self, head)
+
+    def __repr__(self) -> str:
+        n, k = self.values.shape
+        fired = int((self.frequency > 0).sum())
+        return f"TopContexts({n} heads x top-{k}, {fired} heads fired, over {self.tokens.shape[0]} sequences)"
 
     def _repr_html_(self) -> str:
-        return self.to_frame().sort_values("frequency", ascending=False).head(20).to_html(index=False)
+        return f"<b>{html.escape(repr(self))}</b>" + \
+            self.to_frame().sort_values("frequency", ascending=False).head(20).to_html(index=False)
 
 
 @torch.no_grad()
@@ -81,6 +93,7 @@ def top_contexts(
     batch_size: int = 16,
     bos_token_id: int | None = None,
     progress: bool = True,
+    truncate: Truncation | None = None,
 ) -> TopContexts:
     """Stream ``tokens`` through the host and the Lorsa, keeping each head's ``k`` largest
     activations (memory: n_ov x k plus one batch). Signed heads are ranked by |z|.
@@ -89,7 +102,14 @@ def top_contexts(
         >>> tops = top_contexts(model, lorsa, tokens, k=8)  # doctest: +SKIP
         >>> tops.for_head(17)                               # doctest: +SKIP
     """
+    c = Check("top_contexts", LorsaConfigError)
+    c.instance("lorsa", Lorsa, lorsa)
     lorsa.check_host(model)
+    tokens = check_tokens(model, tokens, what="top_contexts's tokens", truncate=truncate)
+    c.integer("k", k, min=1)
+    c.integer("batch_size", batch_size, min=1)
+    c.integer("bos_token_id", bos_token_id, min=0, max=int(model.cfg.d_vocab) - 1, optional=True)
+    c.boolean("progress", progress)
     n = lorsa.cfg.n_ov_heads
     dev = model.cfg.device
     best_v = torch.zeros(n, k, device=dev)
@@ -99,7 +119,7 @@ def top_contexts(
     tok = getattr(model, "tokenizer", None)
     bos = bos_token_id if bos_token_id is not None else (tok.bos_token_id if tok is not None else None)
     ctx = tokens.shape[1]
-    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="top contexts", disable=not progress):
+    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="top contexts", disable=bar_disabled(progress)):
         toks = tokens[start : start + batch_size].to(dev)
         _, cache = model.run_with_cache(toks, names_filter=[lorsa.cfg.hook_in], stop_at_layer=lorsa.cfg.layer + 1)
         z = lorsa.encode(cache[lorsa.cfg.hook_in].float())
@@ -113,9 +133,69 @@ def top_contexts(
         cand_i = torch.cat([best_i, idx.expand(n, -1)], dim=1)
         order = cand_v.abs().topk(min(k, cand_v.shape[1]), dim=1).indices
         best_v, best_i = cand_v.gather(1, order), cand_i.gather(1, order)
+    if count == 0:
+        raise LorsaConfigError("No token to rank: every position of the tokens is BOS. Pass sequences with real tokens "
+                               "after BOS.")
     best_i = torch.where(best_v != 0, best_i, torch.zeros_like(best_i))
     return TopContexts(values=best_v.cpu(), seq=(best_i // ctx).cpu(), pos=(best_i % ctx).cpu(),
                        frequency=(fires / max(count, 1)).cpu(), tokens=tokens.cpu())
+
+
+@dataclass
+class ZPattern:
+    """Head ``head``'s activation at each query of a context window, split over its sources: entry
+    ``[t, s]`` is A[t, s] (x_s . w_V + b_V); row t sums to the head's pre-activation at query t."""
+
+    values: Float[Tensor, "q k"]
+    labels: list[str]
+    head: int
+    layer: int
+    position: int
+
+    def plot(self):
+        """Heatmap of the pattern (:func:`interp.lorsa.plots.z_pattern_figure`)."""
+        from interp.lorsa.plots import z_pattern_figure
+
+        return z_pattern_figure(self)
+
+    def to_frame(self):
+        """Long table: one row per (query, source) with both tokens' labels and the entry."""
+        import pandas as pd
+
+        n = len(self.labels)
+        q, k = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+        return pd.DataFrame({"query": [self.labels[i] for i in q.reshape(-1).tolist()],
+                             "source": [self.labels[j] for j in k.reshape(-1).tolist()],
+                             "z": self.values.reshape(-1).tolist()})
+
+    def _repr_html_(self) -> str:
+        top = self.to_frame().assign(abs_z=lambda f: f.z.abs()).nlargest(10, "abs_z").drop(columns="abs_z")
+        return f"<b>{html.escape(repr(self))}</b>" + top.to_html(index=False, float_format=lambda x: f"{x:.4g}")
+
+    def __repr__(self) -> str:
+        return f"ZPattern(head={self.head}, layer={self.layer}, window={len(self.labels)}, query position={self.position})"
+
+
+@torch.no_grad()
+def context_z_pattern(model: "HookedTransformer", lorsa: Lorsa, tokens: Int[Tensor, "n_seq ctx"], seq: int, pos: int,
+                      head: int, *, window: int = 24) -> ZPattern:
+    """The z-pattern of ``head`` on ``tokens[seq, :pos+1]``, cut to the last ``window`` positions (the
+    host runs up to the Lorsa's layer only)."""
+    from interp.viz.display import visible_token
+
+    c = Check("context_z_pattern", LorsaConfigError)
+    lorsa.check_host(model)
+    tokens = check_tokens(model, tokens, what="context_z_pattern's tokens")
+    c.integer("seq", seq, min=0, max=tokens.shape[0] - 1)
+    c.integer("pos", pos, min=0, max=tokens.shape[1] - 1)
+    c.integer("head", head, min=0, max=lorsa.cfg.n_ov_heads - 1)
+    c.integer("window", window, min=1)
+    toks = tokens[seq : seq + 1, : pos + 1].to(model.cfg.device)
+    _, cache = model.run_with_cache(toks, names_filter=[lorsa.cfg.hook_in], stop_at_layer=lorsa.cfg.layer + 1)
+    zp = lorsa.z_pattern(cache[lorsa.cfg.hook_in].float(), head)[0].cpu()
+    lo = max(0, pos + 1 - window)
+    labels = [f"{i}:{visible_token(model.to_string(toks[0, i:i + 1]))}" for i in range(lo, pos + 1)]
+    return ZPattern(zp[lo:, lo:], labels, head, int(lorsa.cfg.layer), pos)
 
 
 def context_strings(model: "HookedTransformer", tokens: Tensor, seq: int, pos: int, window: int = 12) -> tuple[str, str, str]:
@@ -128,28 +208,15 @@ def context_strings(model: "HookedTransformer", tokens: Tensor, seq: int, pos: i
 
 
 # ----------------------------------------------------------------------------- OV readout
-def _unembed(model: "HookedTransformer") -> Tensor:
-    W_U = model.W_U.float()
-    ln = getattr(model, "ln_final", None)
-    if ln is not None and hasattr(ln, "w"):
-        W_U = W_U * ln.w.float()[:, None]  # the final norm's weight multiplies before the unembedding
-    return W_U
-
-
 @torch.no_grad()
 def ov_readout(model: "HookedTransformer", lorsa: Lorsa, head: int, k: int = 10):
-    """Direct logit effect of head ``head``'s output direction w_O through the unembedding: the
-    ``k`` most promoted and most suppressed tokens (a DataFrame)."""
-    import pandas as pd
-
-    logits = lorsa.W_O[head].float().to(model.W_U.device) @ _unembed(model)
-    top, bottom = logits.topk(k), (-logits).topk(k)
-    return pd.DataFrame({
-        "promoted": [model.to_string(torch.tensor([i])) for i in top.indices.tolist()],
-        "promoted_logit": top.values.tolist(),
-        "suppressed": [model.to_string(torch.tensor([i])) for i in bottom.indices.tolist()],
-        "suppressed_logit": (-bottom.values).tolist(),
-    })
+    """Direct logit effect of head ``head``'s output direction w_O through the unembedding: the ``k`` most
+    promoted and most suppressed tokens (:func:`interp.core.readout.readout_frame`)."""
+    if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < lorsa.cfg.n_ov_heads:
+        raise IndexError(f"head={head!r} is out of range: this Lorsa has {lorsa.cfg.n_ov_heads} OV heads.")
+    lorsa.check_host(model)
+    Check("ov_readout", LorsaConfigError).integer("k", k, min=1, max=int(model.cfg.d_vocab))
+    return readout_frame(model, direction_logits(model, lorsa.W_O[head].detach()), k)
 
 
 # ----------------------------------------------------------------------------- head-type scores
@@ -264,26 +331,11 @@ class HeadScores:
         return int(lor["head"].iloc[int(lor[score].fillna(-1e9).to_numpy().argmax())])
 
     def plot(self, score: str = "induction"):
-        """Histogram of a type score over the Lorsa heads, with the host heads as labelled markers in
-        a strip below on the same x axis (lines over the bars hid them where the bars were tall)."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+        """Histogram of a type score over the Lorsa heads with the host heads marked below
+        (:func:`interp.lorsa.plots.head_scores_figure`)."""
+        from interp.lorsa.plots import head_scores_figure
 
-        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.82, 0.18], vertical_spacing=0.03)
-        fig.add_trace(go.Histogram(x=self.lorsa[score].dropna(), name="Lorsa heads", nbinsx=40,
-                                   marker_color="#1f77b4"), 1, 1)
-        host = self.host.dropna(subset=[score])
-        names = [f"host head {int(h)}" for h in (host["head"] if "head" in host else host.index)]
-        fig.add_trace(go.Scatter(x=host[score], y=[0] * len(host), mode="markers", text=names, name="host heads",
-                                 marker=dict(symbol="line-ns-open", size=18, color="crimson", line=dict(width=2)),
-                                 hovertemplate="%{text}: %{x:.3f}<extra></extra>"), 2, 1)
-        # log counts: most heads score near 0, and the few specialised ones are the point of the plot
-        fig.update_yaxes(title_text="Lorsa heads", type="log", row=1, col=1)
-        fig.update_yaxes(visible=False, row=2, col=1)
-        fig.update_xaxes(title_text=f"{score.replace('_', ' ')} score ({self.weighting}-weighted)", row=2, col=1)
-        fig.update_layout(title=f"{score.replace('_', ' ')} score: Lorsa vs host heads", bargap=0.05,
-                          legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor="rgba(255,255,255,0.7)"))
-        return fig
+        return head_scores_figure(self, score)
 
     def __repr__(self) -> str:
         return (f"HeadScores({len(self.lorsa)} Lorsa heads, {len(self.host)} host heads, {self.weighting}-weighted; "
@@ -332,9 +384,16 @@ def head_scores(
     """
     import pandas as pd
 
+    c = Check("head_scores", LorsaConfigError)
     if weighting not in ("output", "uniform"):
-        raise ValueError(f"weighting must be 'output' or 'uniform', got {weighting!r}.")
+        c.fail("weighting", weighting, "'output' or 'uniform'")
     lorsa.check_host(model)
+    c.integer("n_random", n_random, min=1)
+    c.integer("half", half, min=2, fix="Each random half needs at least two tokens for an induction target.")
+    c.integer("seed", seed, min=0)
+    c.integer("bos_token_id", bos_token_id, min=0, max=int(model.cfg.d_vocab) - 1, optional=True)
+    if tokens is not None:
+        tokens = check_tokens(model, tokens, what="head_scores's tokens", min_len=3)
     layer = lorsa.cfg.layer
     dev = model.cfg.device
     G = lorsa.cfg.group_size
@@ -389,7 +448,8 @@ def head_scores(
     probe = successor if successor is not None else successor_probe(model)
     if probe is not None:
         r = run(probe.tokens)
-        W_U = _unembed(model).to(dev)
+        # the effective unembedding (final norm weight folded in): the logits of the unit directions
+        W_U = direction_logits(model, torch.eye(model.cfg.d_model, device=dev)).to(dev)  # [d_model, vocab]
         b_idx = torch.arange(probe.pos.shape[0], device=dev)[:, None]
         p = probe.pos.to(dev)
         cand = probe.candidates.to(dev)
@@ -427,18 +487,24 @@ def head_loss_attribution(
     batch_size: int = 16,
     bos_token_id: int | None = None,
     progress: bool = True,
+    truncate: Truncation | None = None,
 ) -> Float[Tensor, " n_ov"]:
     """Per-head loss contribution, first order: with the Lorsa spliced in, removing head i's output
     z_i w_O changes the mean next-token loss by about -(dL/dy . z_i w_O). Positive: the head helps.
     One backward pass per batch (exact ablation of every head would cost n_ov forward passes).
     """
+    c = Check("head_loss_attribution", LorsaConfigError)
     lorsa.check_host(model)
+    tokens = check_tokens(model, tokens, what="head_loss_attribution's tokens", truncate=truncate, min_len=2)
+    c.integer("batch_size", batch_size, min=1)
+    c.integer("bos_token_id", bos_token_id, min=0, max=int(model.cfg.d_vocab) - 1, optional=True)
+    c.boolean("progress", progress)
     dev = model.cfg.device
     tok = getattr(model, "tokenizer", None)
     bos = bos_token_id if bos_token_id is not None else (tok.bos_token_id if tok is not None else None)
     total = torch.zeros(lorsa.cfg.n_ov_heads, dtype=torch.float64, device=dev)
     n_batches = 0
-    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="loss attribution", disable=not progress):
+    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="loss attribution", disable=bar_disabled(progress)):
         toks = tokens[start : start + batch_size].to(dev)
         mask = token_mask(toks, bos_token_id=bos).unsqueeze(-1)
         store: dict[str, Tensor] = {}

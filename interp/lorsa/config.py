@@ -12,6 +12,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from interp.core.errors import InterpConfigError
+from interp.core.validate import Check
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
@@ -31,11 +34,11 @@ Activation = Literal["relu", "signed"]
 ACTIVATIONS: tuple[str, ...] = ("relu", "signed")
 
 
-class LorsaConfigError(ValueError):
+class LorsaConfigError(InterpConfigError):
     """A Lorsa configuration that cannot work; the message says what to change."""
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(LorsaConfigError):
     """The host model's attention has a feature Lorsa does not reproduce."""
 
 
@@ -46,7 +49,7 @@ def hook_names(model: "HookedTransformer", layer: int) -> tuple[str, str]:
     residual stream when the model has no norm), target ``blocks.L.hook_attn_out``.
     """
     n_layers = model.cfg.n_layers
-    if not isinstance(layer, int) or not 0 <= layer < n_layers:
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
         raise LorsaConfigError(
             f"layer={layer!r} is out of range: this model has {n_layers} layers, so use 0..{n_layers - 1}."
         )
@@ -92,10 +95,29 @@ class LorsaConfig:
     query_chunk_size: int | None = None
 
     def __post_init__(self) -> None:
+        c = Check(self, LorsaConfigError)
         for name in ("d_model", "n_qk_heads", "d_qk_head", "n_ov_heads", "top_k"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise LorsaConfigError(f"{name}={value!r} must be a positive integer.")
+            c.integer(name, min=1)
+        for flag in ("rotary", "rotary_adjacent_pairs", "qk_norm"):
+            c.boolean(flag)
+        c.integer("rotary_dim", min=2, optional=True, fix="None takes d_qk_head.")
+        c.number("rotary_base", gt=0)
+        c.number("rotary_scaling_factor", gt=0)
+        c.number("qk_norm_eps", gt=0)
+        c.number("attn_scale", gt=0, optional=True, fix="None means sqrt(d_qk_head).")
+        c.integer("layer", min=0, optional=True)
+        c.text("hook_in", optional=True)
+        c.text("hook_out", optional=True)
+        c.integer("query_chunk_size", min=0, optional=True, fix="0: no chunking; None: automatic (128).")
+        if (self.hook_in is None) != (self.hook_out is None):
+            c.fail("hook_out" if self.hook_out is None else "hook_in", self.hook_out if self.hook_out is None else
+                   self.hook_in, "set together with the other hook (both None, or both hook names)",
+                   "Build the config with LorsaConfig.from_model(model, layer).")
+        if self.layer is not None and self.hook_in is not None:
+            for name in ("hook_in", "hook_out"):
+                c.require(str(getattr(self, name)).startswith(f"blocks.{self.layer}."), name, getattr(self, name),
+                          f"a hook of layer {self.layer} (blocks.{self.layer}....) since layer={self.layer}",
+                          "Build the config with LorsaConfig.from_model(model, layer).")
         if self.n_ov_heads % self.n_qk_heads:
             raise LorsaConfigError(
                 f"n_ov_heads={self.n_ov_heads} is not divisible by n_qk_heads={self.n_qk_heads}: every QK "
@@ -133,6 +155,8 @@ class LorsaConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LorsaConfig":
+        if not isinstance(data, dict):
+            raise LorsaConfigError(f"A LorsaConfig is read from a dict of its fields; got a {type(data).__name__}.")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -162,6 +186,11 @@ class LorsaConfig:
         Example:
             >>> cfg = LorsaConfig.from_model(model, layer=2, expansion=8, top_k=16)  # doctest: +SKIP
         """
+        c = Check("LorsaConfig.from_model", LorsaConfigError)
+        c.integer("expansion", expansion, min=1, fix="n_ov_heads = expansion * d_model; the paper uses 8 to 32.")
+        c.integer("top_k", top_k, min=1)
+        c.integer("n_qk_heads", n_qk_heads, min=1, optional=True)
+        c.integer("d_qk_head", d_qk_head, min=1, optional=True)
         check_supported(model)
         hook_in, hook_out = hook_names(model, layer)
         c = model.cfg

@@ -1,5 +1,6 @@
 """Evaluating a Lorsa: reconstruction (explained variance), sparsity (L0, dead/dense heads) and the
-downstream next-token loss when the attention output is replaced by the Lorsa reconstruction.
+downstream next-token loss when the attention output is replaced by the Lorsa reconstruction
+(:mod:`interp.core.splice`: the same splice rule and chunked per-token losses as every evaluator).
 
 Fraction of loss recovered = (L_zero_ablated - L_spliced) / (L_zero_ablated - L_clean): 1 means the
 splice is as good as the real layer, 0 as bad as deleting it. (The authors' maintained code reports
@@ -17,7 +18,12 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.activations import token_mask
+from interp.core.progress import bar_disabled
+from interp.core.splice import SpliceSums, splice_positions, spliced_losses
+from interp.core.tokens import Truncation, check_tokens, token_mask
+from interp.core.tokens import bos_token_id as bos_of
+from interp.core.validate import Check
+from interp.lorsa.config import LorsaConfigError
 from interp.lorsa.model import Lorsa
 
 if TYPE_CHECKING:
@@ -69,17 +75,15 @@ class LorsaEval:
                              "mean_activation": self.head_mean_act.tolist()})
 
     def plot(self):
-        import plotly.express as px
+        """Histogram of head firing frequencies with EV, loss recovered and L0
+        (:func:`interp.lorsa.plots.frequency_figure`)."""
+        from interp.lorsa.plots import frequency_figure
 
-        freq = self.head_frequency.clamp_min(1e-7).log10()
-        dead = int((self.head_frequency == 0).sum())
-        # two title lines: one line was clipped at single-column width
-        fig = px.histogram(x=freq.numpy(), nbins=50, labels={"x": "log10 firing frequency (never fired: -7)"},
-                           title=f"Lorsa L{self.layer} head firing frequency<br>"
-                                 f"<sup>EV {self.explained_variance:.3f} · loss recovered {self.loss_recovered:.1%} · "
-                                 f"L0 {self.l0:.1f} · {dead} never fired</sup>")
-        fig.update_yaxes(title_text="heads")
-        return fig
+        return frequency_figure(self)
+
+    def __repr__(self) -> str:
+        return (f"LorsaEval(layer {self.layer}, {self.n_tokens} tokens: EV {self.explained_variance:.3f}, loss recovered "
+                f"{self.loss_recovered:.3f}, L0 {self.l0:.1f}, {self.dead_heads}/{self.n_ov_heads} dead)")
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -102,6 +106,7 @@ def evaluate_lorsa(
     bos_token_id: int | None = None,
     splice_bos: bool = False,
     progress: bool = True,
+    truncate: Truncation | None = None,
 ) -> LorsaEval:
     """Evaluate ``lorsa`` (acting on raw activations of its ``cfg.layer``) on ``tokens``.
 
@@ -113,49 +118,48 @@ def evaluate_lorsa(
         >>> ev = evaluate_lorsa(model, lorsa, held_out_tokens)  # doctest: +SKIP
         >>> ev.to_frame()                                        # doctest: +SKIP
     """
+    c = Check("evaluate_lorsa", LorsaConfigError)
+    c.instance("lorsa", Lorsa, lorsa)
     lorsa.check_host(model)
     cfg = lorsa.cfg
     if cfg.layer is None or cfg.hook_in is None:
-        raise ValueError("This Lorsa has no host layer in its config; build it with LorsaConfig.from_model.")
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be [n_seq, ctx], got shape {tuple(tokens.shape)}.")
+        raise LorsaConfigError("This Lorsa has no host layer in its config; build it with LorsaConfig.from_model.")
+    tokens = check_tokens(model, tokens, what="evaluate_lorsa's tokens", truncate=truncate, min_len=2)
+    c.integer("batch_size", batch_size, min=1)
+    c.number("dense_threshold", dense_threshold, ge=0, le=1, fix="A head firing on more than this fraction of tokens "
+             "counts as dense (0.1 by default).")
+    n_vocab = int(model.cfg.d_vocab)
+    c.integer("pad_token_id", pad_token_id, min=0, max=n_vocab - 1, optional=True)
+    c.integer("bos_token_id", bos_token_id, min=0, max=n_vocab - 1, optional=True)
+    c.boolean("splice_bos", splice_bos)
+    c.boolean("progress", progress)
     dev = model.cfg.device
     lorsa = lorsa.to(dev)
-    tok = getattr(model, "tokenizer", None)
-    bos = bos_token_id if bos_token_id is not None else (tok.bos_token_id if tok is not None else None)
+    bos = bos_token_id if bos_token_id is not None else bos_of(getattr(model, "tokenizer", None))
     n = cfg.n_ov_heads
-    sums = dict(sq=0.0, y2=0.0, count=0, l0=0.0, clean=0.0, splice=0.0, abl=0.0, n_pred=0)
+    sums = dict(sq=0.0, y2=0.0, count=0, l0=0.0)
     y_sum = torch.zeros(cfg.d_model, dtype=torch.float64, device=dev)
     fires = torch.zeros(n, dtype=torch.float64, device=dev)
     act_sum = torch.zeros(n, dtype=torch.float64, device=dev)
 
-    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="evaluate", disable=not progress):
+    losses = SpliceSums()
+    for start in tqdm(range(0, tokens.shape[0], batch_size), desc="evaluate", disable=bar_disabled(progress)):
         toks = tokens[start : start + batch_size].to(dev)
         mask = token_mask(toks, bos_token_id=bos, pad_token_id=pad_token_id)
-        where = torch.ones_like(mask) if splice_bos else mask
+        where = splice_positions(toks, bos_token_id=bos, pad_token_id=pad_token_id, include_bos=splice_bos)
         captured: dict[str, Tensor] = {}
 
         def grab(act: Tensor, hook) -> None:
             captured["x"] = act
 
-        def splice(act: Tensor, hook) -> Tensor:
+        def reconstruct(act: Tensor) -> Tensor:
             z = lorsa.encode(captured["x"].float())
-            y_hat = lorsa.decode(z).to(act.dtype)
-            captured.update(y=act.detach().clone(), y_hat=y_hat, z=z)
-            return torch.where(where.unsqueeze(-1), y_hat, act)
+            y_hat = lorsa.decode(z)
+            captured.update(y=act.detach(), y_hat=y_hat, z=z)
+            return y_hat
 
-        def ablate(act: Tensor, hook) -> Tensor:
-            return torch.where(where.unsqueeze(-1), torch.zeros_like(act), act)
-
-        logits = model(toks)
-        spliced = model.run_with_hooks(toks, fwd_hooks=[(cfg.hook_in, grab), (cfg.hook_out, splice)])
-        ablated = model.run_with_hooks(toks, fwd_hooks=[(cfg.hook_out, ablate)])
-        pred_mask = token_mask(toks[:, 1:], bos_token_id=None, pad_token_id=pad_token_id)
-        for key, lg in (("clean", logits), ("splice", spliced), ("abl", ablated)):
-            lp = lg[:, :-1].float().log_softmax(-1).gather(-1, toks[:, 1:, None])[..., 0]
-            sums[key] += -(lp * pred_mask).sum().item()
-        sums["n_pred"] += int(pred_mask.sum())
-
+        losses.add(spliced_losses(model, toks, cfg.hook_out, reconstruct, where=where, pad_token_id=pad_token_id,
+                                  extra_hooks=[(cfg.hook_in, grab)]))
         y, y_hat, z = captured["y"].double(), captured["y_hat"].double(), captured["z"]
         m = mask.unsqueeze(-1)
         sums["sq"] += ((y_hat - y).pow(2) * m).sum().item()
@@ -167,15 +171,25 @@ def evaluate_lorsa(
         fires += on.sum((0, 1)).double()
         act_sum += (z * m).sum((0, 1)).double()
 
-    count = max(sums["count"], 1)
+    if sums["count"] < 2:
+        raise LorsaConfigError(
+            f"Only {sums['count']} token(s) to evaluate on: every other position is BOS or padding, and explained "
+            "variance needs at least two tokens. Pass sequences with real tokens after BOS."
+        )
+    count = sums["count"]
     # sum||y - mean||^2 = sum||y||^2 - count ||mean||^2
     total_var = sums["y2"] - (y_sum.pow(2).sum().item() / count)
+    if not total_var > 1e-12 * max(sums["y2"], 1e-30):
+        raise LorsaConfigError(
+            f"The attention output has no variance over the {count} evaluated tokens (every target is the same "
+            "vector), so explained variance is undefined. Evaluate on varied text."
+        )
     freq = (fires / count).float().cpu()
-    clean, splice, abl = (sums[k] / max(sums["n_pred"], 1) for k in ("clean", "splice", "abl"))
+    clean, splice, abl = losses.means()
     return LorsaEval(
         layer=cfg.layer,
         n_tokens=sums["count"],
-        explained_variance=1.0 - sums["sq"] / max(total_var, 1e-12),
+        explained_variance=1.0 - sums["sq"] / total_var,
         mse=sums["sq"] / count / cfg.d_model,
         l0=sums["l0"] / count,
         dead_heads=int((fires == 0).sum()),

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from interp.core.errors import InterpLoadError, missing_file
 from interp.lorsa.config import LorsaConfig, LorsaConfigError
 
 __all__ = ["Lorsa", "LorsaLoadError", "rotary_sin_cos", "apply_rotary"]
@@ -37,8 +38,8 @@ _PARAM_SHAPES = {
 }
 
 
-class LorsaLoadError(RuntimeError):
-    """A saved Lorsa is missing, partial or corrupt."""
+class LorsaLoadError(InterpLoadError):
+    """A saved Lorsa is missing, partial or corrupt; the message names the file."""
 
 
 def rotary_sin_cos(cfg: LorsaConfig, n_pos: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
@@ -234,11 +235,12 @@ class Lorsa(nn.Module):
         cfg_path, w_path = folder / "config.json", folder / "weights.safetensors"
         missing = [p.name for p in (cfg_path, w_path) if not p.is_file()]
         if missing:
-            raise LorsaLoadError(f"{folder} is not a saved Lorsa: missing {', '.join(missing)}. Save one with Lorsa.save(dir).")
+            raise missing_file(LorsaLoadError, f"{folder} is not a saved Lorsa: missing {', '.join(missing)}. Save one "
+                               "with Lorsa.save(dir).")
         try:
             meta = json.loads(cfg_path.read_text())
             cfg = LorsaConfig.from_dict(meta["config"])
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, LorsaConfigError) as err:
             raise LorsaLoadError(f"{cfg_path} is corrupt or not a Lorsa config ({err}).") from err
         if meta.get("format") != FORMAT:
             raise LorsaLoadError(f"{cfg_path} has format {meta.get('format')!r}; expected {FORMAT!r}.")
@@ -252,11 +254,14 @@ class Lorsa(nn.Module):
         if expected != got:
             diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
             raise LorsaLoadError(f"{w_path} does not match its config.json (differences in {diff}); the save is partial or mixed.")
+        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise LorsaLoadError(f"{w_path} holds NaN or inf in {bad}: the Lorsa diverged when it was trained.")
         lorsa.load_state_dict(state)
         return lorsa.to(device)
 
     def check_host(self, model: Any) -> None:
-        """Raise when this Lorsa cannot run on ``model`` (d_model or layer mismatch)."""
+        """Raise when this Lorsa cannot run on ``model`` (d_model or layer mismatch, hooks it lacks)."""
         c = model.cfg
         if c.d_model != self.cfg.d_model:
             raise LorsaConfigError(
@@ -267,6 +272,11 @@ class Lorsa(nn.Module):
             raise LorsaConfigError(
                 f"This Lorsa replaces layer {self.cfg.layer} but the model has only {c.n_layers} layers."
             )
+        hooks = getattr(model, "hook_dict", {})
+        absent = [h for h in (self.cfg.hook_in, self.cfg.hook_out) if h is not None and h not in hooks]
+        if absent:
+            raise LorsaConfigError(f"This Lorsa reads/writes {absent}, which the model does not have: it was trained on "
+                                   "a model with another architecture (e.g. with vs without a norm before attention).")
 
     def extra_repr(self) -> str:
         c = self.cfg

@@ -6,7 +6,7 @@ warmup / constant / linear cool-down, optional K annealing and an auxiliary loss
 heads. Checkpoints hold weights, optimizer, schedule position, dead-head counters and the data
 position, so an interrupted run resumes to bit-identical parameters.
 
-Multi-process: ``torchrun --nproc_per_node=N -m interp.lorsa ...`` (gloo on CPU, NCCL on
+Multi-process: ``torchrun --nproc_per_node=N -m interp.app.lorsa_train ...`` (gloo on CPU, NCCL on
 GPUs). Every rank computes its own slice of each global batch; gradients are summed across ranks
 and the loss is normalised by the *global* token count, so the update equals the single-process
 one. Heads live whole on every rank (no tensor parallelism yet); the per-head parameters are the
@@ -15,24 +15,25 @@ leading axis of W_V/b_V/W_O, which is where a head-parallel split would cut.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
-import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.distributed as dist
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.activations import ActivationStream
+from interp.core.activations import ActivationStream
+from interp.core.checkpoint import (CheckpointError, CheckpointMismatchError, check_data_fingerprint,
+                                    check_optimizer_state, config_differences, data_fingerprint, load_optimizer_state,
+                                    optimizer_state, read_checkpoint, restore_rng_state, rng_state, write_checkpoint)
+from interp.core.progress import bar_disabled
+from interp.core.tokens import Truncation, check_tokens
+from interp.core.validate import Check
 from interp.lorsa.config import LorsaConfig, LorsaConfigError, hook_names
 from interp.lorsa.init import init_from_host
 from interp.lorsa.model import Lorsa
@@ -40,21 +41,17 @@ from interp.lorsa.model import Lorsa
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["TrainConfig", "TrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation"]
+__all__ = ["LorsaTrainConfig", "LorsaTrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation"]
 
 Init = Literal["model", "random"]
 
 
-class CheckpointError(RuntimeError):
-    """A training checkpoint is partial, corrupt, or from a different run configuration."""
-
-
 @dataclass
-class TrainConfig:
+class LorsaTrainConfig:
     """Optimisation settings. ``n_steps=None`` trains one pass over the tokens.
 
     Example:
-        >>> TrainConfig(batch_size=8, lr=1e-3, n_steps=600).warmup_steps
+        >>> LorsaTrainConfig(batch_size=8, lr=1e-3, n_steps=600).warmup_steps
         30
     """
 
@@ -84,6 +81,42 @@ class TrainConfig:
     log_every: int = 50
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        c = Check(self, LorsaConfigError)
+        c.integer("batch_size", min=1)
+        c.integer("n_steps", min=1, optional=True, fix="None trains one pass over the tokens.")
+        c.number("lr", gt=0, fix="Use e.g. lr=1e-3.")
+        self.betas = c.numbers("betas", length=2, ge=0, lt=1, fix="Adam's betas, e.g. (0.9, 0.999).")
+        c.number("warmup_frac", ge=0, le=1)
+        c.number("cooldown_frac", ge=0, le=1)
+        c.require(self.warmup_frac + self.cooldown_frac <= 1, "cooldown_frac", self.cooldown_frac,
+                  f"at most 1 - warmup_frac = {1 - self.warmup_frac:g} (warmup and cool-down cannot overlap)")
+        c.number("k_anneal_frac", ge=0, le=1)
+        c.integer("k_start", min=1, optional=True)
+        if self.k_anneal_frac > 0 and self.k_start is None:
+            c.fail("k_start", None, "set when k_anneal_frac > 0 (the top-K annealing starts there)",
+                   "Pass e.g. k_start=4 * top_k, or k_anneal_frac=0 for no annealing.")
+        c.choice("init", ("model", "random"))
+        self.decoder_scales = c.numbers("decoder_scales", gt=0, fix="The decoder norm multipliers searched at init, "
+                                        "e.g. (0.5, 1.0, 2.0).")
+        c.number("aux_coef", ge=0, fix="0 turns the auxiliary loss off.")
+        c.integer("aux_k", min=1, optional=True, fix="None uses 2 * top_k.")
+        c.integer("dead_after_tokens", min=1)
+        c.number("grad_clip", gt=0, optional=True, fix="None turns clipping off.")
+        c.integer("seed", min=0)
+        c.integer("buffer_sequences", min=1)
+        c.integer("model_batch_size", min=1)
+        c.integer("norm_sequences", min=1)
+        c.integer("pad_token_id", min=0, optional=True)
+        c.integer("bos_token_id", min=0, optional=True)
+        if self.checkpoint_dir is not None and not (isinstance(self.checkpoint_dir, os.PathLike) or (
+                isinstance(self.checkpoint_dir, str) and self.checkpoint_dir.strip())):
+            c.fail("checkpoint_dir", self.checkpoint_dir, "None or a folder path")
+        c.integer("checkpoint_every", min=1)
+        c.boolean("resume")
+        c.integer("log_every", min=1)
+        c.boolean("progress")
+
     @property
     def warmup_steps(self) -> int:
         return int(self.warmup_frac * (self.n_steps or 0))
@@ -92,11 +125,13 @@ class TrainConfig:
         d = asdict(self)
         d["betas"] = list(self.betas)
         d["decoder_scales"] = list(self.decoder_scales)
+        if d["checkpoint_dir"] is not None:
+            d["checkpoint_dir"] = os.fspath(d["checkpoint_dir"])
         return d
 
 
 @dataclass
-class TrainResult:
+class LorsaTrainResult:
     """What a run produced: the trained Lorsa (acting on raw activations) and its loss log."""
 
     lorsa: Lorsa
@@ -111,12 +146,28 @@ class TrainResult:
         return pd.DataFrame(self.log)
 
     def plot(self):
-        import plotly.express as px
+        """MSE and FVU against the step (:func:`interp.lorsa.plots.training_figure`)."""
+        from interp.lorsa.plots import training_figure
 
-        return px.line(self.to_frame(), x="step", y=["mse", "fvu"], log_y=True, title="Lorsa training")
+        return training_figure(self)
+
+    def __repr__(self) -> str:
+        c = self.lorsa.cfg
+        last = self.log[-1] if self.log else {}
+        end = f", final FVU {last['fvu']:.3f}" if "fvu" in last else ""
+        return (f"LorsaTrainResult(layer {c.layer}, {c.n_ov_heads} OV heads, top-{c.top_k}, {len(self.log)} log "
+                f"entries, {self.tokens_seen} tokens{end})")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = f"<b>{html.escape(repr(self))}</b>"
+        if not self.log:
+            return head + " (no logged steps)"
+        return head + self.to_frame().tail(5).to_html(index=False, float_format=lambda x: f"{x:.4g}")
 
 
-def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, n_steps: int, cfg: LorsaTrainConfig) -> float:
     """Warmup (linear from 0), constant, then linear cool-down to 0 over the last ``cooldown_frac``."""
     warm = max(1, int(cfg.warmup_frac * n_steps))
     cool = int(cfg.cooldown_frac * n_steps)
@@ -127,7 +178,7 @@ def lr_at(step: int, n_steps: int, cfg: TrainConfig) -> float:
     return cfg.lr
 
 
-def k_at(step: int, n_steps: int, top_k: int, cfg: TrainConfig) -> int:
+def k_at(step: int, n_steps: int, top_k: int, cfg: LorsaTrainConfig) -> int:
     """Top-K for this step: linear from ``k_start`` down to ``top_k`` over ``k_anneal_frac``."""
     if not cfg.k_anneal_frac or cfg.k_start is None:
         return top_k
@@ -148,7 +199,7 @@ def fold_normalisation(lorsa: Lorsa, in_scale: float, out_scale: float) -> Lorsa
     return lorsa
 
 
-def _dist() -> tuple[int, int]:
+def distributed_rank() -> tuple[int, int]:
     """(rank, world_size); initialises the process group under torchrun when needed."""
     if not dist.is_available():
         return 0, 1
@@ -166,7 +217,7 @@ def _all_sum(t: Tensor, world: int) -> Tensor:
 
 
 @torch.no_grad()
-def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], cfg: TrainConfig) -> tuple[float, float]:
+def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], cfg: LorsaTrainConfig) -> tuple[float, float]:
     """Scales making the mean norm of input and target sqrt(d_model), from the first sequences
     (identical on every rank, so no communication is needed)."""
     stream = ActivationStream(model, tokens[: cfg.norm_sequences], list(hooks), batch_size=min(cfg.norm_sequences, tokens.shape[0]),
@@ -214,69 +265,49 @@ def _search_decoder_scale(lorsa: Lorsa, x: Tensor, y: Tensor, mask: Tensor, scal
 
 
 # ----------------------------------------------------------------------------------- checkpoints
-def _opt_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for key, val in st.items():
-            if isinstance(val, Tensor):
-                tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
-            else:
-                scalars[f"{pid}.{key}"] = val
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+_CKPT_FILES = ("lorsa.safetensors", "optimizer.safetensors")
 
 
 def _save_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, state: dict[str, Any],
                      last_fired: Tensor) -> None:
-    tmp = directory / "latest.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in lorsa.state_dict().items()}, str(tmp / "lorsa.safetensors"))
-    opt_t, opt_meta = _opt_tensors(opt)
-    opt_t["__last_fired__"] = last_fired.cpu()
-    save_file(opt_t, str(tmp / "optimizer.safetensors"))
-    meta = dict(state, optimizer=opt_meta, rng=torch.get_rng_state().tolist(), complete=True)
-    (tmp / "state.json").write_text(json.dumps(meta))
-    final = directory / "latest"
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)  # atomic on one filesystem: a crash never leaves a half-written "latest"
+    opt_t, opt_meta = optimizer_state(opt)
+    write_checkpoint(directory / "latest",
+                     {"lorsa.safetensors": lorsa.state_dict(),
+                      "optimizer.safetensors": {**opt_t, "__last_fired__": last_fired, **rng_state()}},
+                     {**state, "optimizer": opt_meta})
 
 
 def _load_checkpoint(directory: Path, lorsa: Lorsa, opt: torch.optim.Optimizer, expect: dict[str, Any]) -> tuple[dict[str, Any], Tensor]:
-    folder = directory / "latest"
-    names = ("lorsa.safetensors", "optimizer.safetensors", "state.json")
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        raise CheckpointError(f"Checkpoint {folder} is partial (missing {', '.join(missing)}); delete it or pass resume=False.")
-    try:
-        meta = json.loads((folder / "state.json").read_text())
-        weights = load_file(str(folder / "lorsa.safetensors"))
-        opt_t = load_file(str(folder / "optimizer.safetensors"))
-    except (json.JSONDecodeError, SafetensorError, OSError) as err:
-        raise CheckpointError(f"Checkpoint {folder} is corrupt ({err}); delete it or pass resume=False.") from err
-    if not meta.get("complete"):
-        raise CheckpointError(f"Checkpoint {folder} was not completely written; delete it or pass resume=False.")
+    """Read and check every file first; only then restore weights, optimizer and RNG (nothing changes
+    when a file is bad or the run differs)."""
+    hint = "use another checkpoint_dir or resume=False"
+    ck = read_checkpoint(directory / "latest", _CKPT_FILES, hint=hint)
+    meta = ck.meta
     for key in ("lorsa_config", "train_config", "n_steps"):
         if key in expect and meta.get(key) != expect[key]:
-            raise CheckpointError(f"Checkpoint {folder} was written by a different run ({key} differs): "
-                                  f"{meta.get(key)!r} != {expect[key]!r}. Use another checkpoint_dir or resume=False.")
-    try:
-        lorsa.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"Checkpoint {folder} does not fit this Lorsa ({err}).") from err
-    last_fired = opt_t.pop("__last_fired__")
-    state: dict[int, dict[str, Any]] = {}
-    for name, val in opt_t.items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = val
-    for name, val in meta["optimizer"]["scalars"].items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = val
-    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    torch.set_rng_state(torch.tensor(meta["rng"], dtype=torch.uint8))
-    return meta, last_fired
+            diff = config_differences(meta.get(key) or {}, expect[key]) if isinstance(expect[key], dict) else \
+                {key: (meta.get(key), expect[key])}
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointMismatchError(f"Checkpoint {ck.folder} was written by a different run ({key} differs: {listed}). "
+                                  "Use another checkpoint_dir or resume=False.")
+    check_data_fingerprint(meta, expect["data_fingerprint"], ck.folder, "tokens", hint)
+    missing = [k for k in ("step", "log", "tokens_seen", "in_scale", "out_scale", "optimizer") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{ck.folder / 'state.json'} lacks {missing}; {hint}.")
+    weights = ck.tensors["lorsa.safetensors"]
+    expected = {k: tuple(v.shape) for k, v in lorsa.state_dict().items()}
+    if {k: tuple(v.shape) for k, v in weights.items()} != expected:
+        raise CheckpointError(f"{ck.folder / 'lorsa.safetensors'} does not fit this Lorsa (shapes differ).")
+    opt_t = ck.tensors["optimizer.safetensors"]
+    where = str(ck.folder / "optimizer.safetensors")
+    check_optimizer_state(opt, opt_t, meta["optimizer"], where)
+    absent = [k for k in ("__last_fired__", "rng.torch") if k not in opt_t]
+    if absent:
+        raise CheckpointError(f"{where} lacks {absent}; {hint}.")
+    lorsa.load_state_dict(weights)
+    load_optimizer_state(opt, opt_t, meta["optimizer"])
+    restore_rng_state(opt_t)
+    return meta, opt_t["__last_fired__"]
 
 
 # ----------------------------------------------------------------------------------- training
@@ -285,33 +316,58 @@ def train_lorsa(
     layer: int,
     tokens: Tensor,
     cfg: LorsaConfig | None = None,
-    train_cfg: TrainConfig | None = None,
+    train_cfg: LorsaTrainConfig | None = None,
     *,
     stop_after: int | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
-) -> TrainResult:
+    truncate: Truncation | None = None,
+) -> LorsaTrainResult:
     """Train a Lorsa replacing attention layer ``layer`` of ``model`` on ``tokens`` [n_seq, ctx].
 
-    Returns a :class:`TrainResult` whose ``lorsa`` acts on raw host activations. Under torchrun
+    Returns a :class:`LorsaTrainResult` whose ``lorsa`` acts on raw host activations. Under torchrun
     (or an initialised process group) each rank trains on its slice of every global batch and all
     ranks end with identical parameters. ``stop_after`` ends the run early at that step (after
     writing a checkpoint when ``checkpoint_dir`` is set): how the resume test interrupts a run.
+    Neither ``model`` nor ``cfg`` is changed. Windows wider than the model's context are refused
+    unless ``truncate`` says which end to drop; a checkpoint written for other tokens is refused.
 
     Example:
         >>> cfg = LorsaConfig.from_model(model, 2, expansion=8, top_k=16)          # doctest: +SKIP
-        >>> result = train_lorsa(model, 2, tokens, cfg, TrainConfig(lr=1e-3))      # doctest: +SKIP
+        >>> result = train_lorsa(model, 2, tokens, cfg, LorsaTrainConfig(lr=1e-3))      # doctest: +SKIP
         >>> result.lorsa.save("lorsa-l2")                                          # doctest: +SKIP
     """
-    train_cfg = train_cfg or TrainConfig()
-    cfg = cfg or LorsaConfig.from_model(model, layer)
+    train_cfg = train_cfg or LorsaTrainConfig()
+    c = Check("train_lorsa", LorsaConfigError)
+    c.instance("train_cfg", LorsaTrainConfig, train_cfg)
+    c.instance("cfg", LorsaConfig, cfg, optional=True)
+    c.integer("stop_after", stop_after, min=1, optional=True)
     hook_in, hook_out = hook_names(model, layer)
+    tokens = check_tokens(model, tokens, what="train_lorsa's tokens", truncate=truncate, min_len=2)
+    # the caller's config is never changed: the hooks are filled into a copy
+    cfg = replace(cfg) if cfg is not None else LorsaConfig.from_model(model, layer)
     if cfg.d_model != model.cfg.d_model:
         raise LorsaConfigError(f"LorsaConfig.d_model={cfg.d_model} but the model has d_model={model.cfg.d_model}.")
+    if cfg.layer is not None and cfg.layer != layer:
+        raise LorsaConfigError(f"train_lorsa(layer={layer}) but LorsaConfig.layer={cfg.layer}: the config was built for "
+                               f"another layer. Use LorsaConfig.from_model(model, {layer}) or layer={cfg.layer}.")
     if cfg.hook_in is None:
         cfg.hook_in, cfg.hook_out, cfg.layer = hook_in, hook_out, layer
-    if not isinstance(tokens, Tensor) or tokens.ndim != 2:
-        raise ValueError("tokens must be a LongTensor [n_seq, ctx]; make one with interp.activations.sample_tokens.")
-    rank, world = _dist()
+    elif (cfg.hook_in, cfg.hook_out) != (hook_in, hook_out):
+        raise LorsaConfigError(f"LorsaConfig hooks ({cfg.hook_in}, {cfg.hook_out}) are not this model's hooks of layer "
+                               f"{layer} ({hook_in}, {hook_out}); build the config with LorsaConfig.from_model.")
+    t = Check(train_cfg, LorsaConfigError)
+    n_vocab = int(model.cfg.d_vocab)
+    for name in ("pad_token_id", "bos_token_id"):
+        value = getattr(train_cfg, name)
+        t.require(value is None or value < n_vocab, name, value, f"None or an id in 0..{n_vocab - 1} (this model's vocabulary)")
+    t.require(train_cfg.batch_size <= tokens.shape[0], "batch_size", train_cfg.batch_size,
+              f"at most the {tokens.shape[0]} sequences given", "Pass more sequences or a smaller batch_size.")
+    if train_cfg.k_start is not None:
+        t.require(cfg.top_k <= train_cfg.k_start <= cfg.n_ov_heads, "k_start", train_cfg.k_start,
+                  f"between top_k={cfg.top_k} and n_ov_heads={cfg.n_ov_heads} (K anneals down to top_k)")
+    if train_cfg.aux_k is not None:
+        t.require(train_cfg.aux_k <= cfg.n_ov_heads, "aux_k", train_cfg.aux_k, f"at most n_ov_heads={cfg.n_ov_heads}")
+    rank, world = distributed_rank()
     if train_cfg.batch_size % world:
         raise ValueError(f"batch_size={train_cfg.batch_size} must be divisible by the {world} ranks.")
     device = torch.device(model.cfg.device)
@@ -332,7 +388,7 @@ def train_lorsa(
     opt = torch.optim.Adam(lorsa.parameters(), lr=train_cfg.lr, betas=train_cfg.betas)
     last_fired = torch.zeros(cfg.n_ov_heads, dtype=torch.long, device=device)  # tokens since last firing
     ckpt_dir = Path(train_cfg.checkpoint_dir) if train_cfg.checkpoint_dir else None
-    expect = {"lorsa_config": cfg.to_dict(), "n_steps": n_steps,
+    expect = {"lorsa_config": cfg.to_dict(), "n_steps": n_steps, "data_fingerprint": data_fingerprint(tokens),
               "train_config": {k: v for k, v in train_cfg.to_dict().items()
                                if k not in ("checkpoint_dir", "checkpoint_every", "resume", "progress", "log_every")}}
     start, log, tokens_seen = 0, [], 0
@@ -350,9 +406,8 @@ def train_lorsa(
                               model_batch_size=train_cfg.model_batch_size, pad_token_id=train_cfg.pad_token_id,
                               bos_token_id=train_cfg.bos_token_id)
     aux_k = train_cfg.aux_k or 2 * cfg.top_k
-    bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=not (train_cfg.progress and rank == 0))
+    bar = tqdm(total=n_steps, initial=start, desc=f"Lorsa L{layer}", disable=bar_disabled(train_cfg.progress and rank == 0))
     step = start
-    var_ema = None
     for block in stream:
         if step >= n_steps or (stop_after is not None and step >= stop_after):
             break
@@ -410,43 +465,4 @@ def train_lorsa(
     if world > 1:
         dist.barrier()
     trained = fold_normalisation(lorsa, in_scale, out_scale)
-    return TrainResult(lorsa=trained, log=log, in_scale=in_scale, out_scale=out_scale, tokens_seen=tokens_seen)
-
-
-# ----------------------------------------------------------------------------------- torchrun entry
-def main(argv: list[str] | None = None) -> None:
-    """``torchrun --nproc_per_node=2 -m interp.lorsa --model M --layer 2 --tokens t.safetensors --out dir``"""
-    from interp.models import load_model
-
-    p = argparse.ArgumentParser(description="Train a Lorsa (single process or under torchrun).")
-    p.add_argument("--model", required=True, help="zoo name, local HF folder or hub name")
-    p.add_argument("--layer", type=int, required=True)
-    p.add_argument("--tokens", required=True, help="safetensors file with a 'tokens' LongTensor [n_seq, ctx]")
-    p.add_argument("--out", required=True, help="folder for the trained Lorsa (written by rank 0)")
-    p.add_argument("--expansion", type=int, default=8)
-    p.add_argument("--top-k", type=int, default=16)
-    p.add_argument("--activation", default="relu", choices=["relu", "signed"])
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--checkpoint-dir", default=None)
-    p.add_argument("--checkpoint-every", type=int, default=200)
-    p.add_argument("--init", default="model", choices=["model", "random"])
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    rank, world = _dist()
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    model = load_model(a.model, device=device)
-    tokens = load_file(a.tokens)["tokens"]
-    cfg = LorsaConfig.from_model(model, a.layer, expansion=a.expansion, top_k=a.top_k, activation=a.activation)
-    tc = TrainConfig(batch_size=a.batch_size, n_steps=a.steps, lr=a.lr, checkpoint_dir=a.checkpoint_dir,
-                     checkpoint_every=a.checkpoint_every, init=a.init, seed=a.seed)
-    result = train_lorsa(model, a.layer, tokens, cfg, tc)
-    if rank == 0:
-        result.lorsa.save(a.out, extra={"log": result.log, "tokens_seen": result.tokens_seen, "world_size": world})
-    if world > 1:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()
+    return LorsaTrainResult(lorsa=trained, log=log, in_scale=in_scale, out_scale=out_scale, tokens_seen=tokens_seen)

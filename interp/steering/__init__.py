@@ -5,32 +5,25 @@ sums, pick the best features (S / A / P), and steer by adding their decoder dire
 own hook, only at generated positions. Baselines (difference of means, random features, unsteered)
 and held-out reports with bootstrap CIs and the side-effect ratio come with it.
 
->>> from interp.steering import run_corrsteer, zoo_qa_task   # doctest: +SKIP
->>> report = run_corrsteer(model, saes, zoo_qa_task().split(0.6, 0.1))   # doctest: +SKIP
+>>> from interp.steering import run_corrsteer                         # doctest: +SKIP
+>>> from interp.zoo.tasks import planted_task                         # doctest: +SKIP
+>>> report = run_corrsteer(model, saes, planted_task("qa").split(0.6, 0.1))   # doctest: +SKIP
 """
 
 from interp.steering.baselines import diff_of_means, random_features
-from interp.steering.collect import Collection, collect
-from interp.steering.corrsteer import CorrSteerConfig, compare_generations, evaluate, run_corrsteer, scale_sweep
+from interp.steering.collect import Collection, Pooling, collect, default_pooling
+from interp.steering.corrsteer import CorrSteerConfig, compare_generations, evaluate_vectors, run_corrsteer, scale_sweep
 from interp.steering.features import logit_readout, top_examples
-from interp.steering.generate import greedy_generate
 from interp.steering.report import Arm, SteeringReport, bootstrap_ci, side_effect_ratio
 from interp.steering.saes import HookError, resolve_saes
 from interp.steering.select import SelectedFeature, select_features, to_vectors, variant_a, variant_p, variant_s
 from interp.steering.stats import CorrelationStats, OneClassLabelsError, all_reduce
 from interp.steering.steer import SteeringVector, steer
-from interp.steering.tasks import (
-    ZooTask, stories_recall_task, zoo_qa_task, zoo_task,
-    Example, ExactMatchTask, MultipleChoiceTask, NumericTask, Task, TaskFormatError, TaskProtocol, TaskSplits,
-    load_hf_task, load_task, mmlu_task,
-)
 
 __all__ = [
-    "compare_generations", "logit_readout", "top_examples",
-    "Arm", "Collection", "CorrSteerConfig", "CorrelationStats", "Example", "ExactMatchTask", "HookError",
-    "MultipleChoiceTask", "NumericTask", "OneClassLabelsError", "SelectedFeature", "SteeringReport",
-    "SteeringVector", "Task", "TaskFormatError", "TaskProtocol", "TaskSplits", "all_reduce", "bootstrap_ci",
-    "collect", "diff_of_means", "evaluate", "greedy_generate", "load_hf_task", "load_task", "mmlu_task",
+    "Arm", "Collection", "CorrSteerConfig", "CorrelationStats", "HookError", "OneClassLabelsError", "Pooling",
+    "SelectedFeature", "SteeringReport", "SteeringVector", "all_reduce", "bootstrap_ci", "collect",
+    "compare_generations", "default_pooling", "diff_of_means", "evaluate_vectors", "logit_readout",
     "random_features", "resolve_saes", "run_corrsteer", "scale_sweep", "select_features", "side_effect_ratio",
-    "steer", "to_vectors", "variant_a", "variant_p", "variant_s", "ZooTask", "stories_recall_task", "zoo_qa_task", "zoo_task",
+    "steer", "to_vectors", "top_examples", "variant_a", "variant_p", "variant_s",
 ]

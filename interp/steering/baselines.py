@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError
 from interp.steering.saes import sae_hook_name
 from interp.steering.steer import SteeringVector
 
@@ -24,6 +26,7 @@ __all__ = ["diff_of_means", "random_features"]
 
 def diff_of_means(collection: "Collection", hook: str, *, norm: float | None = None) -> SteeringVector:
     """Mean pooled residual of correct minus incorrect samples at ``hook``, rescaled to ``norm`` if given."""
+    Check("diff_of_means", SteeringConfigError).number("norm", norm, ge=0, optional=True)
     if hook not in collection.resid_stats:
         raise KeyError(f"No residual statistics for {hook!r}; collected hooks: {collection.hooks}.")
     s = collection.resid_stats[hook]
@@ -39,10 +42,14 @@ def random_features(
     sae: "SAE[Any]", n: int, *, norm: float, seed: int = 0, exclude: tuple[int, ...] = ()
 ) -> list[SteeringVector]:
     """``n`` distinct random features of ``sae`` (not in ``exclude``), each scaled to ``norm``."""
+    c = Check("random_features", SteeringConfigError)
+    c.integer("n", n, min=0)
+    c.number("norm", norm, ge=0)
+    c.integer("seed", seed, min=0)
     g = torch.Generator().manual_seed(seed)
     pool = torch.tensor([i for i in range(sae.cfg.d_sae) if i not in set(exclude)])
     if n > len(pool):
-        raise ValueError(f"Asked for {n} random features but the SAE has only {len(pool)} to choose from.")
+        raise SteeringConfigError(f"Asked for {n} random features but the SAE has only {len(pool)} to choose from.")
     picks = pool[torch.randperm(len(pool), generator=g)[:n]].tolist()
     out = []
     for i in picks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -19,16 +19,32 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interp.steering.generate import decode_generations, greedy_generate
+from interp.core.progress import bar_disabled
+from interp.core.generation import generate
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError
 from interp.steering.saes import SAEs, resolve_saes
 from interp.steering.stats import CorrelationStats
-from interp.steering.tasks import Pooling, TaskProtocol
+from interp.core.tasks import TaskProtocol
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
     from transformer_lens import HookedTransformer
 
-__all__ = ["Collection", "collect", "pool_steps"]
+__all__ = ["Collection", "collect", "pool_steps", "Pooling", "default_pooling"]
+
+Pooling = Literal["max", "mean", "answer"]
+"""How per-step SAE activations become one vector per sample.
+
+``max`` / ``mean`` over generated tokens up to EOS (the paper's defaults); ``answer`` reads only the
+position that predicts the first generated token, i.e. the last prompt position (the paper's
+multiple-choice setting, and a leakage check for the others: it cannot see the answer being written)."""
+
+
+def default_pooling(task: TaskProtocol) -> Pooling:
+    """The paper's pooling for a task's answer format: the answer position for a choice letter, the mean
+    for a number (long-form math), the max over generated tokens otherwise."""
+    return {"choice": "answer", "number": "mean"}.get(getattr(task, "answer_format", "text"), "max")  # type: ignore[return-value]
 
 
 def pool_steps(
@@ -85,16 +101,15 @@ class Collection:
         return pd.DataFrame(rows)
 
     def plot(self, top: int = 50) -> "go.Figure":
-        """The ``top`` largest correlations of each hook, sorted: how far the best features stand out."""
-        import plotly.graph_objects as go
+        """The ``top`` largest correlations of each hook, sorted
+        (:func:`interp.steering.plots.correlations_figure`)."""
+        from interp.steering.plots import correlations_figure
 
-        fig = go.Figure()
-        for h, r in self.correlations().items():
-            vals = torch.sort(r, descending=True).values[:top].numpy()
-            fig.add_trace(go.Scatter(y=vals, mode="lines+markers", name=h))
-        fig.update_layout(title=f"Feature-correctness correlation ({self.task_name}, pooling={self.pooling})",
-                          xaxis_title="feature rank", yaxis_title="Pearson r")
-        return fig
+        return correlations_figure(self, top)
+
+    def __repr__(self) -> str:
+        return (f"Collection({self.task_name!r}: {len(self.labels)} samples, accuracy {self.accuracy:.3f}, pooling "
+                f"{self.pooling}, hooks {self.hooks})")
 
     def _repr_html_(self) -> str:
         head = (f"<b>Collection</b> {self.task_name}: {len(self.labels)} samples, accuracy {self.accuracy:.3f}, "
@@ -121,17 +136,27 @@ def collect(
         saes: sae-lens SAEs (a list, or a dict keyed by their own hook names).
         pooling: ``"max"`` / ``"mean"`` over generated tokens up to EOS, or ``"answer"`` (only the
             position predicting the first generated token, i.e. the last prompt position; also the
-            leakage check, since it cannot see the answer being written). Defaults to the task's.
+            leakage check, since it cannot see the answer being written). Defaults to
+            :func:`default_pooling` of the task.
         max_new_tokens: defaults to the task's.
 
     Example:
         >>> col = collect(model, [sae], task, pooling="max", batch_size=32)   # doctest: +SKIP
         >>> col.to_frame().head()                                              # doctest: +SKIP
     """
+    c = Check("collect", SteeringConfigError)
+    if not isinstance(task, TaskProtocol):
+        c.fail("task", task, "a task with examples, max_new_tokens, answer_format, stop and check() (interp.core.tasks.Task)")
+    c.choice("pooling", get_args(Pooling), pooling, optional=True, fix="None takes the task's default.")
+    c.integer("max_new_tokens", max_new_tokens, min=1, optional=True, fix="None takes the task's own.")
+    c.integer("batch_size", batch_size, min=1)
+    c.boolean("use_kv_cache", use_kv_cache)
+    c.integer("top_k_examples", top_k_examples, min=0)
+    c.boolean("progress", progress)
+    if not len(task.examples):
+        raise SteeringConfigError(f"Task {task.name!r} has no examples to collect on.")
     by_hook = resolve_saes(model, saes)
-    pooling = pooling or task.default_pooling
-    if pooling not in get_args(Pooling):
-        raise ValueError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}.")
+    pooling = pooling or default_pooling(task)
     max_new = int(max_new_tokens or task.max_new_tokens)
     if pooling == "answer":
         max_new = max(1, max_new)
@@ -144,7 +169,7 @@ def collect(
     examples = list(task.examples)
     generations: list[str] = []
     labels: list[int] = []
-    bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=not progress)
+    bar = tqdm(total=len(examples), desc=f"collect {task.name}", disable=bar_disabled(progress))
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         feats: dict[str, list[Tensor]] = {h: [] for h in hooks}
@@ -157,11 +182,11 @@ def collect(
                 feats[h].append(sae.encode(x.to(sae.W_dec.dtype)).float().cpu())
                 resid[h].append(x.float().cpu())
 
-        out = greedy_generate(model, [e.prompt for e in chunk], max_new, use_kv_cache=use_kv_cache, record=hooks,
-                              on_step=on_step, stop=getattr(task, "stop", ()))
-        texts = decode_generations(model, out)
+        out = generate(model, [e.prompt for e in chunk], max_new, use_kv_cache=use_kv_cache, record=hooks,
+                       on_step=on_step, stop=getattr(task, "stop", ()))
+        texts = out.texts()
         y = torch.tensor([int(task.check(e, t)) for e, t in zip(chunk, texts)])
-        alive = out.steps_alive.cpu()
+        alive = out.alive.cpu()
         for h in hooks:
             pooled = pool_steps(torch.stack(feats[h], 1), alive, pooling)
             # residual means (for difference-of-means) use mean pooling: a max over residual dims has no meaning

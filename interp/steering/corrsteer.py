@@ -14,19 +14,22 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
 from interp.steering.baselines import diff_of_means, random_features
-from interp.steering.collect import Collection, collect
-from interp.steering.generate import decode_generations, greedy_generate
+from interp.steering.collect import Collection, Pooling, collect
+from interp.core.generation import generate
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError
 from interp.steering.report import Arm, SteeringReport
 from interp.steering.saes import SAEs, resolve_saes
 from interp.steering.select import select_features, to_vectors, variant_a, variant_p, variant_s
 from interp.steering.steer import Positions, SteeringVector, steer
-from interp.steering.tasks import Pooling, TaskProtocol, TaskSplits
+from interp.core.tasks import TaskProtocol, TaskSplits
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["CorrSteerConfig", "evaluate", "run_corrsteer", "scale_sweep", "compare_generations"]
+__all__ = ["CorrSteerConfig", "evaluate_vectors", "run_corrsteer", "scale_sweep", "compare_generations"]
 
 
 @dataclass
@@ -50,9 +53,40 @@ class CorrSteerConfig:
     seed: int = 0
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        c = Check(self, SteeringConfigError)
+        c.choice("pooling", ("max", "mean", "answer"), optional=True, fix="None takes the task's default pooling.")
+        c.integer("max_new_tokens", min=1, optional=True, fix="None takes the task's own.")
+        c.integer("batch_size", min=1)
+        c.number("scale", fix="scale multiplies the paper's coefficient; 1.0 is the paper's setting.")
+        c.integer("n_random", min=0, fix="The number of random-feature controls (5 by default; 0 for none).")
+        c.boolean("diff_means")
+        c.choice("positions", ("generated", "all"))
+        c.boolean("use_kv_cache")
+        c.integer("n_boot", min=1, fix="Bootstrap resamples for the CIs, e.g. 2000.")
+        c.integer("seed", min=0)
+        c.boolean("progress")
+
+
+def _check_eval_args(name: str, model: Any, task: Any, vectors: Any, *, max_new_tokens: Any, batch_size: Any,
+                     positions: Any, use_kv_cache: Any, scale: Any) -> list[SteeringVector]:
+    c = Check(name, SteeringConfigError)
+    if not isinstance(task, TaskProtocol):
+        c.fail("task", task, "a task with examples, max_new_tokens, answer_format, stop and check() (interp.core.tasks.Task)")
+    vecs = [vectors] if isinstance(vectors, SteeringVector) else list(vectors)
+    bad = next((v for v in vecs if not isinstance(v, SteeringVector)), None)
+    if bad is not None:
+        c.fail("vectors", bad, "a sequence of SteeringVector")
+    c.integer("max_new_tokens", max_new_tokens, min=1, optional=True)
+    c.integer("batch_size", batch_size, min=1)
+    c.choice("positions", ("generated", "all"), positions)
+    c.boolean("use_kv_cache", use_kv_cache)
+    c.number("scale", scale, fix="A NaN or infinite scale steers every token to garbage.")
+    return vecs
+
 
 @torch.no_grad()
-def evaluate(
+def evaluate_vectors(
     model: "HookedTransformer",
     task: TaskProtocol,
     vectors: Sequence[SteeringVector] = (),
@@ -65,19 +99,21 @@ def evaluate(
     progress: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """Greedy generation on ``task`` while steering with ``vectors``: (labels, generations)."""
+    vectors = _check_eval_args("evaluate_vectors", model, task, vectors, max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, positions=positions, use_kv_cache=use_kv_cache, scale=scale)
     max_new = int(max_new_tokens or task.max_new_tokens)
     texts: list[str] = []
     examples = list(task.examples)
     stop = tuple(getattr(task, "stop", ()))
-    for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=not progress):
+    for start in tqdm(range(0, len(examples), batch_size), desc="evaluate", disable=bar_disabled(progress)):
         chunk = examples[start : start + batch_size]
         prompts = [e.prompt for e in chunk]
         if vectors:
             with steer(model, list(vectors), positions=positions, scale=scale):
-                out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
+                out = generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
         else:
-            out = greedy_generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
-        texts.extend(decode_generations(model, out))
+            out = generate(model, prompts, max_new, use_kv_cache=use_kv_cache, stop=stop)
+        texts.extend(out.texts())
     labels = np.array([int(task.check(e, t)) for e, t in zip(examples, texts)], dtype=np.int64)
     return labels, texts
 
@@ -86,11 +122,15 @@ def compare_generations(model: "HookedTransformer", prompts: Sequence[str], vect
                         scale: float = 1.0, max_new_tokens: int = 12, stop: Sequence[str] = (),
                         positions: Positions = "generated") -> tuple[list[str], list[str]]:
     """Unsteered and steered greedy continuations of ``prompts`` side by side."""
+    c = Check("compare_generations", SteeringConfigError)
+    prompts = c.strings("prompts", [prompts] if isinstance(prompts, str) else prompts, min_len=1)
+    c.number("scale", scale)
+    vectors = [vectors] if isinstance(vectors, SteeringVector) else list(vectors)
     with torch.no_grad():
-        plain = decode_generations(model, greedy_generate(model, list(prompts), max_new_tokens, stop=stop))
+        plain = generate(model, list(prompts), max_new_tokens, stop=stop).texts()
         if vectors and scale != 0:
             with steer(model, list(vectors), positions=positions, scale=scale):
-                steered = decode_generations(model, greedy_generate(model, list(prompts), max_new_tokens, stop=stop))
+                steered = generate(model, list(prompts), max_new_tokens, stop=stop).texts()
         else:
             steered = list(plain)
     return plain, steered
@@ -99,7 +139,8 @@ def compare_generations(model: "HookedTransformer", prompts: Sequence[str], vect
 def scale_sweep(model: "HookedTransformer", task: TaskProtocol, vectors: Sequence[SteeringVector],
                 scales: Sequence[float], **kwargs: Any) -> dict[float, float]:
     """Accuracy at each multiple of the vectors' coefficients (0 is the unsteered model)."""
-    return {float(s): float(evaluate(model, task, vectors, scale=s, **kwargs)[0].mean()) for s in scales}
+    Check("scale_sweep", SteeringConfigError).numbers("scales", scales, fix="e.g. (0, 0.5, 1, 2).")
+    return {float(s): float(evaluate_vectors(model, task, vectors, scale=s, **kwargs)[0].mean()) for s in scales}
 
 
 def run_corrsteer(
@@ -119,23 +160,35 @@ def run_corrsteer(
         >>> report.to_frame()[["condition", "accuracy", "ci_low", "ci_high", "ser"]]  # doctest: +SKIP
     """
     cfg = config or CorrSteerConfig()
+    c = Check("run_corrsteer", SteeringConfigError)
+    c.instance("config", CorrSteerConfig, cfg)
+    c.instance("splits", TaskSplits, splits, fix="Make them with task.split(train=..., val=..., seed=...).")
+    c.instance("collection", Collection, collection, optional=True)
     by_hook = resolve_saes(model, saes)
+    smallest = min(int(s.cfg.d_sae) for s in by_hook.values())
+    c.require(cfg.n_random <= smallest - 1, "n_random", cfg.n_random,
+              f"at most {smallest - 1} (the random controls are distinct features of an SAE with d_sae={smallest}, "
+              "other than the selected one)")
     ev = dict(max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, positions=cfg.positions,
               use_kv_cache=cfg.use_kv_cache)
+    if collection is not None and set(collection.hooks) != set(by_hook):
+        c.fail("collection", f"Collection over {collection.hooks}", f"collected at the SAEs' hooks {list(by_hook)}",
+               "Collect with the same SAEs, or pass collection=None.")
     col = collection or collect(model, by_hook, splits.train, pooling=cfg.pooling, max_new_tokens=cfg.max_new_tokens,
                                 batch_size=cfg.batch_size, use_kv_cache=cfg.use_kv_cache, progress=cfg.progress)
     selected = select_features(col)
     if not selected:
-        raise ValueError("No feature varied across training samples at any hook; nothing to select.")
+        raise SteeringConfigError("No feature varied across training samples at any hook; nothing to select. Use more "
+                                  "or more varied training samples.")
 
     def vecs(features: Sequence[Any]) -> list[SteeringVector]:
         return to_vectors(features, by_hook, scale=cfg.scale)
 
     # P: solo steering per hook on the validation split
-    base_val = float(evaluate(model, splits.val, **ev)[0].mean())
+    base_val = float(evaluate_vectors(model, splits.val, **ev)[0].mean())
     solo = {}
-    for f in tqdm(variant_a(selected), desc="solo (val)", disable=not cfg.progress):
-        solo[f.hook] = float(evaluate(model, splits.val, vecs([f]), **ev)[0].mean())
+    for f in tqdm(variant_a(selected), desc="solo (val)", disable=bar_disabled(cfg.progress)):
+        solo[f.hook] = float(evaluate_vectors(model, splits.val, vecs([f]), **ev)[0].mean())
     conditions: dict[str, tuple[str, list[SteeringVector]]] = {
         "unsteered": ("unsteered", []),
         "S": ("corrsteer", vecs(variant_s(selected))),
@@ -150,11 +203,11 @@ def run_corrsteer(
                                           exclude=(s_vec.feature or 0,))):
         conditions[f"random_{j}"] = ("random", [v])
     arms: dict[str, Arm] = {}
-    for name, (kind, vs) in tqdm(conditions.items(), desc="test", disable=not cfg.progress):
+    for name, (kind, vs) in tqdm(conditions.items(), desc="test", disable=bar_disabled(cfg.progress)):
         if name == "P" and not vs:  # no hook qualified: P is the unsteered model
             arms[name] = Arm(name, kind, list(arms["unsteered"].labels), list(arms["unsteered"].generations), [])
             continue
-        labels, texts = evaluate(model, splits.test, vs, **ev)
+        labels, texts = evaluate_vectors(model, splits.test, vs, **ev)
         arms[name] = Arm(name, kind, labels.tolist(), texts, [v.to_dict() for v in vs])
     meta = {"config": asdict(cfg), "pooling": col.pooling, "n_train": len(col.labels),
             "n_val": len(splits.val), "n_test": len(splits.test), "train_accuracy": col.accuracy,

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from interp.core.readout import direction_logits, readout_frame
+from interp.steering.errors import SteeringConfigError
+
 if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
     from interp.steering.collect import Collection
-    from interp.steering.tasks import TaskProtocol
+    from interp.core.tasks import TaskProtocol
 
 __all__ = ["logit_readout", "top_examples"]
 
@@ -20,19 +23,12 @@ __all__ = ["logit_readout", "top_examples"]
 @torch.no_grad()
 def logit_readout(model: "HookedTransformer", sae: "SAE[Any]", feature: int, k: int = 10) -> pd.DataFrame:
     """Tokens the decoder direction ``W_dec[feature]`` promotes and suppresses through the unembedding
-    (``W_dec[i] @ W_U``; the final norm's per-channel weight is applied when the model has one)."""
-    direction = sae.W_dec[feature].detach().to(model.W_U.dtype)
-    ln = getattr(model, "ln_final", None)
-    w = getattr(ln, "w", None)
-    if isinstance(w, torch.Tensor) and w.shape == direction.shape:
-        direction = direction * w  # unfolded RMSNorm/LayerNorm scale (raw weights)
-    logits = direction @ model.W_U
-    top, bottom = logits.topk(k), (-logits).topk(k)
-    decode = (lambda i: model.tokenizer.decode([i])) if model.tokenizer is not None else str
-    rows = [{"direction": "promotes", "token": decode(int(i)), "logit": float(v)} for v, i in zip(top.values, top.indices)]
-    rows += [{"direction": "suppresses", "token": decode(int(i)), "logit": -float(v)}
-             for v, i in zip(bottom.values, bottom.indices)]
-    return pd.DataFrame(rows)
+    (:func:`interp.core.readout.direction_logits`; the final norm's per-channel weight is applied)."""
+    if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < sae.cfg.d_sae:
+        raise IndexError(f"feature {feature!r} is out of range for an SAE with d_sae={sae.cfg.d_sae}.")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= int(model.cfg.d_vocab):
+        raise SteeringConfigError(f"logit_readout(k={k!r}) is invalid: it must be an integer in [1, {int(model.cfg.d_vocab)}].")
+    return readout_frame(model, direction_logits(model, sae.W_dec[feature].detach()), k)
 
 
 def top_examples(collection: "Collection", task: "TaskProtocol", hook: str, feature: int) -> pd.DataFrame:

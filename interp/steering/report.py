@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from interp.core.errors import missing_file
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError, SteeringLoadError
 from interp.steering.select import SelectedFeature, features_frame
 
 __all__ = ["Arm", "SteeringReport", "bootstrap_ci", "side_effect_ratio"]
@@ -20,6 +23,10 @@ __all__ = ["Arm", "SteeringReport", "bootstrap_ci", "side_effect_ratio"]
 
 def bootstrap_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (resampling samples, vectorised)."""
+    c = Check("bootstrap_ci", SteeringConfigError)
+    c.integer("n_boot", n_boot, min=1)
+    c.number("level", level, gt=0, lt=1, fix="e.g. level=0.95.")
+    c.integer("seed", seed, min=0)
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return (float("nan"), float("nan"))
@@ -111,33 +118,17 @@ class SteeringReport:
         return frame
 
     def plot(self) -> Any:
-        """Accuracy per condition with CIs (left) and side-effect ratio (right)."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+        """Accuracy per condition with CIs (left) and side-effect ratio (right)
+        (:func:`interp.steering.plots.conditions_figure`)."""
+        from interp.steering.plots import conditions_figure
 
-        f = self.to_frame()
-        colours = {"unsteered": "#555555", "corrsteer": "#1f77b4", "diff_means": "#ff7f0e", "random": "#bbbbbb"}
-        # Short panel titles: long ones ran into each other at paper widths; the task goes on the axis.
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.1,
-                            subplot_titles=("Held-out accuracy (95% CI)", "Side-effect ratio"))
-        fig.add_trace(go.Bar(
-            x=f["condition"], y=f["accuracy"], marker_color=[colours.get(k, "#999") for k in f["kind"]],
-            error_y=dict(type="data", symmetric=False, array=f["ci_high"] - f["accuracy"],
-                         arrayminus=f["accuracy"] - f["ci_low"]), name="accuracy", showlegend=False), 1, 1)
-        fig.add_hline(y=float(f.loc[f["condition"] == "unsteered", "accuracy"].iloc[0]), line_dash="dot", row=1, col=1)
-        g = f[f["kind"] != "unsteered"]
-        # A SER of 0 (nothing broke) or undefined (no answer changed) draws no bar; label every
-        # bar so an empty-looking panel still says what was measured.
-        ser_text = [f"{v:.2f}" if c else "n/a" for v, c in zip(g["ser"], g["n_changed"])]
-        fig.add_trace(go.Bar(x=g["condition"], y=g["ser"].fillna(0.0), text=ser_text, textposition="outside",
-                             constraintext="none", cliponaxis=False, customdata=list(zip(g["n_changed"], g["n"])),
-                             marker_color=[colours.get(k, "#999") for k in g["kind"]], name="SER", showlegend=False,
-                             hovertemplate="%{x}: SER %{y:.3f}; %{customdata[0]} of %{customdata[1]} answers "
-                                           "changed<extra></extra>"), 1, 2)
-        fig.update_yaxes(title_text=f"accuracy, {self.task}", row=1, col=1)
-        fig.update_yaxes(range=[0, 1.12], tickvals=[0, 0.25, 0.5, 0.75, 1], row=1, col=2)
-        fig.update_layout(margin=dict(t=60))  # the subplot titles carry the task; no overlapping figure title
-        return fig
+        return conditions_figure(self)
+
+    def __repr__(self) -> str:
+        acc = ", ".join(f"{k} {a.accuracy:.3f}" for k, a in list(self.arms.items())[:5])
+        more = f", +{len(self.arms) - 5} more" if len(self.arms) > 5 else ""
+        n = len(self.arms["unsteered"].labels)
+        return f"SteeringReport({self.task!r}, n={n}: {acc}{more})"
 
     def _repr_html_(self) -> str:
         f = self.to_frame().drop(columns=["features"])
@@ -154,11 +145,15 @@ class SteeringReport:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SteeringReport":
-        if d.get("format") != "SteeringReport/1":
-            raise ValueError(f"Not a saved SteeringReport (format={d.get('format')!r}).")
-        return cls(d["task"], {k: Arm(**a) for k, a in d["arms"].items()},
-                   [SelectedFeature(**s) for s in d["selected"]], dict(d["solo_val"]), d["val_baseline"],
-                   dict(d["meta"]), d["n_boot"], d["level"], d["seed"])
+        if not isinstance(d, Mapping) or d.get("format") != "SteeringReport/1":
+            got = d.get("format") if isinstance(d, Mapping) else type(d).__name__
+            raise SteeringLoadError(f"Not a saved SteeringReport (format={got!r}, expected 'SteeringReport/1').")
+        try:
+            return cls(d["task"], {k: Arm(**a) for k, a in d["arms"].items()},
+                       [SelectedFeature(**s) for s in d["selected"]], dict(d["solo_val"]), d["val_baseline"],
+                       dict(d["meta"]), d["n_boot"], d["level"], d["seed"])
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            raise SteeringLoadError(f"The saved SteeringReport is incomplete or malformed ({type(err).__name__}: {err}).") from err
 
     def save(self, path: str | Path) -> Path:
         """Write ``report.json`` into the folder ``path``."""
@@ -169,6 +164,17 @@ class SteeringReport:
 
     @classmethod
     def load(cls, path: str | Path) -> "SteeringReport":
+        """Read a report written by :meth:`save` (the folder or its ``report.json``); a missing, damaged or
+        incomplete file raises :class:`~interp.steering.errors.SteeringLoadError` naming it."""
         p = Path(path)
         p = p / "report.json" if p.is_dir() else p
-        return cls.from_dict(json.loads(p.read_text()))
+        if not p.is_file():
+            raise missing_file(SteeringLoadError, f"No saved SteeringReport at {p} (write one with report.save(folder)).")
+        try:
+            data = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise SteeringLoadError(f"{p} is not valid JSON ({err}); save the report again.") from err
+        try:
+            return cls.from_dict(data)
+        except SteeringLoadError as err:
+            raise SteeringLoadError(f"{p}: {err}") from err

@@ -9,10 +9,12 @@ and the spliced-in language-model loss.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,14 +25,17 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
+from interp.core.tokens import Truncation, check_tokens
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError, SteeringLoadError
 from interp.steering.saes import check_hooks, hook_widths, sae_hook_name
 
 if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
 
-__all__ = ["SAETrainConfig", "SAEQuality", "train_sae", "train_saes", "evaluate_sae", "hook_dir_name", "load_saes",
-           "train_zoo_saes", "zoo_sae_dir", "corpus_tokens", "ZOO_SAE_HOOKS"]
+__all__ = ["SAETrainConfig", "SAEQuality", "train_sae", "train_saes", "evaluate_sae", "hook_dir_name", "load_saes"]
 
 
 @dataclass
@@ -50,6 +55,27 @@ class SAETrainConfig:
     n_batches_in_buffer: int = 8
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        c = Check(self, SteeringConfigError)
+        c.choice("architecture", ("topk", "standard"))
+        c.integer("d_sae", min=1)
+        c.integer("k", min=1, max=self.d_sae if isinstance(self.d_sae, int) else None,
+                  fix="TopK keeps k of the d_sae features per token.")
+        c.number("l1_coefficient", ge=0)
+        c.integer("train_batch_size_tokens", min=1)
+        c.integer("training_tokens", min=self.train_batch_size_tokens,
+                  fix="Train on at least one batch of train_batch_size_tokens tokens.")
+        c.number("lr", gt=0, fix="Use e.g. lr=1e-3.")
+        c.integer("lr_warm_up_steps", min=0)
+        c.integer("store_batch_size_prompts", min=1)
+        c.integer("n_batches_in_buffer", min=1)
+        c.integer("seed", min=0)
+        c.text("device", fix="e.g. 'cpu' or 'cuda'.")
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            c.fail("device", self.device, "a torch device name such as 'cpu', 'cuda' or 'cuda:0'")
 
 
 @dataclass
@@ -76,6 +102,16 @@ class SAEQuality:
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self.to_dict()])
+
+    def plot(self) -> Any:
+        """Next-token loss clean / spliced / zero-ablated with EV and L0 (:func:`interp.steering.plots.sae_quality_figure`)."""
+        from interp.steering.plots import sae_quality_figure
+
+        return sae_quality_figure(self)
+
+    def __repr__(self) -> str:
+        return (f"SAEQuality({self.hook_name}: EV {self.explained_variance:.3f}, L0 {self.l0:.1f}, loss recovered "
+                f"{self.loss_recovered:.3f}, dead {self.dead_fraction:.1%}, {self.n_tokens} tokens)")
 
     def _repr_html_(self) -> str:
         return self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.4f}")
@@ -112,10 +148,12 @@ def train_sae(
                           StandardTrainingSAEConfig, TopKTrainingSAEConfig)
 
     cfg = config or SAETrainConfig()
+    c = Check("train_sae", SteeringConfigError)
+    c.instance("config", SAETrainConfig, cfg)
+    c.boolean("progress", progress)
     check_hooks(model, [hook_name])
     d_in = hook_widths(model, [hook_name])[hook_name]
-    if tokens.ndim != 2 or tokens.shape[0] < 2:
-        raise ValueError(f"tokens must be a [n_seq, ctx] LongTensor of pre-tokenised sequences; got {tuple(tokens.shape)}.")
+    tokens = check_tokens(model, tokens, what="train_sae's tokens", min_rows=2, min_len=2)
     ctx = int(tokens.shape[1])
     # sae-lens's mixing buffer holds n_batches_in_buffer * context_size activations and must fit a batch
     n_buffer = max(cfg.n_batches_in_buffer, -(-cfg.train_batch_size_tokens // ctx) * 2)
@@ -124,7 +162,7 @@ def train_sae(
     elif cfg.architecture == "standard":
         sae_cfg = StandardTrainingSAEConfig(d_in=d_in, d_sae=cfg.d_sae, l1_coefficient=cfg.l1_coefficient)
     else:
-        raise ValueError(f"architecture must be 'topk' or 'standard', got {cfg.architecture!r}.")
+        raise SteeringConfigError(f"architecture must be 'topk' or 'standard', got {cfg.architecture!r}.")
     tmp = Path(out_dir) if out_dir is not None else None
     runner_cfg = LanguageModelSAERunnerConfig(
         sae=sae_cfg, model_name=getattr(model.cfg, "model_name", "model"), hook_name=hook_name,
@@ -140,18 +178,19 @@ def train_sae(
     level = sae_logger.level
     sae_logger.setLevel(logging.ERROR)  # the override warnings are expected here
     try:
-        runner = LanguageModelSAETrainingRunner(runner_cfg, override_dataset=_dataset(tokens), override_model=model)
-        trained = runner.run()
+        with _quiet_sae_lens():
+            runner = LanguageModelSAETrainingRunner(runner_cfg, override_dataset=_dataset(tokens), override_model=model)
+            trained = runner.run()
     finally:
         sae_logger.setLevel(level)
     if tmp is not None:
-        sae = SAE.load_from_disk(str(tmp), device=cfg.device)
+        sae = _load_sae_folder(tmp, cfg.device)
     else:
         import tempfile
 
         with tempfile.TemporaryDirectory() as folder:
             trained.save_inference_model(folder)
-            sae = SAE.load_from_disk(folder, device=cfg.device)
+            sae = _load_sae_folder(Path(folder), cfg.device)
     sae.cfg.metadata.hook_name = hook_name
     return sae.eval()
 
@@ -167,9 +206,15 @@ def train_saes(
     progress: bool = True,
 ) -> dict[str, "SAE[Any]"]:
     """One SAE per hook (``out_root/<hook_name>/``); with ``eval_tokens`` each folder also gets ``quality.json``."""
+    c = Check("train_saes", SteeringConfigError)
+    hooks = c.strings("hooks", hooks, min_len=1)
+    c.instance("config", SAETrainConfig, config, optional=True)
+    tokens = check_tokens(model, tokens, what="train_saes's tokens", min_rows=2, min_len=2)
+    if eval_tokens is not None:
+        eval_tokens = check_tokens(model, eval_tokens, what="train_saes's eval_tokens", min_len=2)
     check_hooks(model, hooks)
     out: dict[str, Any] = {}
-    for hook in tqdm(list(hooks), desc="train SAEs", disable=not progress):
+    for hook in tqdm(list(hooks), desc="train SAEs", disable=bar_disabled(progress)):
         folder = Path(out_root) / hook_dir_name(hook) if out_root is not None else None
         t0 = time.perf_counter()
         out[hook] = train_sae(model, tokens, hook, config, out_dir=folder, progress=progress)
@@ -189,80 +234,113 @@ def train_saes(
 @torch.no_grad()
 def evaluate_sae(
     model: "HookedTransformer", sae: "SAE[Any]", tokens: Int[Tensor, "n_seq ctx"], *, batch_size: int = 32,
-    skip_first: bool = True,
+    include_bos: bool = False, truncate: Truncation | None = None,
 ) -> SAEQuality:
     """Explained variance, L0, dead features and next-token loss with the SAE's reconstruction spliced
-    in (vs clean and vs zeroing the hook), on ``tokens``. ``skip_first`` leaves out position 0 (BOS),
-    whose residual is an outlier SAEs are not trained to reconstruct."""
+    in (vs clean and vs zeroing the hook), on ``tokens``, with interp's one splice rule
+    (:mod:`interp.core.splice`): BOS positions, whose residual is an outlier SAEs are not trained to
+    reconstruct, keep their real activation and stay out of the reconstruction statistics (unless
+    ``include_bos``); every prediction with a real target counts in the losses."""
+    from interp.core.splice import SpliceSums, splice_positions, spliced_losses
+    from interp.core.tokens import bos_token_id, pad_token_id
+
+    c = Check("evaluate_sae", SteeringConfigError)
+    c.integer("batch_size", batch_size, min=1)
+    c.boolean("include_bos", include_bos)
     hook = sae_hook_name(sae)
     check_hooks(model, [hook])
-    start = 1 if skip_first else 0
-    sse = 0.0
-    sum_x = None
-    sum_x2 = 0.0
-    n_tok = 0
-    l0_sum = 0.0
+    if int(sae.cfg.d_in) != hook_widths(model, [hook])[hook]:
+        raise SteeringConfigError(f"The SAE has d_in={sae.cfg.d_in} but {hook} carries vectors of width "
+                                  f"{hook_widths(model, [hook])[hook]}: it was trained for another model.")
+    tokens = check_tokens(model, tokens, what="evaluate_sae's tokens", truncate=truncate, min_len=2)
+    tok = getattr(model, "tokenizer", None)
+    bos = bos_token_id(tok)
+    pad = pad_token_id(tok) if tok is not None and tok.pad_token_id is not None else None
+    sse, sum_x2, n_tok, l0_sum = 0.0, 0.0, 0, 0.0
+    sum_x = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    ce = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
-    n_pred = 0
+    losses = SpliceSums()
     for i in range(0, len(tokens), batch_size):
         batch = tokens[i : i + batch_size].to(model.cfg.device)
-        _, cache = model.run_with_cache(batch, names_filter=[hook])
-        x = cache[hook][:, start:].reshape(-1, sae.cfg.d_in).float()
-        feats = sae.encode(x)
+        where = splice_positions(batch, bos_token_id=bos, pad_token_id=pad, include_bos=include_bos)
+        stats: dict[str, Tensor] = {}
+
+        def reconstruct(act: Tensor) -> Tensor:
+            feats = sae.encode(act.float())
+            stats.update(x=act.float(), feats=feats)
+            return sae.decode(feats)
+
+        losses.add(spliced_losses(model, batch, hook, reconstruct, where=where, pad_token_id=pad))
+        x, feats = stats["x"][where], stats["feats"][where]
         recon = sae.decode(feats)
         sse += float(((x - recon) ** 2).sum())
-        sum_x = x.sum(0) if sum_x is None else sum_x + x.sum(0)
-        sum_x2 += float((x**2).sum())
+        sum_x += x.double().sum(0).cpu()
+        sum_x2 += float((x.double() ** 2).sum())
         n_tok += x.shape[0]
         l0_sum += float((feats > 0).sum())
         fired |= (feats > 0).any(0).cpu()
-
-        def splice(act: Tensor, hook: Any, mode: str) -> Tensor:
-            out = act.clone()
-            if mode == "zero":
-                out[:, start:] = 0
-            else:
-                out[:, start:] = sae.decode(sae.encode(act[:, start:].float())).to(act.dtype)
-            return out
-
-        kw = dict(return_type="loss", loss_per_token=True)
-        n = batch[:, start + 1:].numel()  # losses of predictions made from spliced positions
-        ce["clean"] += float(model(batch, **kw)[:, start:].sum())
-        ce["spliced"] += float(model.run_with_hooks(batch, fwd_hooks=[(hook, lambda a, hook: splice(a, hook, "s"))], **kw)[:, start:].sum())
-        ce["zero"] += float(model.run_with_hooks(batch, fwd_hooks=[(hook, lambda a, hook: splice(a, hook, "zero"))], **kw)[:, start:].sum())
-        n_pred += n
-    assert sum_x is not None
+    if n_tok < 2:
+        raise SteeringConfigError(f"Only {n_tok} token(s) to evaluate the SAE on: every other position is BOS or "
+                                  "padding, and explained variance needs at least two.")
     total_var = sum_x2 - float((sum_x**2).sum()) / n_tok
+    if not total_var > 1e-12 * max(sum_x2, 1e-30):
+        raise SteeringConfigError(f"The activations at {hook} have no variance over the {n_tok} evaluated tokens, so "
+                                  "explained variance is undefined; evaluate on varied text.")
+    clean, spliced, ablated = losses.means()
     return SAEQuality(hook, 1 - sse / total_var, l0_sum / n_tok, float((~fired).float().mean()),
-                      ce["clean"] / n_pred, ce["spliced"] / n_pred, ce["zero"] / n_pred, n_tok)
+                      clean, spliced, ablated, n_tok)
 
 
-# ---------------------------------------------------------------------------- SAEs for the bundled zoo model
-ZOO_SAE_HOOKS: tuple[str, ...] = tuple(f"blocks.{i}.hook_resid_post" for i in range(4))
+_SAE_WEIGHTS = "sae_weights.safetensors"
 
 
-def zoo_sae_dir(name: str = "toy-lm") -> Path:
-    """Where the SAEs shipped for a zoo model live: ``interp/zoo/checkpoints/<name>-saes/<hook_name>/``."""
-    from interp.zoo.registry import CHECKPOINTS
+@contextlib.contextmanager
+def _quiet_sae_lens() -> Iterator[None]:
+    """Filter, only around our calls into sae-lens, the warnings that do not apply to interp's use of it."""
+    with warnings.catch_warnings():
+        # every SAE built with model_from_pretrained_kwargs advises loading the host with
+        # from_pretrained_no_processing; interp's models already carry raw weights (processing="none")
+        warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
+        # sae-lens's own tensor copy inside its activation store: nothing the caller can change
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor", category=UserWarning)
+        yield
 
-    return CHECKPOINTS / f"{name}-saes"
 
+def _load_sae_folder(folder: Path, device: str) -> "SAE[Any]":
+    """One sae-lens folder, every file checked before sae-lens reads it (its own errors do not say which
+    file is bad): ``cfg.json`` parses and gives ``d_in``/``d_sae``/``hook_name``, the weights open and
+    ``W_dec`` is ``[d_sae, d_in]``."""
+    from safetensors import SafetensorError, safe_open
+    from sae_lens import SAE
 
-def corpus_tokens(model: "HookedTransformer", n_seq: int, ctx: int = 64, *, seed: int = 1) -> Int[Tensor, "n_seq ctx"]:
-    """``n_seq`` sequences of ``ctx`` tokens (BOS first) from the toy-lm synthetic corpus; ``seed`` 1 draws
-    documents the model was not trained on (it used seed 0)."""
-    from interp.zoo.corpus import CorpusConfig, generate_corpus
-    from interp.zoo.training import tokenize_texts
-
-    assert model.tokenizer is not None
-    rows: list[list[int]] = []
-    n_docs = n_seq * 2
-    while len(rows) < n_seq:
-        seqs, _ = tokenize_texts(generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed)), model.tokenizer, 10_000)
-        rows = [s[:ctx] for s in seqs if len(s) >= ctx]
-        n_docs *= 2
-    return torch.tensor(rows[:n_seq], dtype=torch.long)
+    cfg_path, w_path = folder / "cfg.json", folder / _SAE_WEIGHTS
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise SteeringLoadError(f"{p} is missing: {folder} is not a complete sae-lens SAE folder (it needs "
+                                    f"cfg.json and {_SAE_WEIGHTS}); retrain it with train_saes(...).")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SteeringLoadError(f"{cfg_path} is not valid JSON ({err}); the SAE folder is damaged.") from err
+    if not isinstance(cfg, dict) or not all(isinstance(cfg.get(k), int) and cfg[k] > 0 for k in ("d_in", "d_sae")):
+        raise SteeringLoadError(f"{cfg_path} does not describe an SAE: it needs positive integers d_in and d_sae.")
+    hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
+    if not hook:
+        raise SteeringLoadError(f"{cfg_path} names no hook (metadata.hook_name); interp needs it to place the SAE.")
+    try:
+        with safe_open(str(w_path), framework="pt") as f:  # checks the header against the file size
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise SteeringLoadError(f"{w_path} is corrupt or truncated ({err}); retrain or re-copy the SAE.") from err
+    want = (cfg["d_sae"], cfg["d_in"])
+    if shapes.get("W_dec") != want:
+        raise SteeringLoadError(f"{w_path} does not match {cfg_path.name}: W_dec has shape {shapes.get('W_dec')}, "
+                                f"expected {want} (d_sae, d_in); the folder mixes two SAEs.")
+    try:
+        with _quiet_sae_lens():
+            return SAE.load_from_disk(str(folder), device=device)
+    except Exception as err:  # sae-lens raises many types for a damaged folder
+        raise SteeringLoadError(f"sae-lens could not load {folder} ({type(err).__name__}: {err}).") from err
 
 
 def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str = "cpu") -> dict[str, "SAE[Any]"]:
@@ -278,41 +356,11 @@ def load_saes(root: str | Path, hooks: Sequence[str] | None = None, device: str 
             raise FileNotFoundError(f"No saved SAE in {missing}; train them with train_saes(..., out_root={str(root)!r}).")
     if not folders:
         raise FileNotFoundError(
-            f"No SAEs under {str(root)!r}. Train them with interp.steering.sae_training.train_zoo_saes() "
-            "(a few minutes on CPU) or pass sae_lens SAEs you have."
+            f"No SAEs under {str(root)!r}. Train them with interp.steering.sae_training.train_saes(...) "
+            "(a few minutes on CPU for a small model) or pass sae_lens SAEs you have."
         )
     out = {}
     for f in folders:
-        sae = SAE.load_from_disk(str(f), device=device)
+        sae = _load_sae_folder(f, device)
         out[sae_hook_name(sae)] = sae.eval()
     return out
-
-
-def train_zoo_saes(
-    name: str = "toy-lm",
-    hooks: Sequence[str] = ZOO_SAE_HOOKS,
-    config: SAETrainConfig | None = None,
-    *,
-    n_train_seq: int = 6000,
-    n_eval_seq: int = 200,
-    ctx: int = 64,
-    out_root: str | Path | None = None,
-    progress: bool = True,
-) -> dict[str, "SAE[Any]"]:
-    """Train (and save, with ``quality.json``) residual SAEs for a zoo model on its own corpus."""
-    from interp import zoo
-
-    model = zoo.load(name)
-    tokens = corpus_tokens(model, n_train_seq + n_eval_seq, ctx)
-    root = Path(out_root or zoo_sae_dir(name))
-    saes = train_saes(model, tokens[:n_train_seq], hooks, config, out_root=root, eval_tokens=tokens[n_train_seq:],
-                      progress=progress)
-    # the card: what was trained on what, and how good each SAE is (quality on held-out corpus tokens)
-    card = {"model": name, "token_source": f"interp.zoo.corpus seed 1 (unseen documents), ctx {ctx}",
-            "n_train_sequences": n_train_seq, "n_eval_sequences": n_eval_seq,
-            "config": asdict(config or SAETrainConfig()), "saes": {}}
-    for hook in hooks:
-        info = json.loads((root / hook_dir_name(hook) / "quality.json").read_text())
-        card["saes"][hook] = {"quality": info.get("quality"), "train_seconds": info.get("train_seconds")}
-    (root / "card.json").write_text(json.dumps(card, indent=1))
-    return saes

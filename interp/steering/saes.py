@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import torch
 
+from interp.steering.errors import SteeringConfigError
+
 if TYPE_CHECKING:
     from sae_lens import SAE
     from transformer_lens import HookedTransformer
@@ -23,7 +25,7 @@ __all__ = ["SAEs", "HookError", "sae_hook_name", "resolve_saes", "hook_widths", 
 SAEs = Union["SAE[Any]", Sequence["SAE[Any]"], Mapping[str, "SAE[Any]"]]
 
 
-class HookError(ValueError):
+class HookError(SteeringConfigError):
     """A hook name the model lacks, or an SAE / vector whose width does not fit its hook."""
 
 
@@ -61,6 +63,8 @@ def hook_widths(model: "HookedTransformer", names: Sequence[str]) -> dict[str, i
 def check_hooks(model: "HookedTransformer", names: Sequence[str]) -> None:
     """Raise :class:`HookError` naming the closest valid hooks when a name is not in the model."""
     for name in names:
+        if not isinstance(name, str):
+            raise HookError(f"Hook names are strings such as 'blocks.1.hook_resid_post'; got {name!r}.")
         if name not in model.hook_dict:
             close = difflib.get_close_matches(name, list(model.hook_dict), n=3, cutoff=0.5)
             hint = f" Closest: {', '.join(close)}." if close else ""

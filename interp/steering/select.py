@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 import torch
 
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError
 from interp.steering.stats import CorrelationStats
 from interp.steering.steer import SteeringVector
 
@@ -56,8 +58,7 @@ def select_features(
     by_hook = stats.stats if hasattr(stats, "stats") else stats
     if sign not in ("positive", "negative", "abs"):
         raise ValueError(f"sign must be 'positive', 'negative' or 'abs', got {sign!r}.")
-    if per_hook < 1:
-        raise ValueError(f"per_hook must be >= 1, got {per_hook}.")
+    Check("select_features", SteeringConfigError).integer("per_hook", per_hook, min=1)
     out: list[SelectedFeature] = []
     for hook, s in by_hook.items():
         r = s.correlation()

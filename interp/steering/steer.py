@@ -18,6 +18,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interp.core.validate import Check
+from interp.steering.errors import SteeringConfigError
 from interp.steering.saes import HookError, check_hooks, hook_widths, sae_hook_name
 
 if TYPE_CHECKING:
@@ -48,10 +50,21 @@ class SteeringVector:
     feature: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        c = Check(self, SteeringConfigError)
+        c.text("hook_name")
+        c.number("coefficient", fix="A NaN or infinite coefficient steers every token to garbage.")
+        c.instance("direction", Tensor)
+        if self.direction.ndim != 1 or not self.direction.is_floating_point() or \
+                not bool(torch.isfinite(self.direction).all()):
+            c.fail("direction", f"tensor of shape {tuple(self.direction.shape)}", "a 1-D float tensor of finite values")
+        c.integer("feature", min=0, optional=True)
+        self.coefficient = float(self.coefficient)
+
     @classmethod
     def from_sae(cls, sae: "SAE[Any]", feature: int, coefficient: float, **meta: Any) -> "SteeringVector":
         """Decoder row ``W_dec[feature]`` of ``sae`` at the SAE's own hook."""
-        if not 0 <= feature < sae.cfg.d_sae:
+        if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < sae.cfg.d_sae:
             raise IndexError(f"feature {feature} is out of range for an SAE with d_sae={sae.cfg.d_sae}.")
         return cls(sae_hook_name(sae), sae.W_dec[feature].detach().clone(), float(coefficient), "sae", int(feature), meta)
 
@@ -137,9 +150,14 @@ def steer(
         >>> with steer(model, SteeringVector.from_sae(sae, 12, 3.0)):   # doctest: +SKIP
         ...     text = model.generate("Once upon a time", max_new_tokens=20, use_past_kv_cache=True)
     """
-    if positions not in ("generated", "all"):
-        raise ValueError(f"positions must be 'generated' or 'all', got {positions!r}.")
+    c = Check("steer", SteeringConfigError)
+    c.choice("positions", ("generated", "all"), positions)
+    c.number("scale", scale, fix="0 gives the unsteered model; a NaN or infinite scale steers every token to garbage.")
+    c.integer("prompt_len", prompt_len, min=1, optional=True)
     vecs = [vectors] if isinstance(vectors, SteeringVector) else list(vectors)
+    bad = next((v for v in vecs if not isinstance(v, SteeringVector)), None)
+    if bad is not None:
+        c.fail("vectors", bad, "a SteeringVector or a sequence of them")
     names = sorted({v.hook_name for v in vecs})
     check_hooks(model, names)
     widths = hook_widths(model, names) if names else {}

@@ -15,18 +15,17 @@ from interp.thr.core import (
 )
 from interp.thr.grpo import GRPOConfig, GRPOTrainer, rollout_thr
 from interp.thr.result import GRPOLog, THRResult
-from interp.thr.tasks import TaskItem, VerifiableTask, story_word_task, zoo_task
+from interp.thr.tasks import VerifiableTask, prefix_reward, word_reward
 
 __all__ = [
     "GRPOConfig",
     "GRPOLog",
     "GRPOTrainer",
     "THRResult",
-    "TaskItem",
     "VerifiableTask",
     "rollout_thr",
-    "story_word_task",
-    "zoo_task",
+    "prefix_reward",
+    "word_reward",
     "Normalize",
     "THRInputError",
     "Vocab",

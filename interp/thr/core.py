@@ -16,6 +16,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.core.errors import InterpConfigError
+
 __all__ = [
     "Vocab",
     "Normalize",
@@ -41,8 +43,9 @@ Dr.GRPO), ``"sequence"`` weight A_j / |y_j| (the original GRPO per-sequence mean
 _STD_EPS = 1e-6
 
 
-class THRInputError(ValueError):
-    """Inputs to the THR core are inconsistent; the message says what and how to fix it."""
+class THRInputError(InterpConfigError):
+    """A THR / GRPO config field or an input that cannot work (inconsistent shapes, out-of-range values,
+    degenerate groups); the message says what and how to fix it."""
 
 
 def group_advantages(

@@ -1,19 +1,19 @@
-"""The experiment of the THR paper on our models: train from the same start with plain GRPO,
-THR p > 0 (exploitation) and p < 0 (exploration), same seeds; evaluate greedy accuracy and
-pass@k on the held-out split along the way.
+"""The experiment of the THR paper: train from the same start with plain GRPO, THR p > 0
+(exploitation) and p < 0 (exploration), same seeds; evaluate greedy accuracy and pass@k on the
+held-out split along the way. :func:`run_experiment` returns an :class:`ExperimentResult`.
 
-Run from the shell (writes ``results.json`` and ``runs.csv`` into ``--out``):
+From the shell (writes ``results.json`` into ``--out``):
 
-    python -m interp.thr.experiment --model stories260K --steps 40 --seeds 0 1 2 --out out/thr_exp
+    python -m interp.app.thr_experiment --model stories260K --steps 40 --seeds 0 1 2 --out out/thr_exp
 """
 
 from __future__ import annotations
 
-import argparse
+import html
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,17 +21,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from interp.thr.grpo import GRPOConfig, GRPOTrainer, suggested_lr
+from interp.core.generation import make_generator
+from interp.core.validate import Check
+from interp.thr.core import THRInputError
+from interp.thr.grpo import GRPOConfig, GRPOTrainer
 from interp.thr.policy import Policy, as_policy
+from interp.thr.result import GRPOLog
 from interp.thr.tasks import VerifiableTask
 
-__all__ = ["pass_at_k", "EvalResult", "evaluate", "Variant", "DEFAULT_VARIANTS", "run_experiment", "summarize"]
+__all__ = ["pass_at_k", "EvalResult", "evaluate_policy", "Variant", "DEFAULT_VARIANTS", "variants_for", "RunResult",
+           "ExperimentResult", "run_experiment", "summarize"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k)."""
+    check = Check("pass_at_k", THRInputError)
+    check.integer("n", n, min=1)
+    check.integer("c", c, min=0, max=n, fix="c counts the correct samples among the n.")
+    check.integer("k", k, min=1)
     if k > n:
-        raise ValueError(f"pass@{k} needs at least k samples; got n={n}.")
+        raise THRInputError(f"pass@{k} needs at least k samples; got n={n}.")
     if n - c < k:
         return 1.0
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
@@ -46,13 +55,34 @@ class EvalResult:
     def flat(self) -> dict[str, float]:
         return {"greedy": self.greedy, "mean_reward": self.mean_reward, **{f"pass@{k}": v for k, v in self.pass_at.items()}}
 
+    def to_frame(self) -> "Any":
+        import pandas as pd
+
+        return pd.DataFrame([self.flat()])
+
+    def __repr__(self) -> str:
+        return "EvalResult(" + ", ".join(f"{k} {v:.3f}" for k, v in self.flat().items()) + ")"
+
+    def _repr_html_(self) -> str:
+        return self.to_frame().to_html(index=False, float_format=lambda x: f"{x:.3f}")
+
 
 @torch.no_grad()
-def evaluate(model: nn.Module | Policy, task: VerifiableTask, *, n_samples: int = 16, ks: tuple[int, ...] = (1, 2, 4, 8, 16),
+def evaluate_policy(model: nn.Module | Policy, task: VerifiableTask, *, n_samples: int = 16, ks: tuple[int, ...] = (1, 2, 4, 8, 16),
              temperature: float = 1.0, seed: int = 1234, batch_prompts: int = 64, tokenizer: Any | None = None) -> EvalResult:
     """Greedy accuracy and unbiased pass@k (``n_samples`` per prompt) on the task's test split."""
+    c = Check("evaluate_policy", THRInputError)
+    c.instance("task", VerifiableTask, task)
+    c.integer("n_samples", n_samples, min=1)
+    c.numbers("ks", ks, ge=1)
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, int) or k > n_samples]
+    if bad:
+        c.fail("ks", ks, f"integers in 1..n_samples={n_samples}", f"{bad} cannot be estimated from {n_samples} samples.")
+    c.number("temperature", temperature, gt=0)
+    c.integer("seed", seed, min=0)
+    c.integer("batch_prompts", batch_prompts, min=1)
     policy = as_policy(model, tokenizer)
-    gen = torch.Generator().manual_seed(seed)
+    gen = make_generator(policy.model, seed)
     items = task.test
     greedy_hits, counts = [], []
     for b0 in range(0, len(items), batch_prompts):
@@ -83,50 +113,150 @@ DEFAULT_VARIANTS = (
 )
 
 
+def variants_for(p: float) -> tuple[Variant, ...]:
+    """Plain GRPO, THR with +p and THR with -p (the paper's comparison at strength |p| < 1)."""
+    Check("variants_for", THRInputError).number("p", p, gt=-1, lt=1, fix="Use e.g. p=0.5 (the paper's strength).")
+    if p == 0:
+        raise THRInputError("variants_for(p=0) is invalid: it must satisfy 0 < |p| < 1 (p=0 is plain GRPO).")
+    q = abs(p)
+    return (Variant("plain", {"thr": False}), Variant(f"p=+{q:g}", {"thr": True, "thr_p": q}),
+            Variant(f"p=-{q:g}", {"thr": True, "thr_p": -q}))
+
+
+@dataclass
+class RunResult:
+    """One trained variant: its config, training log and held-out evaluations (step 0 = the start)."""
+
+    variant: str
+    seed: int
+    config: dict[str, Any]
+    log: GRPOLog
+    evals: list[dict[str, float]]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(variant=self.variant, seed=self.seed, config=self.config, log=self.log.records,
+                    evals=self.evals, seconds=self.seconds)
+
+    def __repr__(self) -> str:
+        last = self.evals[-1] if self.evals else {}
+        tail = f", greedy {last['greedy']:.3f} at step {last['step']}" if "greedy" in last else ""
+        return f"RunResult({self.variant!r}, seed={self.seed}, {len(self.log.records)} steps{tail})"
+
+
+@dataclass
+class ExperimentResult:
+    """Every run of :func:`run_experiment`: ``.to_frame()`` (held-out metrics per run and step),
+    ``.summary()`` (mean ± standard error over seeds), ``.plot()`` (training curves), ``.to_dict()``."""
+
+    task: str
+    base: dict[str, Any]
+    steps: int
+    base_eval: dict[str, float]
+    runs: list[RunResult] = field(default_factory=list)
+
+    @property
+    def logs(self) -> list[GRPOLog]:
+        return [r.log for r in self.runs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(task=self.task, base=self.base, steps=self.steps, base_eval=self.base_eval,
+                    runs=[r.to_dict() for r in self.runs])
+
+    def to_frame(self) -> "Any":
+        import pandas as pd
+
+        return pd.DataFrame([{"variant": r.variant, "seed": r.seed, **e} for r in self.runs for e in r.evals])
+
+    def final(self) -> "Any":
+        """The last evaluation of every run (one row per variant and seed)."""
+        frame = self.to_frame()
+        return frame[frame["step"] == frame["step"].max()].reset_index(drop=True)
+
+    def summary(self, metrics: tuple[str, ...] = ("greedy", "pass@1", "pass@4", "pass@16")) -> tuple["Any", "Any"]:
+        return summarize(self.to_dict(), metrics)
+
+    def plot(self, columns: Sequence[str] = ("reward_mean", "thr_density")) -> "Any":
+        from interp.thr.plots import training_figure
+
+        return training_figure(self.logs, columns)
+
+    def _repr_html_(self) -> str:
+        return (f"<b>ExperimentResult</b> {html.escape(self.task)}: {len(self.runs)} runs x {self.steps} steps"
+                + self.final().to_html(index=False, float_format=lambda x: f"{x:.3f}"))
+
+    def __repr__(self) -> str:
+        return f"ExperimentResult({self.task!r}, runs={len(self.runs)}, steps={self.steps})"
+
+
 def run_experiment(
     make_model: Callable[[], tuple[nn.Module, Any]], task: VerifiableTask, *, base: GRPOConfig, steps: int,
     seeds: tuple[int, ...] = (0,), variants: tuple[Variant, ...] = DEFAULT_VARIANTS, eval_every: int = 10,
-    n_samples: int = 16, out: Path | None = None, progress: bool = True, ks: tuple[int, ...] = (1, 2, 4, 8, 16),
+    n_samples: int = 16, ks: tuple[int, ...] = (1, 2, 4, 8, 16), out: Path | None = None, progress: bool = True,
     eval_tasks: dict[str, VerifiableTask] | None = None,
-) -> dict[str, Any]:
-    """Train every variant for every seed from the same start; evaluate at step 0 and every
-    ``eval_every`` steps. Returns (and writes to ``out``) the per-step logs and evaluations.
-
+) -> ExperimentResult:
+    """Train every variant for every seed from the same start (``make_model()`` returns a fresh
+    ``(model, tokenizer_or_None)`` each call); evaluate at step 0 and every ``eval_every`` steps
+    (``n_samples=0`` evaluates nothing). With ``out``, ``results.json`` is rewritten after every run.
     ``eval_tasks`` are further held-out sets (e.g. a hard and an easy subset) evaluated at the same
-    steps; their metrics are keyed ``"<name>/<metric>"`` beside the task's own."""
-    results: dict[str, Any] = {"task": task.name, "base": asdict(base), "steps": steps, "runs": [],
-                               "n_samples": n_samples, "ks": list(ks), "eval_tasks": list(eval_tasks or {})}
+    steps; their metrics are keyed ``"<name>/<metric>"`` beside the task's own.
+
+    >>> res = run_experiment(lambda: (copy.deepcopy(model), None), task, base=GRPOConfig(), steps=20)  # doctest: +SKIP
+    >>> res.final()                                                                                  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from interp.core.progress import bar_disabled
+
+    c = Check("run_experiment", THRInputError)
+    if not callable(make_model):
+        c.fail("make_model", make_model, "a callable returning a fresh (model, tokenizer_or_None) each call")
+    c.instance("task", VerifiableTask, task)
+    c.instance("base", GRPOConfig, base)
+    c.integer("steps", steps, min=1)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        c.fail("seeds", seeds, "a non-empty tuple of integers >= 0")
+    if not variants or not all(isinstance(v, Variant) for v in variants):
+        c.fail("variants", variants, "a non-empty tuple of Variant (e.g. variants_for(0.5))")
+    c.integer("eval_every", eval_every, min=1)
+    c.integer("n_samples", n_samples, min=0, fix="0 evaluates nothing.")
+    c.boolean("progress", progress)
+    if eval_tasks is not None and not all(isinstance(t, VerifiableTask) for t in eval_tasks.values()):
+        c.fail("eval_tasks", eval_tasks, "a dict of name -> VerifiableTask")
+    ks = tuple(k for k in ks if k <= n_samples)
 
     def measure(model: Any, tok: Any = None) -> dict[str, float]:
-        rec = evaluate(model, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat()
+        rec = evaluate_policy(model, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat()
         for name, extra in (eval_tasks or {}).items():
-            rec.update({f"{name}/{k}": v for k, v in evaluate(model, extra, n_samples=n_samples, ks=ks,
-                                                             tokenizer=tok).flat().items()})
+            rec.update({f"{name}/{k}": v for k, v in
+                        evaluate_policy(model, extra, n_samples=n_samples, ks=ks, tokenizer=tok).flat().items()})
         return rec
 
     model0, tok = make_model()
-    base_eval = measure(model0, tok)
-    results["base_eval"] = base_eval
+    base_eval = measure(model0, tok) if n_samples else {}
+    result = ExperimentResult(task.name, asdict(base), steps, base_eval)
+    bar = tqdm(total=len(seeds) * len(variants) * steps, desc="GRPO runs", disable=bar_disabled(progress))
     for seed in seeds:
         for v in variants:
             model, tok = make_model()
             cfg = replace(base, seed=seed, **v.overrides)
             torch.manual_seed(seed)
-            trainer = GRPOTrainer(model, task, cfg, tokenizer=tok, name=f"{v.name} seed={seed}")
-            evals = [{"step": 0, **base_eval}]
+            # make_model() returned a fresh model, so the trainer may train it in place (no second copy)
+            trainer = GRPOTrainer(model, task, cfg, tokenizer=tok, name=f"{v.name} seed={seed}" if len(seeds) > 1 else v.name,
+                                  in_place=True)
+            evals = [{"step": 0, **base_eval}] if n_samples else []
             t0 = time.time()
             for s in range(1, steps + 1):
                 trainer.step()
-                if s % eval_every == 0 or s == steps:
+                bar.update(1)
+                if n_samples and (s % eval_every == 0 or s == steps):
                     evals.append({"step": s, **measure(trainer.policy)})
-                    if progress:
-                        print(f"[{v.name} seed={seed}] step {s}: {evals[-1]} ({time.time() - t0:.0f}s)", flush=True)
-            results["runs"].append(dict(variant=v.name, seed=seed, config=asdict(cfg), log=trainer.log.records,
-                                        evals=evals, seconds=time.time() - t0))
+            result.runs.append(RunResult(v.name, seed, asdict(cfg), trainer.log, evals, time.time() - t0))
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                (out / "results.json").write_text(json.dumps(results, indent=1))
-    return results
+                (out / "results.json").write_text(json.dumps(result.to_dict(), indent=1))
+    bar.close()
+    return result
 
 
 def summarize(results: dict[str, Any], metrics: tuple[str, ...] = ("greedy", "pass@1", "pass@4", "pass@16"),
@@ -150,65 +280,3 @@ def summarize(results: dict[str, Any], metrics: tuple[str, ...] = ("greedy", "pa
                        for r in results["runs"]])
     train = tr.groupby("variant")[[c for c in cols if c in tr]].apply(fmt)
     return evals, train
-
-
-def _main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="stories260K", help="stories260K or a zoo name (toy-lm)")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--lr", type=float, default=None, help="default: interp.thr.grpo.suggested_lr(model)")
-    ap.add_argument("--group-size", type=int, default=8)
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--eval-every", type=int, default=10)
-    ap.add_argument("--n-samples", type=int, default=16)
-    ap.add_argument("--max-new-tokens", type=int, default=24)
-    ap.add_argument("--exclude-self", action="store_true")
-    ap.add_argument("--loss-type", default="grpo")
-    ap.add_argument("--variants", nargs="+", default=["plain", "p=+0.5", "p=-0.5"])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=Path("out/thr_experiment"))
-    ap.add_argument("--summarize", type=Path, default=None, help="print the summary of a results.json and exit")
-    a = ap.parse_args()
-    if a.summarize is not None:
-        import pandas as pd
-
-        with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
-            evals, train = summarize(json.loads(a.summarize.read_text()))
-            print(evals.to_string(), "\n\nTraining-time means over steps:\n", train.to_string(), sep="")
-        return
-    torch.set_num_threads(a.threads)  # one thread per process is fastest on a shared CPU
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from interp.thr import tasks as T
-
-    if a.model == "stories260K":
-        from interp.models import shared_model_dir
-
-        folder = shared_model_dir()
-        task = T.story_word_task(max_new_tokens=a.max_new_tokens)
-    else:
-        from interp import zoo
-
-        folder = zoo.model_dir(a.model)
-        task = T.zoo_task()
-
-    def make_model():
-        return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-
-    table = {v.name: v for v in DEFAULT_VARIANTS}
-    variants = []
-    for name in a.variants:
-        if name in table:
-            variants.append(table[name])
-        else:  # "p=<value>"
-            variants.append(Variant(name, {"thr": True, "thr_p": float(name.split("=")[1])}))
-    lr = a.lr if a.lr is not None else suggested_lr(a.model)
-    base = GRPOConfig(group_size=a.group_size, prompts_per_step=a.prompts, lr=lr, loss_type=a.loss_type,
-                      thr_exclude_self=a.exclude_self, max_new_tokens=a.max_new_tokens)
-    run_experiment(make_model, task, base=base, steps=a.steps, seeds=tuple(a.seeds), variants=tuple(variants),
-                   eval_every=a.eval_every, n_samples=a.n_samples, out=a.out)
-
-
-if __name__ == "__main__":
-    _main()

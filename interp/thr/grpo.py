@@ -20,12 +20,28 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
-from interp.thr.core import Vocab, group_advantages, thr_weights, token_hidden_reward
+from interp.core.checkpoint import (CheckpointError, CheckpointMismatchError, check_data_fingerprint,
+                                    check_optimizer_state, config_differences, data_fingerprint, load_module,
+                                    load_optimizer_state, optimizer_state, read_checkpoint, restore_rng_state,
+                                    rng_state, write_checkpoint)
+from interp.core.generation import make_generator
+from interp.core.validate import Check
+from interp.thr.core import THRInputError, Vocab, group_advantages, thr_weights, token_hidden_reward
 from interp.thr.policy import Policy, Rollout, as_policy
 from interp.thr.result import GRPOLog, THRResult, thr_statistics
-from interp.thr.tasks import TaskItem, VerifiableTask
+from interp.core.tasks import Example
+from interp.thr.tasks import VerifiableTask
 
-__all__ = ["LossType", "GRPOConfig", "GRPOTrainer", "ScoredBatch", "score_rollouts", "rollout_thr", "suggested_lr"]
+__all__ = ["LossType", "GRPOConfig", "GRPOTrainer", "ScoredBatch", "score_rollouts", "rollout_thr", "DEFAULT_LR"]
+
+DEFAULT_LR = 2e-5
+"""GRPOConfig's default learning rate: one that no bundled model collapses at (measured, see the README's
+THR section). toy-lm's greedy arith accuracy falls from 0.855 to 0.00 within 10 steps at 1e-3 (the old
+default) and at 5e-4; at 2e-5 it holds. A model's own measured rate is on its card:
+``interp.zoo.suggested_grpo_lr(model)``."""
+
+_LR_FIX = ("GRPO rates are small: the default is 2e-5; interp.zoo.suggested_grpo_lr(model) gives the one measured "
+           "for a bundled model (sweep 1e-5..1e-3 for others with python -m interp.app.thr_experiment --lr).")
 
 LossType = Literal["grpo", "dr_grpo", "dapo"]
 """Token aggregation of the loss.
@@ -37,24 +53,6 @@ LossType = Literal["grpo", "dr_grpo", "dapo"]
 """
 
 
-def suggested_lr(model: str) -> float:
-    """A learning rate measured to work for GRPO on the bundled models: 2e-5 for a zoo model,
-    5e-4 otherwise (stories260K).
-
-    Plain GRPO, 20 steps of 8 prompts x 8 responses, held-out pass@1 after training
-    (``python -m interp.thr.experiment --model M --variants plain --steps 20 --prompts 8 --lr LR``):
-    toy-lm arith 0.705 at the start, 0.000 at lr 5e-4 (it collapses in one step), 0.733 at 2e-5;
-    stories260K's story task 0.151 at the start, 0.912 at 5e-4, 0.510 at 5e-5. A different model
-    needs its own sweep.
-
-    >>> suggested_lr("toy-lm"), suggested_lr("../shared/models/stories260K")
-    (2e-05, 0.0005)
-    """
-    from interp import zoo
-
-    return 2e-5 if model in zoo.names() else 5e-4
-
-
 @dataclass
 class GRPOConfig:
     """Every knob of a run. THR is off unless ``thr=True``; ``log_thr`` computes the statistics
@@ -64,7 +62,7 @@ class GRPOConfig:
     prompts_per_step: int = 16
     max_new_tokens: int | None = None      # None: the task's own
     temperature: float = 1.0
-    lr: float = 1e-3
+    lr: float = DEFAULT_LR                 # small: see DEFAULT_LR and interp.zoo.suggested_grpo_lr
     loss_type: LossType = "grpo"
     clip_eps: float = 0.2
     clip_eps_high: float | None = None     # DAPO "clip-higher"; None = clip_eps
@@ -81,14 +79,26 @@ class GRPOConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.loss_type not in ("grpo", "dr_grpo", "dapo"):
-            raise ValueError(f"loss_type must be 'grpo', 'dr_grpo' or 'dapo'; got {self.loss_type!r}.")
-        if self.group_size < 2:
-            raise ValueError(f"group_size must be >= 2 (advantages compare responses within a group); got {self.group_size}.")
-        if not (self.temperature > 0):
-            raise ValueError(f"temperature must be > 0 for GRPO sampling; got {self.temperature}.")
-        if self.thr and not -1 < self.thr_p < 1:
-            raise ValueError(f"thr_p must satisfy |p| < 1 so advantages keep their sign; got {self.thr_p}.")
+        c = Check(self, THRInputError)
+        c.integer("group_size", min=2, fix="GRPO's advantages compare the responses within a group (8 is usual).")
+        c.integer("prompts_per_step", min=1)
+        c.integer("max_new_tokens", min=1, optional=True, fix="None takes the task's own.")
+        c.number("temperature", gt=0, fix="GRPO samples its groups; use e.g. temperature=1.0.")
+        c.number("lr", gt=0, fix=_LR_FIX)
+        c.choice("loss_type", ("grpo", "dr_grpo", "dapo"))
+        c.number("clip_eps", gt=0, lt=1, fix="PPO's clip range, e.g. 0.2.")
+        c.number("clip_eps_high", gt=0, optional=True, fix="None uses clip_eps; DAPO uses e.g. 0.28.")
+        c.number("kl_coef", ge=0, fix="0 turns the KL penalty off.")
+        c.integer("inner_epochs", min=1)
+        c.number("max_grad_norm", gt=0)
+        c.boolean("thr")
+        c.number("thr_p", gt=-1, lt=1, fix="|p| < 1 keeps every advantage's sign; use e.g. 0.5 or -0.5.")
+        c.number("thr_beta", ge=0)
+        c.number("thr_non_dominant", ge=0, fix="1 is plain steering, 0 trains on dominant tokens only.")
+        c.choice("thr_vocab", ("group", "full"))
+        c.boolean("thr_exclude_self")
+        c.boolean("log_thr")
+        c.integer("seed", min=0)
 
     @property
     def scale_rewards(self) -> bool:
@@ -108,7 +118,7 @@ class ScoredBatch:
     old_logp: Float[Tensor, "n R"]
     mask: Bool[Tensor, "n R"]
     result: THRResult | None
-    items: list[TaskItem] = field(default_factory=list)
+    items: list[Example] = field(default_factory=list)
 
 
 def _response_view(policy: Policy, ro: Rollout) -> tuple[Tensor, Tensor]:
@@ -119,7 +129,7 @@ def _response_view(policy: Policy, ro: Rollout) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def score_rollouts(
-    policy: Policy, items: list[TaskItem], task: VerifiableTask, ro: Rollout, *, group_size: int,
+    policy: Policy, items: list[Example], task: VerifiableTask, ro: Rollout, *, group_size: int,
     temperature: float, compute_thr: bool = True, vocab: Vocab = "group", exclude_self: bool = False,
     normalize: Literal["token", "sequence"] = "token", scale_rewards: bool = True,
 ) -> ScoredBatch:
@@ -162,14 +172,25 @@ def rollout_thr(
     """Sample ``group_size`` responses for the first ``n_prompts`` prompts of a split and return
     their THR (one call for the common case).
 
-    >>> from interp.thr.tasks import story_word_task            # doctest: +SKIP
+    >>> from interp.zoo.stories import story_word_task          # doctest: +SKIP
     >>> res = rollout_thr(model, story_word_task(), n_prompts=2)  # doctest: +SKIP
     >>> res.to_frame().head()                                    # doctest: +SKIP
     """
-    policy = as_policy(model, tokenizer)
+    c = Check("rollout_thr", THRInputError)
+    c.instance("task", VerifiableTask, task)
+    c.integer("group_size", group_size, min=2, fix="THR compares the responses of a group: one response per group has "
+              "no advantage, so every THR would be 0. Use e.g. group_size=8.")
+    c.choice("split", ("train", "test"), split)
     pool = task.train if split == "train" else task.test
+    c.integer("n_prompts", n_prompts, min=1, max=len(pool), fix=f"The {split} split has {len(pool)} prompts.")
+    c.number("temperature", temperature, gt=0, fix="THR needs sampled groups; use e.g. temperature=1.0.")
+    c.choice("vocab", ("group", "full"), vocab)
+    c.boolean("exclude_self", exclude_self)
+    c.choice("normalize", ("token", "sequence"), normalize)
+    c.integer("seed", seed, min=0)
+    policy = as_policy(model, tokenizer)
     items = [it for it in pool[:n_prompts] for _ in range(group_size)]
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = make_generator(policy.model, seed)
     ro = policy.sample([policy.encode(it.prompt) for it in items], max_new_tokens=task.max_new_tokens,
                        temperature=temperature, generator=gen)
     batch = score_rollouts(policy, items, task, ro, group_size=group_size, temperature=temperature, vocab=vocab,
@@ -178,29 +199,59 @@ def rollout_thr(
     return batch.result
 
 
+def _check_fits_context(policy: Policy, task: VerifiableTask, max_new_tokens: int) -> None:
+    """Refuse, before any step, a task whose longest prompt plus ``max_new_tokens`` exceeds the context."""
+    from interp.core.frontend import n_ctx
+
+    limit = n_ctx(policy.model)
+    if limit is None:
+        return
+    # tokenise only the longest texts (in characters): an early check; generate() enforces it exactly
+    pool = sorted((*task.train, *task.test), key=lambda it: len(it.prompt), reverse=True)[:32]
+    n = max(len(policy.encode(it.prompt)) for it in pool)
+    if n + max_new_tokens > limit:
+        raise THRInputError(
+            f"The task's longest prompt has {n} tokens; with max_new_tokens={max_new_tokens} that is {n + max_new_tokens}, "
+            f"more than the model's context of {limit} tokens. Use max_new_tokens <= {max(limit - n, 0)} or shorter prompts."
+        )
+
+
 class GRPOTrainer:
     """GRPO on a verifiable-reward task, THR reweighting switchable.
 
+    The trainer trains a copy of ``model`` (``trainer.model``), so the model passed in is left as it was;
+    ``in_place=True`` trains the model itself (half the memory for a large one).
+
     Example:
-        >>> from interp.models import load_model, shared_model_dir       # doctest: +SKIP
-        >>> from interp.thr.tasks import story_word_task
-        >>> trainer = GRPOTrainer(load_model(shared_model_dir()), story_word_task(),
+        >>> from interp import load_model                                 # doctest: +SKIP
+        >>> from interp.zoo.stories import story_word_task                # doctest: +SKIP
+        >>> trainer = GRPOTrainer(load_model("../shared/models/stories260K"), story_word_task(),
         ...                       GRPOConfig(thr=True, thr_p=0.5))       # doctest: +SKIP
         >>> log = trainer.train(20)                                      # doctest: +SKIP
         >>> log.plot()                                                   # doctest: +SKIP
     """
 
     def __init__(self, model: nn.Module | Policy, task: VerifiableTask, config: GRPOConfig | None = None,
-                 *, tokenizer: Any | None = None, name: str | None = None):
-        self.policy = as_policy(model, tokenizer)
+                 *, tokenizer: Any | None = None, name: str | None = None, in_place: bool = False):
+        c = Check("GRPOTrainer", THRInputError)
+        c.instance("task", VerifiableTask, task)
+        c.instance("config", GRPOConfig, config, optional=True)
+        c.text("name", name, optional=True)
+        c.boolean("in_place", in_place)
+        policy = as_policy(model, tokenizer)
+        if not in_place:
+            # train a copy: the caller's model stays as it was (pass in_place=True to save the memory)
+            policy = Policy(copy.deepcopy(policy.model), policy.tokenizer)
+        self.policy = policy
         self.model = self.policy.model
         self.task = task
         self.config = config or GRPOConfig()
         cfg = self.config
         self.max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
+        _check_fits_context(self.policy, task, self.max_new_tokens)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
-        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.generator = make_generator(self.model, cfg.seed)  # on the model's device: multinomial needs it there
         self.ref_model: nn.Module | None = None
         if cfg.kl_coef > 0:
             self.ref_model = copy.deepcopy(self.model).eval()
@@ -215,10 +266,11 @@ class GRPOTrainer:
         return f"{c.loss_type} THR p={c.thr_p:+.2f}" if c.thr else f"{c.loss_type} (plain)"
 
     # -- one step ---------------------------------------------------------------------------
-    def _sample_items(self) -> list[TaskItem]:
+    def _sample_items(self) -> list[Example]:
         cfg = self.config
         pool = self.task.train
-        idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.generator).tolist()
+        idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.generator,
+                            device=self.generator.device).tolist()
         return [pool[i] for i in idx for _ in range(cfg.group_size)]
 
     def _token_logp(self, policy_model_forward: Policy, ro: Rollout) -> Tensor:
@@ -313,7 +365,15 @@ class GRPOTrainer:
         (0: only at the end)."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(range(steps), desc=self.log.name, disable=not progress)
+        from interp.core.progress import bar_disabled
+
+        c = Check("GRPOTrainer.train", THRInputError)
+        c.integer("steps", steps, min=1)
+        c.integer("checkpoint_every", checkpoint_every, min=0, fix="0 saves only at the end.")
+        c.boolean("progress", progress)
+        if checkpoint_every and checkpoint_dir is None:
+            c.fail("checkpoint_dir", None, "a folder when checkpoint_every > 0")
+        bar = tqdm(range(steps), desc=self.log.name, disable=bar_disabled(progress))
         for _ in bar:
             rec = self.step()
             bar.set_postfix(reward=f"{rec['reward_mean']:.3f}")
@@ -324,59 +384,52 @@ class GRPOTrainer:
         return self.log
 
     # -- checkpoints --------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write model, optimizer, RNG and log (safetensors + JSON) so :meth:`load` resumes exactly."""
-        from safetensors.torch import save_file, save_model
+    def _models(self) -> dict[str, nn.Module]:
+        return {"model.safetensors": self.model, **({"ref_model.safetensors": self.ref_model} if self.ref_model else {})}
 
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        save_model(self.model, str(d / "model.safetensors"))
-        if self.ref_model is not None:
-            save_model(self.ref_model, str(d / "ref_model.safetensors"))
-        opt = self.optimizer.state_dict()
-        tensors, meta = {}, {"param_groups": opt["param_groups"], "state": {}}
-        for pid, st in opt["state"].items():
-            meta["state"][str(pid)] = {}
-            for k, v in st.items():
-                if isinstance(v, Tensor):
-                    tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
-                    meta["state"][str(pid)][k] = "tensor"
-                else:
-                    meta["state"][str(pid)][k] = v
-        tensors["rng.generator"] = self.generator.get_state()
-        tensors["rng.torch"] = torch.get_rng_state()
-        save_file(tensors, str(d / "trainer_state.safetensors"))
-        (d / "trainer.json").write_text(json.dumps(dict(
-            config=asdict(self.config), step=self.step_count, optimizer=meta, log=self.log.records,
-            name=self.log.name, task=self.task.name), indent=1))
-        return d
+    def _fingerprint(self) -> str:
+        t = self.task
+        return data_fingerprint(t.name, t.max_new_tokens, [[e.prompt, e.answer] for e in t.train],
+                                [[e.prompt, e.answer] for e in t.test])
+
+    def save(self, directory: str | Path) -> Path:
+        """Write model, optimizer, RNG and log (safetensors + JSON, atomically) so :meth:`load` resumes exactly."""
+        opt_t, opt_meta = optimizer_state(self.optimizer)
+        state = {**opt_t, **rng_state({"generator": self.generator})}
+        meta = dict(config=asdict(self.config), step=self.step_count, optimizer=opt_meta, log=self.log.records,
+                    name=self.log.name, task=self.task.name, data_fingerprint=self._fingerprint())
+        return write_checkpoint(directory, {"trainer_state.safetensors": state}, meta, models=self._models())
 
     def load(self, directory: str | Path) -> "GRPOTrainer":
         """Restore a checkpoint written by :meth:`save` into this trainer (same model architecture,
-        same task and config), then continue with :meth:`train`."""
-        from safetensors.torch import load_file, load_model
-
+        same task and config), then continue with :meth:`train`. Every file is read and checked before
+        anything is restored: a bad checkpoint leaves the model and trainer as they were."""
         d = Path(directory)
-        if not (d / "trainer.json").is_file():
-            raise FileNotFoundError(f"No GRPO checkpoint in {d}: trainer.json is missing (write one with trainer.save(dir)).")
-        info = json.loads((d / "trainer.json").read_text())
-        if info["config"] != json.loads(json.dumps(asdict(self.config))):
-            diff = {k: (v, asdict(self.config).get(k)) for k, v in info["config"].items() if asdict(self.config).get(k) != v}
-            raise ValueError(f"The checkpoint in {d} was written with a different config (saved, current): {diff}. "
-                             "Build the trainer with the saved GRPOConfig to resume.")
-        if info["task"] != self.task.name:
-            raise ValueError(f"The checkpoint is for task {info['task']!r}, this trainer runs {self.task.name!r}.")
-        load_model(self.model, str(d / "model.safetensors"))
-        if self.ref_model is not None:
-            load_model(self.ref_model, str(d / "ref_model.safetensors"))
-        tensors = load_file(str(d / "trainer_state.safetensors"))
-        meta = info["optimizer"]
-        state = {}
-        for pid, st in meta["state"].items():
-            state[int(pid)] = {k: (tensors[f"{pid}.{k}"] if v == "tensor" else v) for k, v in st.items()}
-        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        self.generator.set_state(tensors["rng.generator"])
-        torch.set_rng_state(tensors["rng.torch"])
+        hint = "write a fresh one with trainer.save(dir)"
+        ck = read_checkpoint(d, ("trainer_state.safetensors",), models=self._models(), hint=hint)
+        info = ck.meta
+        diff = config_differences(info.get("config", {}), json.loads(json.dumps(asdict(self.config))))
+        if diff:
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointMismatchError(f"The checkpoint in {d} was written with a different config ({listed}). "
+                                  "Build the trainer with the saved GRPOConfig to resume.")
+        if info.get("task") != self.task.name:
+            raise CheckpointMismatchError(f"The checkpoint is for task {info.get('task')!r}, this trainer runs {self.task.name!r}.")
+        check_data_fingerprint(info, self._fingerprint(), d, "task prompts", hint)
+        absent = [k for k in ("step", "log", "name", "optimizer") if k not in info]
+        if absent:
+            raise CheckpointError(f"{d / 'state.json'} lacks {absent}; {hint}.")
+        tensors = ck.tensors["trainer_state.safetensors"]
+        where = str(d / "trainer_state.safetensors")
+        check_optimizer_state(self.optimizer, tensors, info["optimizer"], where)
+        rng = [k for k in ("rng.torch", "rng.generator") if k not in tensors]
+        if rng:
+            raise CheckpointError(f"{where} lacks the RNG state {rng}; {hint}.")
+        # everything checked: only now is any state changed
+        for name, module in self._models().items():
+            load_module(module, d / name)
+        load_optimizer_state(self.optimizer, tensors, info["optimizer"])
+        restore_rng_state(tensors, {"generator": self.generator})
         self.step_count = int(info["step"])
         self.log = GRPOLog(records=list(info["log"]), name=info["name"])
         return self

@@ -1,5 +1,6 @@
-"""One interface over TransformerLens and Hugging Face causal LMs for GRPO: batched sampling and
-a forward pass that returns the logits together with the unembedding's input (what THR needs).
+"""One interface over TransformerLens and Hugging Face causal LMs for GRPO: batched sampling (through
+interp's one generation loop, :func:`interp.core.generation.generate`) and a forward pass that
+returns the logits together with the unembedding's input (what THR needs).
 
 The unembedding's input is captured with a forward pre-hook on the output layer, so it is exact
 for any architecture (after the final norm, including its weight) without knowing hook names.
@@ -14,13 +15,11 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from interp.core.frontend import frontend, input_device, vocab_size
+from interp.core.generation import generate
+from interp.core.tokens import encode, eos_token_id, pad_token_id, tokenizer_of
+
 __all__ = ["Policy", "Rollout", "as_policy"]
-
-
-def _is_hooked(model: nn.Module) -> bool:
-    from transformer_lens import HookedTransformer
-
-    return isinstance(model, HookedTransformer)
 
 
 @dataclass
@@ -47,35 +46,27 @@ class Policy:
 
     def __init__(self, model: nn.Module, tokenizer: Any | None = None):
         self.model = model
-        self.hooked = _is_hooked(model)
-        self.tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-        if self.tokenizer is None:
-            raise ValueError(
-                "The model carries no tokenizer: pass tokenizer=AutoTokenizer.from_pretrained(...) "
-                "(Hugging Face models keep it separately)."
-            )
+        self.kind = frontend(model)
+        self.hooked = self.kind == "hooked"
+        self.tokenizer = tokenizer_of(model, tokenizer)
         self.unembed: nn.Module = model.unembed if self.hooked else model.get_output_embeddings()
         if self.unembed is None:
             raise ValueError("The model has no output embedding (get_output_embeddings() is None); THR needs one.")
-        tok = self.tokenizer
-        self.eos_id: int | None = tok.eos_token_id
-        self.pad_id: int = tok.pad_token_id if tok.pad_token_id is not None else (self.eos_id or 0)
+        self.eos_id: int | None = eos_token_id(self.tokenizer)
+        self.pad_id: int = pad_token_id(self.tokenizer)
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return input_device(self.model)
 
     @property
     def vocab_size(self) -> int:
-        return self.model.cfg.d_vocab if self.hooked else self.model.config.vocab_size
+        return vocab_size(self.model)
 
     # -- text -----------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
-        ids = list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
-        bos = self.tokenizer.bos_token_id
-        if bos is not None and (not ids or ids[0] != bos):
-            ids = [bos] + ids
-        return ids
+        """Prompt ids, BOS first (interp's one BOS rule, :func:`interp.core.tokens.encode`)."""
+        return encode(self.tokenizer, text, prepend_bos=True)
 
     def decode(self, ids: Tensor | list[int]) -> str:
         ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
@@ -85,7 +76,7 @@ class Policy:
 
     def token_strings(self, ids: Tensor | list[int]) -> list[str]:
         ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
-        return [self.tokenizer.decode([i]) for i in ids]
+        return self.tokenizer.batch_decode([[i] for i in ids])
 
     # -- model ----------------------------------------------------------------------------
     def forward(
@@ -106,15 +97,6 @@ class Policy:
             handle.remove()
         return logits, store["h"]
 
-    def pad_prompts(self, prompts: list[list[int]]) -> tuple[Tensor, Tensor]:
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros(len(prompts), width, dtype=torch.bool)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = torch.tensor(p)
-            mask[i, width - len(p) :] = True
-        return ids.to(self.device), mask.to(self.device)
-
     @torch.no_grad()
     def sample(
         self,
@@ -125,72 +107,16 @@ class Policy:
         generator: torch.Generator | None = None,
     ) -> Rollout:
         """Sample one response per prompt (repeat a prompt G times for a group), with a KV cache.
-        ``temperature=0`` is greedy. A row stops at EOS, which stays as its last token."""
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy); got {temperature}.")
+        ``temperature=0`` is greedy. A row stops at EOS, which stays as its last token. ``generator``
+        must live on the model's device (:func:`interp.core.generation.make_generator`)."""
         was_training = self.model.training
         self.model.eval()
-        ids, mask = self.pad_prompts(prompts)
-        P, n = ids.shape[1], ids.shape[0]
-        done = torch.zeros(n, dtype=torch.bool, device=ids.device)
-        new_ids: list[Tensor] = []
-        alive: list[Tensor] = []
-        step = _Stepper(self, ids, mask)
-        last = step.first()
         try:
-            for _ in range(max_new_tokens):
-                if temperature == 0:
-                    nxt = last.argmax(-1)
-                else:
-                    probs = torch.softmax(last.float() / temperature, -1)
-                    nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-                nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
-                new_ids.append(nxt)
-                alive.append(~done)
-                if self.eos_id is not None:
-                    done = done | (nxt == self.eos_id)
-                if done.all() or len(new_ids) == max_new_tokens:
-                    break
-                last = step.next(nxt)
+            out = generate(self.model, prompts, max_new_tokens, temperature=temperature, generator=generator,
+                           tokenizer=self.tokenizer)
         finally:
             self.model.train(was_training)
-        resp = torch.stack(new_ids, 1) if new_ids else ids.new_zeros(n, 0)
-        resp_mask = torch.stack(alive, 1) if alive else mask.new_zeros(n, 0)
-        return Rollout(torch.cat([ids, resp], 1), torch.cat([mask, resp_mask], 1), P, resp_mask)
-
-
-class _Stepper:
-    """Incremental decoding with each library's own KV cache (left padding handled by masks)."""
-
-    def __init__(self, policy: Policy, ids: Tensor, mask: Tensor):
-        self.p, self.ids, self.mask = policy, ids, mask.long()
-        self.cache: Any = None
-
-    def first(self) -> Tensor:
-        model = self.p.model
-        if self.p.hooked:
-            from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-
-            self.cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, self.ids.shape[0])
-            logits = model(self.ids, attention_mask=self.mask, past_kv_cache=self.cache)
-        else:
-            pos = (self.mask.cumsum(1) - 1).clamp_min(0)
-            out = model(input_ids=self.ids, attention_mask=self.mask, position_ids=pos, use_cache=True)
-            self.cache, logits = out.past_key_values, out.logits
-        return logits[:, -1]
-
-    def next(self, tok: Tensor) -> Tensor:
-        model = self.p.model
-        one = torch.ones_like(tok)[:, None]
-        self.mask = torch.cat([self.mask, one], 1)
-        if self.p.hooked:
-            logits = model(tok[:, None], attention_mask=one, past_kv_cache=self.cache)
-        else:
-            pos = (self.mask.sum(1, keepdim=True) - 1)
-            out = model(input_ids=tok[:, None], attention_mask=self.mask, position_ids=pos,
-                        past_key_values=self.cache, use_cache=True)
-            self.cache, logits = out.past_key_values, out.logits
-        return logits[:, -1]
+        return Rollout(out.input_ids, out.attention_mask.bool(), out.prompt.shape[1], out.alive)
 
 
 def as_policy(model: nn.Module | Policy, tokenizer: Any | None = None) -> Policy:

@@ -99,6 +99,20 @@ class THRResult:
     def advantages(self) -> Tensor:
         return group_advantages(self.rewards, group_size=self.group_size, scale=self.scale_rewards)
 
+    @property
+    def correct(self) -> list[bool]:
+        """Which responses count as correct: positive advantage (above the group's mean reward); in a
+        group whose rewards are all equal (no advantage), those with a positive reward."""
+        adv = self.advantages
+        return [bool(a > 0 or (a == 0 and r > 0)) for a, r in zip(adv.tolist(), self.rewards.tolist())]
+
+    @property
+    def active_groups(self) -> list[int]:
+        """Groups whose rewards are not all equal: the only ones with a GRPO signal (nonzero
+        advantages), the groups ``statistics()["active_groups"]`` counts."""
+        adv = self.advantages.reshape(self.n_groups, self.group_size)
+        return (adv != 0).any(dim=1).nonzero().reshape(-1).tolist()
+
     def group(self, b: int) -> range:
         if not 0 <= b < self.n_groups:
             raise IndexError(f"group {b} out of range: the result holds {self.n_groups} groups.")
@@ -141,17 +155,16 @@ class THRResult:
         return pd.concat(rows, ignore_index=True)
 
     def plot(self, beta: float = 1.0) -> "go.Figure":
-        """Histogram of THR, split by correct / incorrect responses."""
-        import plotly.graph_objects as go
+        """Histogram of THR over the groups with mixed rewards, correct vs incorrect responses
+        (:func:`interp.thr.plots.histogram_figure`, log counts)."""
+        from interp.thr.plots import histogram_figure
 
-        df = self.to_frame(beta=beta)
-        df = df[df.advantage != 0]
-        fig = go.Figure()
-        for name, part, colour in (("correct", df[df.advantage > 0], "#1b7837"), ("incorrect", df[df.advantage < 0], "#762a83")):
-            fig.add_trace(go.Histogram(x=part.thr, name=name, marker_color=colour, opacity=0.7, nbinsx=60))
-        fig.update_layout(barmode="overlay", xaxis_title="THR", yaxis_title="tokens", yaxis_type="log",
-                          title="Token hidden reward (groups with mixed rewards)")
-        return fig
+        return histogram_figure(self, beta=beta, log_y=True)
+
+    def __repr__(self) -> str:
+        n_tok = sum(t.numel() for t in self.thr)
+        return (f"THRResult({self.n_groups} groups x {self.group_size} responses, {n_tok} tokens, mean reward "
+                f"{float(self.rewards.mean()):.3f}, {len(self.active_groups)} groups with a signal)")
 
     def _repr_html_(self) -> str:
         s = self.statistics()
@@ -176,18 +189,16 @@ class GRPOLog:
         return pd.DataFrame(self.records)
 
     def plot(self, columns: tuple[str, ...] = ("reward_mean", "thr_density", "entropy_all")) -> "go.Figure":
-        """Training curves, one panel per column, against the step."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
+        """Training curves, one panel per column, against the step (:func:`interp.thr.plots.training_figure`)."""
+        from interp.thr.plots import training_figure
 
-        df = self.to_frame()
-        cols = [c for c in columns if c in df]
-        fig = make_subplots(rows=1, cols=max(1, len(cols)), subplot_titles=cols)
-        for k, c in enumerate(cols):
-            fig.add_trace(go.Scatter(x=df["step"], y=df[c], mode="lines+markers", name=c, showlegend=False), 1, k + 1)
-            fig.update_xaxes(title_text="step", row=1, col=k + 1)
-        fig.update_layout(title=f"GRPO run: {self.name}")
-        return fig
+        return training_figure([self], columns)
+
+    def __repr__(self) -> str:
+        if not self.records:
+            return f"GRPOLog({self.name!r}, empty)"
+        r = [x.get("reward_mean", float("nan")) for x in self.records]
+        return f"GRPOLog({self.name!r}, {len(self.records)} steps, reward {r[0]:.3f} -> {r[-1]:.3f})"
 
     def _repr_html_(self) -> str:
         if not self.records:

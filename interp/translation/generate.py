@@ -3,8 +3,8 @@ step the residual stream of each inspected layer (last position only) is decoded
 yields its own string for the answer (multi-token words are read across steps, as in the
 translation-barrier reference code, which re-ran generation per layer).
 
-Prompts of different lengths are left-padded with an attention mask; TransformerLens derives
-rotary/absolute positions from the mask, and the cache keeps extending it.
+The generation itself is interp's one loop (:mod:`interp.core.generation`): left padding with an explicit
+mask, stops per row, the residuals of the inspected layers recorded at the newest position.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.lens._inputs import encode_prompts, pad_token_id
-from interp.lens.decode import decode_residuals, layer_hook_name, resolve_layers, _resolve_lens
-from interp.lens.unembed import DEFAULT_CHUNK
+from interp.core.generation import generate
+from interp.core.tokens import Truncation, cut_at_stop
+from interp.core.validate import Check
+from interp.lens import DEFAULT_CHUNK, decode_residuals, layer_hook_name, resolve_layers, resolve_lens
+from interp.translation.errors import TranslationConfigError
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -47,6 +49,29 @@ class GenerationTrace:
     step0_target_logprobs: Float[Tensor, "batch layer n_targets"] | None
     tokenizer: Any = None
 
+    def to_frame(self) -> Any:
+        """One row per (example, layer): the layer's decoded answer string and the example's final answer."""
+        import pandas as pd
+
+        return pd.DataFrame([{"example": b, "layer": layer, "layer_string": strings[li], "answer": self.answers[b],
+                              "n_steps": self.n_steps[b]}
+                             for b, strings in enumerate(self.layer_strings) for li, layer in enumerate(self.layers)])
+
+    def plot(self, example: int = 0) -> Any:
+        """Layer x step grid of one example's top-1 tokens (:func:`interp.translation.plots.trace_figure`)."""
+        from interp.translation.plots import trace_figure
+
+        return trace_figure(self, example)
+
+    def __repr__(self) -> str:
+        return (f"GenerationTrace({len(self.answers)} prompt(s), layers {self.layers[0]}..{self.layers[-1]} of "
+                f"{self.n_layers}, up to {max(self.n_steps, default=0)} steps)")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<b>{html.escape(repr(self))}</b>" + self.to_frame().head(30).to_html(index=False)
+
     def step_tokens(self, example: int, rank: int = 0) -> list[list[str]]:
         """Token strings ``[layer][step]`` of one example's answer steps."""
         n = self.n_steps[example]
@@ -67,17 +92,6 @@ def first_answer_token(tokenizer, word: str, *, context: str = "Translation:", l
     return int(with_word[i])
 
 
-def _cut_answer(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Text up to the first stop string after any leading whitespace; and whether one was found."""
-    lead = len(text) - len(text.lstrip())
-    cut = len(text)
-    for s in stop:
-        j = text.find(s, lead)
-        if j >= 0:
-            cut = min(cut, j)
-    return text[:cut], cut < len(text)
-
-
 @torch.inference_mode()
 def generate_with_lens(
     model: "HookedTransformer",
@@ -93,87 +107,69 @@ def generate_with_lens(
     step0_target_ids: Int[Tensor, "batch n_targets"] | None = None,
     prepend_bos: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    truncate: Truncation | None = None,
 ) -> GenerationTrace:
-    """Greedy generation with a KV cache, decoding ``layers`` at every step (one forward per step).
+    """Greedy generation (:func:`interp.core.generation.generate`, KV cache) decoding ``layers`` at every
+    step from the residuals recorded at the newest position (one forward per step).
 
     Args:
         layers: lens indices to inspect (see :func:`interp.lens.decode_layers`); the model's output
-            layer is always decoded too, because greedy decoding needs it.
-        stop: strings that end an answer (the text before them is the answer).
+            layer is always decoded too.
+        stop: strings that end an answer (the text before them is the answer; a stop string inside
+            the answer's leading whitespace does not end it).
         step0_target_ids: per-example token ids whose log-probs are recorded at the first step
             (e.g. first tokens of the answer in every language).
+        truncate: None refuses a prompt that does not fit the context with ``max_new_tokens`` more.
 
     Example:
         >>> trace = generate_with_lens(model, ["Word: perro\\nTranslation:"], layers=-4)   # doctest: +SKIP
         >>> trace.answers[0], trace.layer_strings[0]                                    # doctest: +SKIP
     """
-    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+    c = Check("generate_with_lens", TranslationConfigError)
+    c.integer("k", k, min=1, max=int(model.cfg.d_vocab))
+    c.boolean("final_norm", final_norm)
+    c.boolean("stop_at_eos", stop_at_eos)
+    c.integer("chunk_size", chunk_size, min=1)
+    stop = c.strings("stop", stop)
+    if step0_target_ids is not None:
+        n_prompts = 1 if isinstance(prompts, str) else len(prompts)
+        t = step0_target_ids
+        if not isinstance(t, Tensor) or t.ndim != 2 or t.shape[0] != n_prompts or t.is_floating_point() or \
+                (t.numel() and (int(t.min()) < 0 or int(t.max()) >= int(model.cfg.d_vocab))):
+            c.fail("step0_target_ids", t, f"an integer tensor [{n_prompts} prompts, n_targets] of ids in "
+                   f"[0, {int(model.cfg.d_vocab)})")
     n_layers = model.cfg.n_layers
     sel = resolve_layers(layers, n_layers)
     if n_layers not in sel:
         sel = sel + [n_layers]
-    tuned = _resolve_lens(model, lens)
-    tokens, mask = encode_prompts(model, [prompts] if isinstance(prompts, str) else prompts, prepend_bos=prepend_bos)
-    batch = tokens.shape[0]
-    device = tokens.device
-    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
-    tok = model.tokenizer
-    eos = tok.eos_token_id if (tok is not None and stop_at_eos) else None
-
-    kept: dict[int, Tensor] = {}
-
-    def make_hook(index: int):
-        def hook(act, hook):
-            kept[index] = act[:, -1:].detach()  # only the newest position is decoded
-
-        return hook
-
-    fwd_hooks = [(layer_hook_name(i, n_layers), make_hook(i)) for i in sel]
+    tuned = resolve_lens(model, lens)
+    hooks = [layer_hook_name(i, n_layers) for i in sel]
     all_ids, all_lp = [], []
-    step0_lp = None
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    n_steps = torch.full((batch,), -1, dtype=torch.long, device=device)
-    generated: list[list[int]] = [[] for _ in range(batch)]
-    inputs, step_mask = tokens, mask
-    for step in range(max_new_tokens):
-        with model.hooks(fwd_hooks=fwd_hooks):
-            model(inputs, attention_mask=step_mask, past_kv_cache=cache, return_type=None)
-        resid = torch.stack([kept[i] for i in sel], dim=1)  # [batch, n_sel, 1, d_model]
-        tgt = step0_target_ids.to(device) if (step == 0 and step0_target_ids is not None) else None
+    step0_lp: list[Tensor] = []
+
+    def on_step(step: int, acts: dict[str, Tensor], alive: Tensor) -> None:
+        resid = torch.stack([acts[h] for h in hooks], dim=1)[:, :, None]  # [batch, n_sel, 1, d_model]
+        tgt = step0_target_ids.to(resid.device) if (step == 0 and step0_target_ids is not None) else None
         ids, lp, _, tlp = decode_residuals(model, resid, sel, k=k, lens=tuned, final_norm=final_norm,
                                            target_ids=tgt, chunk_size=chunk_size)
         if tlp is not None:
-            step0_lp = tlp[:, :, 0].cpu()
+            step0_lp.append(tlp[:, :, 0].cpu())
         all_ids.append(ids[:, :, 0].cpu())
         all_lp.append(lp[:, :, 0].cpu())
-        nxt = ids[:, -1, 0, 0]  # greedy: the output layer's top-1
-        for b in range(batch):  # bookkeeping per prompt (not per token of the vocabulary)
-            if finished[b]:
-                continue
-            if eos is not None and int(nxt[b]) == eos:
-                finished[b], n_steps[b] = True, step
-                continue
-            generated[b].append(int(nxt[b]))
-            if stop and tok is not None:
-                _, hit = _cut_answer(tok.decode(generated[b]), stop)
-                if hit:
-                    finished[b], n_steps[b] = True, step + 1
-        if bool(finished.all()):
-            break
-        inputs = torch.where(finished, torch.full_like(nxt, pad_token_id(model)), nxt)[:, None]
-        step_mask = torch.ones((batch, 1), dtype=mask.dtype, device=device)
-    steps_run = len(all_ids)
-    n_steps = torch.where(n_steps < 0, torch.full_like(n_steps, steps_run), n_steps).tolist()
+
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    out = generate(model, prompts, max_new_tokens, stop=tuple(stop), stop_at_eos=stop_at_eos,
+                   skip_leading_whitespace=True, record=hooks, on_step=on_step, prepend_bos=prepend_bos,
+                   truncate=truncate)
+    tok = model.tokenizer
+    n_steps = out.answer_lengths.tolist()
     top_ids = torch.stack(all_ids, dim=2)
     top_lp = torch.stack(all_lp, dim=2)
-    answers, layer_strings = [], []
-    for b in range(batch):
-        text = tok.decode(generated[b]) if tok is not None else ""
-        answers.append(_cut_answer(text, stop)[0] if stop else text)
+    answers = out.texts()
+    layer_strings = []
+    for b in range(len(prompts)):  # bookkeeping per prompt and layer, not per vocabulary entry
         rows = top_ids[b, :, : n_steps[b], 0].tolist()
         strings = [tok.decode(r) if tok is not None else "" for r in rows]
-        layer_strings.append([_cut_answer(s, stop)[0] if stop else s for s in strings])
-    return GenerationTrace(top_ids, top_lp, sel, n_layers, n_steps, answers, layer_strings, step0_lp, tok)
+        layer_strings.append([cut_at_stop(s, stop, skip_leading_whitespace=True) if stop else s for s in strings])
+    return GenerationTrace(top_ids, top_lp, sel, n_layers, n_steps, answers, layer_strings,
+                           step0_lp[0] if step0_lp else None, tok)

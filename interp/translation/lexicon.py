@@ -20,6 +20,8 @@ from enum import Enum
 from importlib import resources
 from pathlib import Path
 
+from interp.translation.errors import TranslationConfigError
+
 __all__ = [
     "ResourceLevel",
     "Language",
@@ -55,7 +57,7 @@ class Language:
     resource: ResourceLevel
 
 
-class LexiconFormatError(ValueError):
+class LexiconFormatError(TranslationConfigError):
     """A word-list file does not have the expected format; the message gives the line and what
     was expected."""
 
@@ -166,6 +168,9 @@ class Lexicon:
             for c, per_lang in self.entries.items() for lang, refs in per_lang.items()
         ]
         return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return f"Lexicon({self.source or 'unnamed'}: {len(self)} concepts, languages {', '.join(self.languages)})"
 
     def _repr_html_(self) -> str:
         langs = ", ".join(f"{lang.name} ({lang.resource.value})" for lang in self.languages.values())

@@ -24,6 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from interp.core.validate import Check
+from interp.translation.errors import TranslationConfigError
+
 __all__ = [
     "Outcome",
     "MatchRules",
@@ -66,10 +69,15 @@ class MatchRules:
     unsegmented_substring: bool = True
 
     def __post_init__(self) -> None:
-        if self.normalization not in ("NFC", "NFKC", "NFD", "NFKD"):
-            raise ValueError(f"normalization={self.normalization!r}: use 'NFKC' (default), 'NFC', 'NFD' or 'NFKD'.")
-        if self.min_substring_chars < 1:
-            raise ValueError("min_substring_chars must be at least 1.")
+        c = Check(self, TranslationConfigError)
+        if not (isinstance(self.normalization, str) and self.normalization in ("NFC", "NFKC", "NFD", "NFKD")):
+            raise TranslationConfigError(f"normalization={self.normalization!r}: use 'NFKC' (default), 'NFC', 'NFD' or 'NFKD'.")
+        for flag in ("case_insensitive", "exact", "whole_word", "substring", "unsegmented_substring"):
+            c.boolean(flag)
+        if not isinstance(self.min_substring_chars, int) or isinstance(self.min_substring_chars, bool) or \
+                self.min_substring_chars < 1:
+            raise TranslationConfigError(f"MatchRules.min_substring_chars={self.min_substring_chars!r} is invalid: "
+                                         "min_substring_chars must be at least 1 (an integer).")
 
 
 DEFAULT_RULES = MatchRules()

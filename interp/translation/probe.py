@@ -5,6 +5,7 @@ failure). Returns a :class:`~interp.translation.report.ProbeReport`.
 
 from __future__ import annotations
 
+import numbers
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,11 +13,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from interp.lens.decode import resolve_layers
+from interp.core.tokens import Truncation
+from interp.core.validate import Check
+from interp.lens import resolve_layers
 from interp.translation.generate import first_answer_token, generate_with_lens
 from interp.translation.lexicon import Lexicon
 from interp.translation.matching import DEFAULT_RULES, MatchRules, classify_outcome, layer_language
 from interp.translation.prompts import ZERO_SHOT, PromptTemplate, build_prompt
+from interp.translation.errors import TranslationConfigError
 from interp.translation.report import ProbeReport
 
 if TYPE_CHECKING:
@@ -44,6 +48,31 @@ class ProbeConfig:
     stop: tuple[str, ...] = ("\n",)
     seed: int = 0
     prepend_bos: bool | None = None
+    truncate: Truncation | None = None
+    """None refuses a prompt that does not fit the context with ``max_new_tokens`` more; ``"left"`` /
+    ``"right"`` drops that end (a long few-shot prompt keeps its query with ``"left"``)."""
+
+    def __post_init__(self) -> None:
+        c = Check(self, TranslationConfigError)
+        layers = self.layers
+        index = lambda i: isinstance(i, numbers.Integral) and not isinstance(i, bool)  # noqa: E731
+        if not (layers is None or index(layers) or (isinstance(layers, Sequence) and not isinstance(layers, str)
+                                                    and all(index(i) for i in layers))):
+            c.fail("layers", layers, "None (every layer), a negative int (the last |n|) or a list of lens indices",
+                   "Lens indices are integers: 0 = embeddings, i = after block i-1 (not hook names).")
+        lens = self.lens
+        if not (lens is None or (isinstance(lens, str) and lens in ("logit", "tuned"))
+                or (not isinstance(lens, str) and hasattr(lens, "translate"))):
+            c.fail("lens", lens, "'logit', 'tuned', None or a TunedLens")
+        c.boolean("final_norm")
+        c.integer("max_new_tokens", min=1, fix="It must cover the longest answer in tokens.")
+        c.integer("batch_size", min=1)
+        c.integer("k", min=1)
+        c.instance("rules", MatchRules)
+        self.stop = c.strings("stop")
+        c.integer("seed", min=0)
+        c.boolean("prepend_bos", optional=True)
+        c.choice("truncate", ("left", "right"), optional=True)
 
 
 @dataclass
@@ -66,32 +95,73 @@ class TranslationProbe:
 
     def __init__(self, model: "HookedTransformer", lexicon: Lexicon | None = None, *,
                  template: PromptTemplate = ZERO_SHOT, config: ProbeConfig | None = None):
-        if model.tokenizer is None:
-            raise ValueError("TranslationProbe needs a model with a tokenizer (model.tokenizer is None).")
+        c = Check("TranslationProbe", TranslationConfigError)
+        c.instance("lexicon", Lexicon, lexicon, optional=True)
+        c.instance("template", PromptTemplate, template)
+        c.instance("config", ProbeConfig, config, optional=True)
+        if getattr(model, "tokenizer", None) is None:
+            raise TranslationConfigError("TranslationProbe needs a model with a tokenizer (model.tokenizer is None).")
         self.model = model
         self.lexicon = lexicon or Lexicon.bundled()
         self.template = template
         self.config = config or ProbeConfig()
 
     # ---- building examples --------------------------------------------------------------
+    def _check_model(self) -> None:
+        """The config checked against the model before any generation (the config may change after __init__)."""
+        from interp.core.frontend import n_ctx
+        from interp.lens import resolve_lens
+
+        cfg, model = self.config, self.model
+        c = Check(cfg, TranslationConfigError)
+        n_layers = model.cfg.n_layers
+        try:
+            inspected = [i for i in resolve_layers(cfg.layers, n_layers) if i != n_layers]
+        except ValueError as err:
+            raise TranslationConfigError(f"ProbeConfig.layers={cfg.layers!r} does not fit this model: {err}") from err
+        if not inspected:
+            c.fail("layers", cfg.layers, f"at least one intermediate layer (0..{n_layers - 1}); the output layer "
+                   f"{n_layers} is always decoded")
+        resolve_lens(model, cfg.lens)
+        limit = n_ctx(model)
+        if limit is not None:
+            c.require(cfg.max_new_tokens < limit, "max_new_tokens", cfg.max_new_tokens,
+                      f"less than the model's context of {limit} tokens")
+        c.require(cfg.k <= int(model.cfg.d_vocab), "k", cfg.k, f"at most the vocabulary size {int(model.cfg.d_vocab)}")
+
     def _check_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+            raise TranslationConfigError(f"pairs must be a list of (source, target) language codes, e.g. [('es', 'hi')]; "
+                                         f"got {pairs!r}.")
+        if len(pairs) == 2 and all(isinstance(x, str) and x in self.lexicon.languages for x in pairs):
+            raise TranslationConfigError(f"pairs={list(pairs)!r} looks like one pair: pass a list of pairs, "
+                                         f"[{tuple(pairs)!r}].")
         out = []
         for pair in pairs:
-            if len(pair) != 2:
-                raise ValueError(f"Each pair must be (source, target) language codes; got {pair!r}.")
+            if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2 or \
+                    not all(isinstance(x, str) for x in pair):
+                raise TranslationConfigError(f"Each pair must be (source, target) language codes; got {pair!r}.")
             src, tgt = pair
             missing = [c for c in (src, tgt) if c not in self.lexicon.languages]
             if missing:
                 raise KeyError(f"Languages {missing} are not in the lexicon; it has {sorted(self.lexicon.languages)}.")
             if src == tgt:
-                raise ValueError(f"Pair {pair!r} translates a language into itself.")
+                raise TranslationConfigError(f"Pair {pair!r} translates a language into itself.")
             out.append((src, tgt))
         if not out:
-            raise ValueError("No language pairs given, e.g. [('es', 'hi')].")
+            raise TranslationConfigError("No language pairs given, e.g. [('es', 'hi')].")
         return out
 
     def examples(self, pairs, *, concepts: Sequence[str] | None = None, n_concepts: int | None = None) -> list[_Example]:
-        """The prompts a run would use (deterministic: ``config.seed``)."""
+        """The prompts a run would use (deterministic: ``config.seed``). A pair with no usable concept, unknown
+        concept names, or too few concepts for the few-shot demonstrations are errors (never an empty run)."""
+        c = Check("TranslationProbe.examples", TranslationConfigError)
+        c.integer("n_concepts", n_concepts, min=1, optional=True)
+        if concepts is not None:
+            concepts = list(c.strings("concepts", concepts, min_len=1))
+            unknown = [x for x in concepts if x not in self.lexicon.entries]
+            if unknown:
+                c.fail("concepts", unknown[:5], "concepts of the lexicon", f"e.g. {list(self.lexicon.entries)[:5]}.")
         rng = random.Random(self.config.seed)
         lex = self.lexicon
         names = {c: lex.languages[c].name for c in lex.languages}
@@ -99,6 +169,14 @@ class TranslationProbe:
         for src, tgt in self._check_pairs(pairs):
             pool = [c for c in (concepts or lex.concepts(having=(src, tgt))) if c in lex.entries
                     and lex.entries[c].get(src) and lex.entries[c].get(tgt)]
+            if not pool:
+                raise TranslationConfigError(
+                    f"No concept has references in both {src!r} and {tgt!r}"
+                    + (" among the concepts given" if concepts is not None else "") + ": this pair would have no examples.")
+            if self.template.kind == "few_shot" and len(lex.concepts(having=(src, tgt))) <= self.template.n_shots:
+                raise TranslationConfigError(
+                    f"The few-shot template needs {self.template.n_shots} other concepts with {src!r} and {tgt!r} "
+                    f"references for its demonstrations; the lexicon has {len(lex.concepts(having=(src, tgt)))}.")
             if n_concepts is not None and n_concepts < len(pool):
                 pool = sorted(rng.sample(pool, n_concepts), key=pool.index)
             for concept in pool:
@@ -120,7 +198,14 @@ class TranslationProbe:
         sample of ``n_concepts`` per pair)."""
         from tqdm.auto import tqdm
 
+        from interp.core.progress import bar_disabled
+
         cfg = self.config
+        Check("TranslationProbe.run", TranslationConfigError).boolean("progress", progress)
+        if not isinstance(cfg, ProbeConfig):
+            raise TranslationConfigError(f"probe.config must be a ProbeConfig; got {type(cfg).__name__}.")
+        ProbeConfig.__post_init__(cfg)  # the config may have been edited since it was made
+        self._check_model()
         model, lex = self.model, self.lexicon
         n_layers = model.cfg.n_layers
         inspected = [i for i in resolve_layers(cfg.layers, n_layers) if i != n_layers]
@@ -133,7 +218,7 @@ class TranslationProbe:
         lengths = [len(tok(e.prompt)["input_ids"]) for e in examples]
         order = sorted(range(len(examples)), key=lambda i: lengths[i])
         rows: list[dict | None] = [None] * len(examples)
-        bar = tqdm(total=len(examples), desc="translation probe", disable=not progress)
+        bar = tqdm(total=len(examples), desc="translation probe", disable=bar_disabled(progress))
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             batch = [examples[i] for i in idx]
@@ -143,6 +228,7 @@ class TranslationProbe:
             trace = generate_with_lens(
                 model, [e.prompt for e in batch], max_new_tokens=cfg.max_new_tokens, layers=inspected, lens=cfg.lens,
                 final_norm=cfg.final_norm, k=cfg.k, stop=cfg.stop, step0_target_ids=targets, prepend_bos=prepend,
+                truncate=cfg.truncate,
             )
             for j, (i, e) in enumerate(zip(idx, batch)):
                 refs = lex.entries[e.concept]

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from interp.core.validate import Check
+from interp.translation.errors import TranslationConfigError
+
 __all__ = ["PromptTemplate", "ZERO_SHOT", "FEW_SHOT", "CHAT", "build_prompt", "TemplateKind"]
 
 TemplateKind = Literal["zero_shot", "few_shot", "chat"]
@@ -35,12 +38,28 @@ class PromptTemplate:
     strip_trailing_space: bool = True
 
     def __post_init__(self) -> None:
-        if self.kind not in ("zero_shot", "few_shot", "chat"):
-            raise ValueError(f"kind={self.kind!r}: use 'zero_shot', 'few_shot' or 'chat'.")
+        c = Check(self, TranslationConfigError)
+        if not (isinstance(self.kind, str) and self.kind in ("zero_shot", "few_shot", "chat")):
+            raise TranslationConfigError(f"kind={self.kind!r}: use 'zero_shot', 'few_shot' or 'chat'.")
+        c.integer("n_shots", min=0)
         if self.kind == "few_shot" and self.n_shots < 1:
-            raise ValueError("A few-shot template needs n_shots >= 1.")
+            raise TranslationConfigError("A few-shot template needs n_shots >= 1.")
+        if self.kind != "few_shot" and self.n_shots:
+            c.fail("n_shots", self.n_shots, f"0 for a {self.kind} template (only few_shot templates use shots)",
+                   "Use kind='few_shot' to add demonstrations.")
+        c.text("instruction", nonempty=False)
+        c.text("example")
+        c.text("shot_separator", nonempty=False)
+        c.boolean("strip_trailing_space")
         if "{word}" not in self.example or "{answer}" not in self.example:
-            raise ValueError("example must contain '{word}' and '{answer}' placeholders.")
+            raise TranslationConfigError("example must contain '{word}' and '{answer}' placeholders.")
+        for name, fields in (("instruction", dict(src="x", tgt="y")), ("example", dict(word="w", answer="a"))):
+            try:
+                getattr(self, name).format(**fields)
+            except (KeyError, IndexError, ValueError) as err:
+                allowed = "{src} and {tgt}" if name == "instruction" else "{word} and {answer}"
+                c.fail(name, getattr(self, name), f"a format string using only {allowed} (got {type(err).__name__}: "
+                       f"{err})", "Write a literal brace as {{ or }}.")
 
 
 ZERO_SHOT = PromptTemplate()
@@ -74,14 +93,14 @@ def build_prompt(
     parts = [head]
     if template.kind == "few_shot":
         if len(shots) < template.n_shots:
-            raise ValueError(f"The few-shot template needs {template.n_shots} shots; got {len(shots)}.")
+            raise TranslationConfigError(f"The few-shot template needs {template.n_shots} shots; got {len(shots)}.")
         parts += [template.example.format(word=w, answer=a) for w, a in shots[: template.n_shots]]
     parts.append(_query(template, word))
     text = "\n".join([parts[0], template.shot_separator.join(parts[1:])])
     if template.kind != "chat":
         return text
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise TranslationConfigError(
             "The chat template was asked for but this tokenizer has none (tokenizer.chat_template is empty). "
             "Use the zero-shot or few-shot template for base models."
         )

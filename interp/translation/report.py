@@ -9,12 +9,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from interp.display import visible_token
+from interp.core.errors import missing_file
+from interp.translation.errors import TranslationConfigError, TranslationLoadError
 from interp.translation.matching import Outcome
 
 __all__ = ["ProbeReport", "FORMAT"]
 
 FORMAT = "interp.translation.probe_report/1"
+_ROW_KEYS = ("pair", "src", "tgt", "outcome", "layer_languages", "target_resource")
 Metric = Literal["accuracy", "translation_failure_rate", "translation_failure_share", "task_failure_rate",
                  "target_lost_rate"]
 
@@ -44,6 +46,19 @@ class ProbeReport:
     """
 
     def __init__(self, rows: list[dict[str, Any]], meta: dict[str, Any]):
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise TranslationConfigError(f"ProbeReport rows must be a list of dicts (one per example); got "
+                                         f"{type(rows).__name__}.")
+        if not isinstance(meta, dict) or not isinstance(meta.get("layers"), list) or not meta["layers"]:
+            raise TranslationConfigError("ProbeReport meta must be a dict with the inspected 'layers' (a non-empty list).")
+        missing = sorted({k for r in rows for k in _ROW_KEYS if k not in r})
+        if missing:
+            raise TranslationConfigError(f"ProbeReport rows lack {missing} (rows are written by TranslationProbe.run).")
+        n_layers = len(meta["layers"])
+        bad = [i for i, r in enumerate(rows) if len(r["layer_languages"]) != n_layers]
+        if bad:
+            raise TranslationConfigError(f"ProbeReport rows {bad[:5]} have layer_languages of another length than the "
+                                         f"{n_layers} layers in meta: the rows and metadata come from different runs.")
         self.rows = rows
         self.meta = meta
 
@@ -181,56 +196,21 @@ class ProbeReport:
                                    presence.get("target", presence.iloc[:, 0] * 0).items()},
         )
 
-    # ---- figures ----------------------------------------------------------------------------
+    # ---- figures (built by interp.translation.plots) ----------------------------------------
     def plot(self, kind: Literal["heatmap", "presence", "outcomes"] = "heatmap", *,
              metric: Metric = "translation_failure_share"):
         """``heatmap``: source x target grid of ``metric`` ordered by resource level;
         ``presence``: share of examples decoded as target / source / English / other by layer;
         ``outcomes``: outcome shares per target resource level."""
-        import plotly.graph_objects as go
+        from interp.translation import plots
 
         if kind == "heatmap":
-            frame = self.by_pair()
-            order = self.meta.get("languages", [])
-            srcs = [c for c in order if c in set(frame.src)]
-            tgts = [c for c in order if c in set(frame.tgt)]
-            z = [[None] * len(tgts) for _ in srcs]
-            for row in frame.to_dict("records"):
-                z[srcs.index(row["src"])][tgts.index(row["tgt"])] = row[metric]
-            res = self.meta.get("resource", {})
-            labels = [f"{t} ({res.get(t, '?')})" for t in tgts]
-            rank = {"high": 0, "mid": 1, "low": 2}
-            levels = [rank.get(res.get(t), 3) for t in tgts]
-            ordered = levels == sorted(levels) and len(set(levels)) > 1
-            fig = go.Figure(go.Heatmap(z=z, x=labels, y=srcs, colorscale="Magma", zmin=0, zmax=1,
-                                       colorbar=dict(title=None, thickness=10),
-                                       hovertemplate="%{y} → %{x}: %{z:.2f}<extra></extra>"))
-            # Codes only on the axis, every one shown (plotly drops crowded category labels and the
-            # "(high)" suffixes overlapped at paper widths); resource levels go in the hover and the axis
-            # title. Grey marks pairs not run (source = target), so no empty cell reads as a value.
-            fig.update_layout(title=f"{metric.replace('_', ' ')} by pair", yaxis_title="source", plot_bgcolor="#d0d0d0",
-                              xaxis=dict(tickmode="array", tickvals=labels, ticktext=list(tgts), tickangle=-90,
-                                         title="target (high → low resource)" if ordered else "target"))
-            return fig
+            return plots.pair_heatmap(self, metric)
         if kind == "presence":
-            frame = self.language_presence(relative=True)
-            fig = go.Figure()
-            for col in ["target", "source", "pivot (en)", "other"]:
-                if col in frame.columns:
-                    fig.add_trace(go.Scatter(x=frame.index, y=frame[col], mode="lines+markers", name=col))
-            fig.update_layout(title="Language of each layer's decoded answer", xaxis_title="layer",
-                              yaxis_title="share of examples", yaxis_range=[0, 1])
-            return fig
+            return plots.presence_figure(self)
         if kind == "outcomes":
-            frame = self.by_resource()
-            fig = go.Figure()
-            for col, name in [("accuracy", "correct"), ("translation_failure_rate", "translation failure"),
-                              ("target_lost_rate", "target lost"), ("task_failure_rate", "task failure")]:
-                fig.add_trace(go.Bar(x=frame.target_resource, y=frame[col], name=name))
-            fig.update_layout(barmode="stack", title="Outcomes by target resource level",
-                              xaxis_title="target resource level", yaxis_title="share of examples")
-            return fig
-        raise ValueError(f"kind={kind!r}: use 'heatmap', 'presence' or 'outcomes'.")
+            return plots.outcomes_figure(self)
+        raise TranslationConfigError(f"kind={kind!r}: use 'heatmap', 'presence' or 'outcomes'.")
 
     def select(self, *, pair: str | None = None, outcome: str | None = None) -> list[int]:
         """Indices of the rows of one pair and/or outcome (``None`` = any)."""
@@ -238,66 +218,25 @@ class ProbeReport:
                 if (pair is None or r["pair"] == pair) and (outcome is None or r["outcome"] == outcome)]
 
     def plot_example(self, index: int = 0):
-        """Layer x generation-step grid of one example: each cell's top-1 token, rows coloured by
-        the language of that layer's decoded string, top-k with probabilities on hover."""
-        import plotly.graph_objects as go
+        """Layer x generation-step grid of one example (:func:`interp.translation.plots.example_grid_figure`):
+        each cell's top-1 token, rows coloured by the language of that layer's decoded string."""
+        from interp.translation.plots import example_grid_figure
 
-        row = self.rows[index]
-        langs = list(self.meta.get("languages", [])) or sorted({x for x in row["layer_languages"] if x})
-        palette = ["#d9d9d9", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                   "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
-        codes = [None] + langs
-        n_steps = max((len(r) for r in row["grid"]), default=0)
-        labels = [f"L{layer}" if layer else "embed" for layer in self.layers]
-        z, text, hover = [], [], []
-        for li, cells in enumerate(row["grid"]):
-            lang = row["layer_languages"][li]
-            z.append([codes.index(lang) if lang in codes else 0] * max(1, n_steps))
-            text.append([visible_token(c[0][0]) if c else "" for c in cells] or [""])
-            hover.append(["<br>".join(f"{repr(t)[1:-1]}: {p:.3f}" for t, p in c) for c in cells] or [""])
-        n_codes = len(codes)
-        scale = []
-        for i in range(n_codes):  # a stepped colorscale: one flat band per language
-            colour = palette[i % len(palette)]
-            scale += [[i / n_codes, colour], [(i + 1) / n_codes, colour]]
-        fig = go.Figure(go.Heatmap(
-            z=z, x=[f"step {t}" for t in range(max(1, n_steps))], y=labels, text=text, texttemplate="%{text}",
-            customdata=hover, hovertemplate="%{y}, %{x}<br>%{customdata}<extra></extra>", colorscale=scale,
-            zmin=-0.5, zmax=n_codes - 0.5, xgap=1, ygap=1,
-            colorbar=dict(title="language", tickvals=list(range(n_codes)), ticktext=["none"] + langs),
-        ))
-        fig.update_layout(
-            title=(f"{row['pair']}: {row['source_word']} → {row['final']!r} "
-                   f"[{row['outcome'].replace('_', ' ')}] (refs: {', '.join(row['references'])})"),
-            xaxis_title="generated step", yaxis_title="layer",
-            # tall enough for one colourbar tick per language (they overlapped in short figures)
-            height=max(420, 140 + 26 * len(labels), 120 + 20 * n_codes),
-        )
-        return fig
+        return example_grid_figure(self, index)
 
     def plot_example_probs(self, index: int = 0):
-        """Per-layer probability (first generated step) of the target word's first token versus
-        the best word of any other language and English's."""
-        import plotly.graph_objects as go
+        """Per-layer probability (first generated step) of the target word's first token versus the
+        best word of any other language and English's (:func:`interp.translation.plots.example_probs_figure`)."""
+        from interp.translation.plots import example_probs_figure
 
-        row = self.rows[index]
-        probs = row["first_token_prob"]
-        tgt = row["tgt"]
-        layers = self.layers
-        fig = go.Figure()
-        if tgt in probs:
-            fig.add_trace(go.Scatter(x=layers, y=probs[tgt], mode="lines+markers", name=f"target ({tgt})"))
-        others = {lang: v for lang, v in probs.items() if lang != tgt}
-        if others:
-            best = [max(others, key=lambda lang: others[lang][li]) for li in range(len(layers))]
-            fig.add_trace(go.Scatter(x=layers, y=[others[b][li] for li, b in enumerate(best)], mode="lines+markers",
-                                     name="best other language", text=best,
-                                     hovertemplate="layer %{x}: %{text} %{y:.3f}<extra></extra>"))
-        if "en" in others:
-            fig.add_trace(go.Scatter(x=layers, y=others["en"], mode="lines", line=dict(dash="dot"), name="English"))
-        fig.update_layout(title=f"First answer token probability by layer ({row['pair']}: {row['source_word']})",
-                          xaxis_title="layer", yaxis_title="probability", yaxis_range=[0, 1])
-        return fig
+        return example_probs_figure(self, index)
+
+    def __repr__(self) -> str:
+        s = _rates([r["outcome"] for r in self.rows])
+        pairs = len({r["pair"] for r in self.rows})
+        return (f"ProbeReport({len(self)} examples, {pairs} pairs, model {self.meta.get('model')!s}, "
+                f"{self.meta.get('lens')} lens: accuracy {s['accuracy']:.2f}, translation failures "
+                f"{s['translation_failure_share']:.2f} of failures)")
 
     def _repr_html_(self) -> str:
         s = _rates([r["outcome"] for r in self.rows])
@@ -322,28 +261,48 @@ class ProbeReport:
             table = pa.table(cols).replace_schema_metadata({"format": FORMAT, "meta": json.dumps(self.meta)})
             pq.write_table(table, path)
         else:
-            raise ValueError(f"Save a ProbeReport as .json or .parquet, not {path.suffix or 'no suffix'!r}.")
+            raise TranslationConfigError(f"Save a ProbeReport as .json or .parquet, not {path.suffix or 'no suffix'!r}.")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "ProbeReport":
+        """Read a report written by :meth:`save`; a missing, damaged or incomplete file raises
+        :class:`~interp.translation.errors.TranslationLoadError` naming it."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"No report at {path}.")
+            raise missing_file(TranslationLoadError, f"No report at {path}.")
         if path.suffix == ".json":
-            data = json.loads(path.read_text())
-            if data.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a ProbeReport file (format {data.get('format')!r}, expected {FORMAT!r}).")
-            return cls(data["rows"], data["meta"])
+            try:
+                data = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise TranslationLoadError(f"{path} is not valid JSON ({err}); save the report again.") from err
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                got = data.get("format") if isinstance(data, dict) else type(data).__name__
+                raise TranslationLoadError(f"{path} is not a ProbeReport file (format {got!r}, expected {FORMAT!r}).")
+            return cls._checked(path, data.get("rows"), data.get("meta"))
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            table = pq.read_table(path)
+            try:
+                table = pq.read_table(path)
+            except Exception as err:  # pyarrow raises ArrowInvalid / OSError for damaged files
+                raise TranslationLoadError(f"{path} is not a readable parquet file ({type(err).__name__}: {err}).") from err
             meta = table.schema.metadata or {}
             if meta.get(b"format", b"").decode() != FORMAT:
-                raise ValueError(f"{path} is not a ProbeReport parquet file (missing format {FORMAT!r}).")
-            cols = table.to_pydict()
-            n = len(next(iter(cols.values()))) if cols else 0
-            rows = [{k: json.loads(v[i]) for k, v in cols.items()} for i in range(n)]
-            return cls(rows, json.loads(meta[b"meta"].decode()))
-        raise ValueError(f"Load a ProbeReport from .json or .parquet, not {path.suffix!r}.")
+                raise TranslationLoadError(f"{path} is not a ProbeReport parquet file (missing format {FORMAT!r}).")
+            try:
+                cols = table.to_pydict()
+                n = len(next(iter(cols.values()))) if cols else 0
+                rows = [{k: json.loads(v[i]) for k, v in cols.items()} for i in range(n)]
+                run_meta = json.loads(meta[b"meta"].decode())
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise TranslationLoadError(f"{path} holds malformed ProbeReport columns ({err}).") from err
+            return cls._checked(path, rows, run_meta)
+        raise TranslationLoadError(f"Load a ProbeReport from .json or .parquet, not {path.suffix!r}.")
+
+    @classmethod
+    def _checked(cls, path: Path, rows: Any, meta: Any) -> "ProbeReport":
+        try:
+            return cls(rows, meta)
+        except TranslationConfigError as err:
+            raise TranslationLoadError(f"{path}: {err}") from err

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+if TYPE_CHECKING:
+    from jaxtyping import Int
+    from torch import Tensor
 
 from interp.zoo.planted import PLANTED_SAMPLERS
 
@@ -35,7 +39,7 @@ __all__ = [
     "LETTERS",
     "is_heldout_sum",
     "SAMPLERS",
-    "MIX",
+    "PLANTED_MIX",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -245,12 +249,13 @@ def _story(rng: random.Random) -> str:
     return " ".join(_filler(rng, cast) for _ in range(rng.randint(2, 4)))
 
 
-MIX: dict[str, float] = {
+PLANTED_MIX: dict[str, float] = {
     "filler": 1.5, "story": 1.0, "qa": 2.0, "mc": 1.5, "arith": 2.0, "copy": 1.0, "reverse": 0.8, "successor": 1.0,
     "induction": 1.5, "opposite": 3.0, "code": 3.0, "ordinal": 1.5,
 }
-"""Default segment weights: the tasks of the first toy-lm plus the planted ground truth of issue 14
-(:mod:`interp.zoo.planted`: the opposite/same latent, planted-frequency codes, long ordinal runs)."""
+"""Segment weights of toy-lm-planted: the tasks of toy-lm plus the planted ground truth of issue 14
+(:mod:`interp.zoo.planted`: the opposite/same latent, planted-frequency codes, long ordinal runs).
+toy-lm's own default mix (``CorpusConfig().mix``) is unchanged, so its recipe still rebuilds it."""
 
 
 @dataclass
@@ -260,7 +265,29 @@ class CorpusConfig:
     n_docs: int = 12_000
     seed: int = 0
     doc_chars: tuple[int, int] = (300, 650)
-    mix: dict[str, float] = field(default_factory=lambda: dict(MIX))
+    mix: dict[str, float] = field(
+        default_factory=lambda: {
+            "filler": 2.0, "story": 1.0, "qa": 2.0, "mc": 1.5, "arith": 2.0, "copy": 0.8,
+            "reverse": 0.8, "successor": 1.5, "induction": 1.0,
+        }
+    )
+
+    def __post_init__(self) -> None:
+        from interp.core.validate import Check
+        from interp.zoo.errors import ZooConfigError
+
+        c = Check(self, ZooConfigError)
+        c.integer("n_docs", min=1)
+        c.integer("seed", min=0)
+        lo_hi = c.numbers("doc_chars", length=2, ge=1, fix="(shortest, longest) characters per document, e.g. (300, 650).")
+        c.require(all(float(x).is_integer() for x in lo_hi) and lo_hi[0] <= lo_hi[1], "doc_chars", self.doc_chars,
+                  "two integers (shortest, longest) with shortest <= longest")
+        self.doc_chars = (int(lo_hi[0]), int(lo_hi[1]))
+        kinds = [*SAMPLERS, "filler", "story"]
+        unknown = set(self.mix) - set(kinds) if isinstance(self.mix, dict) else set()
+        if unknown:
+            raise ZooConfigError(f"Unknown segment kinds in CorpusConfig.mix: {sorted(unknown)}; use {sorted(kinds)}.")
+        self.mix = c.weights("mix", keys=kinds)
 
 
 def _segment(kind: str, rng: random.Random) -> str:
@@ -301,3 +328,26 @@ def describe(cfg: CorpusConfig) -> dict:
     d["vocabulary"] = {"names": len(NAMES), "places": len(PLACES), "objects": len(OBJECTS),
                        "colors": len(COLORS), "animals": len(ANIMALS)}
     return d
+
+
+def corpus_tokens(tokenizer: Any, n_seq: int, ctx: int = 64, *, seed: int = 1) -> Int[Tensor, "n_seq ctx"]:
+    """``n_seq`` windows of ``ctx`` tokens (BOS first) from the synthetic corpus, tokenised with ``tokenizer``;
+    ``seed`` 1 draws documents toy-lm was not trained on (its first stage used seed 0)."""
+    import torch
+
+    from interp.zoo.training import tokenize_texts
+
+    from interp.core.validate import Check
+    from interp.zoo.errors import ZooConfigError
+
+    c = Check("corpus_tokens", ZooConfigError)
+    c.integer("n_seq", n_seq, min=1)
+    c.integer("ctx", ctx, min=2)
+    c.integer("seed", seed, min=0)
+    rows: list[list[int]] = []
+    n_docs = n_seq * 2
+    while len(rows) < n_seq:
+        seqs, _ = tokenize_texts(generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed)), tokenizer, 10_000)
+        rows = [s[:ctx] for s in seqs if len(s) >= ctx]
+        n_docs *= 2
+    return torch.tensor(rows[:n_seq], dtype=torch.long)

@@ -14,18 +14,16 @@ copy      ``Copy: cat owl frog ->``                               ``cat owl frog
 reverse   ``Reverse: cat owl frog ->``                            ``frog owl cat``
 induction a random span, filler, the span again up to a cut       the next word of the span
 successor ``Tuesday, Wednesday,``                                 ``Thursday``
-opposite  ``Rule: opposite. hot -> cold. big ->`` (a latent mode) ``small``
-code      ``The code of Kitari is`` (planted frequencies)         ``472``
 ======== ===================================================== ======================
 
-``opposite`` items are drawn like the corpus (either mode, varying evidence); ``code`` items ask
-about holders drawn uniformly (not by their planted frequency). :mod:`interp.zoo.planted` has both.
-
 >>> from interp import zoo
->>> from interp.zoo.tasks import make_items, evaluate
+>>> from interp.zoo.tasks import make_items, accuracy_by_task
 >>> items = make_items("arith", 50, seed=0)
->>> evaluate(zoo.load("toy-lm"), items)            # doctest: +SKIP
+>>> accuracy_by_task(zoo.load("toy-lm"), items)            # doctest: +SKIP
 {'arith': 0.46}
+
+As method inputs: :func:`planted_task` is a core :class:`~interp.core.tasks.Task` (CorrSteer), and
+:func:`planted_grpo_task` a :class:`~interp.thr.tasks.VerifiableTask` (GRPO / THR).
 """
 
 from __future__ import annotations
@@ -34,20 +32,24 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch
-from jaxtyping import Int
-from torch import Tensor
 
+from interp.core.generation import generate
+from interp.core.tasks import CheckedTask, Example
+from interp.thr.tasks import VerifiableTask
 from interp.zoo.corpus import SAMPLERS, _arith
 from interp.zoo.planted import CODE_HOLDERS, code_sample
 
-__all__ = ["TASKS", "TaskName", "TaskItem", "make_items", "check", "generate", "evaluate", "MAX_NEW_TOKENS"]
+__all__ = ["TASKS", "PLANTED_TASKS", "TaskName", "make_items", "check", "accuracy_by_task", "planted_task", "planted_grpo_task",
+           "MAX_NEW_TOKENS", "STOP"]
 
-TaskName = Literal["qa", "mc", "arith", "copy", "reverse", "induction", "successor", "opposite", "code"]
-TASKS: tuple[str, ...] = ("qa", "mc", "arith", "copy", "reverse", "induction", "successor", "opposite", "code")
+TaskName = Literal["qa", "mc", "arith", "copy", "reverse", "induction", "successor"]
+TASKS: tuple[str, ...] = ("qa", "mc", "arith", "copy", "reverse", "induction", "successor")
+PLANTED_TASKS: tuple[str, ...] = ("opposite", "code")
+"""The tasks of toy-lm-planted beyond :data:`TASKS` (issue 14; :mod:`interp.zoo.planted`): ``opposite``
+(``Rule: opposite. hot -> cold. big ->`` -> ``small``, a latent mode) and ``code`` (``The code of Kitari
+is`` -> ``472``, planted frequencies; items ask about holders drawn uniformly)."""
 
 MAX_NEW_TOKENS: dict[str, int] = {
     "qa": 6, "mc": 3, "arith": 5, "copy": 18, "reverse": 18, "induction": 6, "successor": 6, "opposite": 3,
@@ -56,25 +58,20 @@ MAX_NEW_TOKENS: dict[str, int] = {
 """Enough new tokens for each task's answer (names span up to ~4 tokens, copy lists ~6 words)."""
 
 
-@dataclass
-class TaskItem:
-    """One evaluation item. ``answer`` has no leading space; ``choices`` only for ``mc``."""
-
-    prompt: str
-    answer: str
-    task: str
-    choices: list[str] | None = None
+STOP = ("\n",)
+"""Corpus segments end with a newline, so an answer ends at the first one."""
 
 
 def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}; the toy-lm tasks are {', '.join(TASKS)}.")
+    if task not in TASKS + PLANTED_TASKS:
+        raise ValueError(f"Unknown task {task!r}; the toy-lm tasks are {', '.join(TASKS + PLANTED_TASKS)}.")
 
 
-def make_items(task: str, n: int, seed: int = 0) -> list[TaskItem]:
-    """``n`` held-out items of ``task``, deterministic in ``seed``.
+def make_items(task: str, n: int, seed: int = 0) -> list[Example]:
+    """``n`` held-out items of ``task``, deterministic in ``seed``. ``answer`` has no leading space;
+    ``meta`` holds the task name and, for ``mc``, the choices.
 
-    >>> make_items("successor", 1, seed=3)[0].task
+    >>> make_items("successor", 1, seed=3)[0].meta["task"]
     'successor'
     """
     _check_task(task)
@@ -89,7 +86,8 @@ def make_items(task: str, n: int, seed: int = 0) -> list[TaskItem]:
             s = code_sample(rng, holder=rng.choice(CODE_HOLDERS))
         else:
             s = SAMPLERS[task](rng)
-        out.append(TaskItem(prompt=s.prompt, answer=s.answer.strip(), task=task, choices=s.choices))
+        meta = {"task": task, "choices": tuple(s.choices)} if s.choices else {"task": task}
+        out.append(Example(prompt=s.prompt, answer=s.answer.strip(), meta=meta))
     return out
 
 
@@ -124,96 +122,31 @@ def check(task: str, generated_text: str, answer: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-def _is_tl(model: Any) -> bool:
-    return hasattr(model, "run_with_hooks") and hasattr(model, "cfg")
+def accuracy_by_task(model: Any, items: Sequence[Example], *, max_new_tokens: int | None = None,
+                     batch_size: int = 64, tokenizer: Any = None, return_outputs: bool = False) -> dict[str, Any]:
+    """Greedy accuracy per task on ``items`` (``{task: accuracy}``), generated with interp's one loop
+    (batched, left-padded, each answer ending at EOS or its first newline).
 
-
-def _stop_ids(tokenizer: Any) -> Tensor:
-    """EOS and every token whose text holds a newline: corpus segments end with one."""
-    ids = [tokenizer.eos_token_id]
-    ids += [i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])]
-    return torch.tensor(sorted(set(ids)))
-
-
-@torch.no_grad()
-def _greedy_block(model: Any, tokens: Int[Tensor, "batch pos"], max_new: int,
-                  stop: Tensor) -> Int[Tensor, "batch new"]:
-    """Greedy continuation of equal-length prompts with a KV cache (no padding, so exact)."""
-    batch = tokens.shape[0]
-    done = torch.zeros(batch, dtype=torch.bool, device=tokens.device)
-    out = []
-    if _is_tl(model):
-        from transformer_lens import TransformerLensKeyValueCache
-
-        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, batch)
-        step = lambda x: model(x, past_kv_cache=cache)[:, -1]  # noqa: E731
-    else:
-        state: dict[str, Any] = {"past": None}
-
-        def step(x: Tensor) -> Tensor:
-            res = model(input_ids=x, past_key_values=state["past"], use_cache=True)
-            state["past"] = res.past_key_values
-            return res.logits[:, -1]
-
-    x = tokens
-    for _ in range(max_new):
-        nxt = step(x).argmax(-1)
-        out.append(nxt)
-        done |= torch.isin(nxt, stop.to(nxt.device))
-        if bool(done.all()):
-            break
-        x = nxt[:, None]
-    return torch.stack(out, dim=1)
-
-
-def generate(model: Any, prompts: Sequence[str], *, max_new_tokens: int = 8, batch_size: int = 64,
-             tokenizer: Any = None) -> list[str]:
-    """Greedy continuations (text after the prompt, cut at EOS) of ``prompts``, batched.
-
-    Works with a TransformerLens ``HookedTransformer`` (its own tokenizer) or a Hugging Face causal
-    LM (pass ``tokenizer``). Prompts are grouped by token length so no padding is ever needed.
-    """
-    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        raise ValueError("generate() needs a tokenizer: pass tokenizer=... for a model without one.")
-    ids = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
-    bos = tokenizer.bos_token_id
-    ids = [s if s and s[0] == bos else [bos] + s for s in ids]
-    device = next(model.parameters()).device
-    stop = _stop_ids(tokenizer)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i, s in enumerate(ids):
-        groups[len(s)].append(i)
-    texts: list[str] = [""] * len(ids)
-    for members in groups.values():
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            tokens = torch.tensor([ids[i] for i in chunk], device=device)
-            new = _greedy_block(model, tokens, max_new_tokens, stop).tolist()
-            for i, row in zip(chunk, new):
-                if tokenizer.eos_token_id in row:
-                    row = row[: row.index(tokenizer.eos_token_id)]
-                texts[i] = tokenizer.decode(row, skip_special_tokens=True)
-    return texts
-
-
-def evaluate(model: Any, items: Sequence[TaskItem], *, max_new_tokens: int | None = None,
-             batch_size: int = 64, tokenizer: Any = None, return_outputs: bool = False) -> dict[str, Any]:
-    """Greedy accuracy per task on ``items`` (``{task: accuracy}``).
-
+    Works with a TransformerLens model or a Hugging Face causal LM (pass ``tokenizer``).
     ``max_new_tokens=None`` uses :data:`MAX_NEW_TOKENS` per task. ``return_outputs=True`` adds
     ``"outputs"``: a list of ``(item, continuation, correct)`` for every item.
     """
     by_task: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
-        _check_task(item.task)
-        by_task[item.task].append(i)
+        task = item.meta.get("task")
+        _check_task(task)
+        by_task[task].append(i)
+    if not by_task:
+        raise ValueError("No items given: make some with make_items(task, n).")
     result: dict[str, Any] = {}
     outputs: list[Any] = [None] * len(items)
     for task, idx in by_task.items():
         budget = max_new_tokens or MAX_NEW_TOKENS[task]
-        texts = generate(model, [items[i].prompt for i in idx], max_new_tokens=budget,
-                         batch_size=batch_size, tokenizer=tokenizer)
+        idx = sorted(idx, key=lambda i: len(items[i].prompt))  # similar lengths together: little padding
+        texts: list[str] = []
+        for start in range(0, len(idx), batch_size):
+            chunk = [items[i].prompt for i in idx[start : start + batch_size]]
+            texts += generate(model, chunk, budget, stop=STOP, tokenizer=tokenizer, prepend_bos=True).texts()
         correct = [check(task, t, items[i].answer) for i, t in zip(idx, texts)]
         result[task] = sum(correct) / len(correct)
         for i, t, c in zip(idx, texts, correct):
@@ -221,3 +154,45 @@ def evaluate(model: Any, items: Sequence[TaskItem], *, max_new_tokens: int | Non
     if return_outputs:
         result["outputs"] = outputs
     return result
+
+
+def planted_task(task: str = "qa", n: int = 1000, seed: int = 0, **kwargs: Any) -> CheckedTask:
+    """``n`` held-out items of a planted task as a core :class:`~interp.core.tasks.Task` (checked by
+    :func:`check`; CorrSteer's input).
+
+    >>> planted_task("qa", 4).max_new_tokens
+    6
+    """
+    items = make_items(task, n, seed=seed)
+    kwargs.setdefault("max_new_tokens", MAX_NEW_TOKENS[task])
+    kwargs.setdefault("answer_format", "choice" if task == "mc" else "text")
+    kwargs.setdefault("stop", STOP)
+    return CheckedTask(f"toy-lm/{task}", items, checker=lambda e, text: check(task, text, e.answer), **kwargs)
+
+
+def planted_grpo_task(task: str = "arith", *, n_train: int = 512, n_test: int = 64, seed: int = 0) -> VerifiableTask:
+    """A planted task as a GRPO task: train and test items from different item seeds, prompts in both
+    dropped from train, reward 1 when :func:`check` accepts the completion (for ``arith``: the first
+    number equals the sum; the sums asked are never stated in the training corpus).
+
+    >>> task = planted_grpo_task("arith", n_train=8, n_test=4)
+    >>> task.reward(task.test[0], " " + task.test[0].answer + ".")
+    1.0
+    """
+    _check_task(task)
+    test = list({e.prompt: e for e in make_items(task, n_test, seed=2 * seed + 1)}.values())
+    seen = {e.prompt for e in test}
+    train: list[Example] = []
+    for e in make_items(task, 4 * n_train, seed=2 * seed + 2):
+        if e.prompt not in seen:
+            seen.add(e.prompt)
+            train.append(e)
+        if len(train) == n_train:
+            break
+
+    def reward(item: Example, completion: str) -> float:
+        return 1.0 if check(task, completion, item.answer) else 0.0
+
+    return VerifiableTask(name=f"toy-lm-{task}", train=train, test=test, reward=reward,
+                          max_new_tokens=MAX_NEW_TOKENS[task],
+                          description=f"toy-lm planted task {task!r}, checked by interp.zoo.tasks.check.")

@@ -14,114 +14,101 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from interp.zoo.corpus import MIX, CorpusConfig, describe, generate_corpus
-from interp.zoo.planted import (CODE_HOLDERS, CODE_MAX_WEIGHT, OPPOSITES, ORDINAL_RUNS, RepeatConfig, opposite_sample,
-                                plant_repeats)
-from interp.zoo.training import ModelConfig, TrainConfig, tokenize_texts, train_causal_lm
+from interp.zoo.corpus import CorpusConfig, describe, generate_corpus
+from interp.zoo.training import ModelConfig, LMTrainConfig, tokenize_texts, train_causal_lm
 
 __all__ = ["ToyLMRecipe", "Stage", "train", "recipe_from_overrides", "write_card"]
 
 
+_MIX_TASKS = {"filler": 1.0, "story": 0.5, "qa": 3.0, "mc": 2.0, "arith": 2.0, "copy": 2.0, "reverse": 1.0,
+              "successor": 0.5, "induction": 2.0}
+
+
 @dataclass
 class Stage:
-    """A training stage: a corpus (its own seed and mix; ``None``: repeated random-token spans only), the
-    optimisation settings, and how repeats are planted (``None``: the recipe's)."""
+    """A continuation stage: a fresh corpus (its own seed and mix) and the optimisation settings."""
 
-    corpus: CorpusConfig | None
-    train: TrainConfig
-    repeats: RepeatConfig | None = None
+    corpus: CorpusConfig
+    train: LMTrainConfig
 
 
-def _default_repeat_stage() -> Stage:
-    # Induction heads did not form on the mixed corpus within the budget (designs A-C on the card);
-    # a first stage of nothing but repeated random-token spans (short sequences, cheap) grows them.
-    return Stage(None, TrainConfig(steps=2500, batch_size=16, lr=2e-3, warmup_steps=50, log_every=50, seed=100,
-                                   n_threads=1),
-                 RepeatConfig(doc_prob=0.0, pure_prob=1.0, span=(4, 40), copies=(2, 6), seed=100))
+_MIX_CONTEXT = {**_MIX_TASKS, "copy": 3.0, "induction": 3.0}
+"""Later stages weigh copying from context more: the first two stages ended with no induction."""
 
 
 def _default_continuations() -> list[Stage]:
-    # A shorter last stage on a fresh corpus (seed 2) at a lower peak learning rate.
-    return [Stage(CorpusConfig(n_docs=9_600, seed=2, mix=dict(MIX)),
-                  TrainConfig(steps=600, batch_size=16, lr=1e-3, warmup_steps=20, log_every=50, seed=2, n_threads=1))]
+    # Stages 3 and 4 run single-threaded: on 2 cores a model this small trains ~10x faster with one
+    # torch thread than with two (measured), and the thread count is part of what makes a run repeatable.
+    return [
+        Stage(CorpusConfig(n_docs=4000, seed=1, mix=dict(_MIX_TASKS)),
+              LMTrainConfig(steps=400, batch_size=8, lr=2e-3, warmup_steps=10, log_every=25, seed=1)),
+        Stage(CorpusConfig(n_docs=16000, seed=5, mix=dict(_MIX_CONTEXT)),
+              LMTrainConfig(steps=2500, batch_size=8, lr=1.5e-3, warmup_steps=50, log_every=100, seed=5, n_threads=1)),
+        Stage(CorpusConfig(n_docs=24000, seed=6, mix=dict(_MIX_CONTEXT)),
+              LMTrainConfig(steps=4000, batch_size=8, lr=1e-3, warmup_steps=50, log_every=100, seed=6, n_threads=1)),
+    ]
 
 
 @dataclass
 class ToyLMRecipe:
     """Everything that decides the toy-lm checkpoint; ``train(**overrides)`` changes any field by name.
 
-    A repeat stage (repeated random-token spans only: induction heads), then the main stage on the main
-    corpus (whose BPE is the tokenizer), then continuation stages, each on a fresh corpus (another
-    seed), each starting from the previous stage's weights. Options prefixed ``repeat_`` apply to the
-    repeat stage (``repeat_steps=0`` skips it), those prefixed ``continue_`` to every continuation stage
-    (``continue_steps=0`` skips them); the others to the main stage, the model and the corpus.
+    A general first stage on the main corpus (whose BPE is the tokenizer), then continuation stages,
+    each on a fresh corpus (another seed) richer in the planted tasks, starting from the previous
+    stage's weights (task-dense text for the last steps). Options prefixed ``continue_`` apply to every
+    continuation stage (``continue_steps=0`` skips them).
     """
 
-    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(n_docs=48_000, seed=0, mix=dict(MIX)))
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(d_model=128, n_layers=4, n_heads=4,
-                                                                   n_kv_heads=4, d_mlp=256, max_len=256,
-                                                                   tie_embeddings=True))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, batch_size=16, lr=1.5e-3,
-                                                                   warmup_steps=50, log_every=50, n_threads=1))
-    repeats: RepeatConfig = field(default_factory=RepeatConfig)
-    repeat_stage: Stage = field(default_factory=_default_repeat_stage)
+                                                                   n_kv_heads=4, d_mlp=256, max_len=256))
+    train: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(steps=450, batch_size=16, lr=3e-3,
+                                                                   warmup_steps=30, log_every=25))
     continuations: list[Stage] = field(default_factory=_default_continuations)
     vocab_size: int = 1024
     eval_n: int = 100
     eval_seed: int = 0
 
 
-_SUBCONFIGS = ("corpus", "model", "train", "continuations", "repeats", "repeat_stage")
+_SUBCONFIGS = ("corpus", "model", "train", "continuations")
 
 
 def recipe_from_overrides(**overrides: Any) -> ToyLMRecipe:
     """A :class:`ToyLMRecipe` with fields of any sub-config overridden by name (``steps=5``, ``n_docs=64``,
     ``continue_steps=0``)."""
     recipe = ToyLMRecipe()
-    groups = {
-        "": [recipe, recipe.corpus, recipe.model, recipe.train, recipe.repeats],
-        "repeat_": [recipe.repeat_stage.train] + ([recipe.repeat_stage.repeats] if recipe.repeat_stage.repeats else []),
-        "continue_": [cfg for stage in recipe.continuations for cfg in (stage.corpus, stage.train) if cfg is not None],
-    }
-
-    def names(targets: list[Any]) -> set[str]:
-        return {f.name for t in targets for f in fields(t)} - set(_SUBCONFIGS) - {"init_from"}
-
+    first = [recipe, recipe.corpus, recipe.model, recipe.train]
+    second = [cfg for stage in recipe.continuations for cfg in (stage.corpus, stage.train)]
     for key, value in overrides.items():
-        prefix = next((p for p in ("repeat_", "continue_") if key.startswith(p)), "")
-        name = key[len(prefix):]
-        hits = [t for t in groups[prefix] if name in names([t])]
+        targets, name = (second, key[len("continue_"):]) if key.startswith("continue_") else (first, key)
+        hits = [t for t in targets if name in {f.name for f in fields(t)} and name not in _SUBCONFIGS
+                and name != "init_from"]
         if not hits:
-            known = {p + n for p, targets in groups.items() for n in names(targets)}
+            known = {f.name for t in first for f in fields(t)} - set(_SUBCONFIGS) - {"init_from"}
+            known |= {"continue_" + f.name for t in second for f in fields(t) if f.name != "init_from"}
             raise TypeError(f"Unknown toy-lm training option {key!r}; known options: {', '.join(sorted(known))}.")
         for target in hits:  # ``seed`` is both the corpus and the training seed of its stage
             setattr(target, name, value)
+    for cfg in [*first[1:], *second]:  # an override is checked like a constructor argument
+        if cfg in second and isinstance(cfg, LMTrainConfig) and cfg.steps == 0:
+            continue  # continue_steps=0 switches the continuation stages off
+        cfg.__post_init__()
     return recipe
 
 
-def _planted_sequences(docs: list[str], tokenizer: Any, max_len: int, repeats: RepeatConfig,
-                       seed: int) -> tuple[list[list[int]], int]:
-    """Token ids of ``docs`` with repeated random-token spans planted (seeded per stage)."""
-    seqs, _ = tokenize_texts(docs, tokenizer, 10_000)
-    newline = [i for i in range(len(tokenizer)) if tokenizer.decode([i]) == "\n"]
-    return plant_repeats(seqs, len(tokenizer), special_ids=_special_ids(tokenizer), newline_ids=newline, max_len=max_len,
-                         cfg=replace(repeats, seed=seed))
+def _corpus_tokens(docs: list[str], tokenizer: Any, max_len: int) -> int:
+    seqs, _ = tokenize_texts(docs, tokenizer, max_len)
+    return sum(len(s) for s in seqs)
 
 
-def _special_ids(tokenizer: Any) -> list[int]:
-    return [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id]
-
-
-def train(out_dir: Path, progress: bool = True, stages_dir: str | Path | None = None, **overrides: Any) -> Path:
-    """Train toy-lm into ``out_dir`` (Hugging Face folder + ``card.json``) and return the folder.
-    ``stages_dir`` keeps the checkpoints of the intermediate stages there (default: a temporary folder)."""
+def train(out_dir: Path, progress: bool = True, **overrides: Any) -> Path:
+    """Train toy-lm into ``out_dir`` (Hugging Face folder + ``card.json``) and return the folder."""
     import tempfile
 
     from interp.zoo.bpe import train_bpe
@@ -129,86 +116,34 @@ def train(out_dir: Path, progress: bool = True, stages_dir: str | Path | None = 
     recipe = recipe_from_overrides(**overrides)
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    cpu0 = time.process_time()
     docs = generate_corpus(recipe.corpus)
     tokenizer = train_bpe(docs, vocab_size=recipe.vocab_size)
     stages = []
-    todo = [recipe.repeat_stage] if recipe.repeat_stage.train.steps > 0 else []
-    todo += [Stage(recipe.corpus, recipe.train, recipe.repeats)]
-    todo += [st for st in recipe.continuations if st.train.steps > 0]
+    todo = [Stage(recipe.corpus, recipe.train)] + [st for st in recipe.continuations if st.train.steps > 0]
     with tempfile.TemporaryDirectory() as tmp:
         previous: Path | None = None
         for i, stage in enumerate(todo):
-            repeats = stage.repeats or recipe.repeats
-            if stage.corpus is None:  # repeated random-token spans only: one [BOS, span, span, ...] per row
-                stage_docs: list[str] = []
-                rows = [[tokenizer.bos_token_id, tokenizer.eos_token_id]] * (stage.train.steps * stage.train.batch_size)
-                seqs, repeated = plant_repeats(rows, len(tokenizer), special_ids=_special_ids(tokenizer), newline_ids=[],
-                                               max_len=recipe.model.max_len, cfg=replace(repeats, pure_prob=1.0, doc_prob=0.0))
-            else:
-                stage_docs = docs if stage.corpus is recipe.corpus else generate_corpus(stage.corpus)
-                seqs, repeated = _planted_sequences(stage_docs, tokenizer, recipe.model.max_len, repeats,
-                                                    seed=stage.corpus.seed)
-            folder = out_dir if i == len(todo) - 1 else Path(stages_dir or tmp) / f"stage{i + 1}"
+            stage_docs = docs if i == 0 else generate_corpus(stage.corpus)
+            folder = out_dir if i == len(todo) - 1 else Path(tmp) / f"stage{i + 1}"
             cfg = replace(stage.train, init_from=str(previous) if previous else None)
-            stats = train_causal_lm(seqs, tokenizer, recipe.model, cfg, folder, progress=progress)
-            stages.append({"corpus": stage.corpus, "train": stage.train, "repeats": repeats, "stats": stats.to_dict(),
-                           "documents": len(seqs), "tokens": sum(len(s) for s in seqs),
-                           "repeated_tokens": repeated, "segments": _segment_counts(stage_docs)})
+            stats = train_causal_lm(stage_docs, tokenizer, recipe.model, cfg, folder, progress=progress)
+            stages.append({"corpus": stage.corpus, "train": stage.train, "stats": stats.to_dict(),
+                           "documents": len(stage_docs),
+                           "tokens": _corpus_tokens(stage_docs, tokenizer, recipe.model.max_len)})
             previous = folder
-    write_card(out_dir, recipe, stages, train_seconds=time.perf_counter() - t0,
-               cpu_seconds=time.process_time() - cpu0)
+    write_card(out_dir, recipe, stages, train_seconds=time.perf_counter() - t0)
     return out_dir
 
 
-def _segment_counts(docs: list[str]) -> dict[str, Any]:
-    """How often the planted segments occur, and how often each code holder's code is stated."""
-    import re
-
-    text = "\n".join(docs)
-    per_holder = Counter(re.findall(r"The code of (\w+) is", text))
-    return {"opposite_rule": text.count("Rule: opposite."), "same_rule": text.count("Rule: same."),
-            "arrows": text.count(" -> "), "code": sum(per_holder.values()),
-            "code_per_holder": [per_holder.get(h, 0) for h in CODE_HOLDERS]}
-
-
-def _planted_card(recipe: ToyLMRecipe, stages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The planted ground truth, as built (the corpus counts are the realised ones, over all stages)."""
-    exposures = [sum(s["segments"]["code_per_holder"][i] for s in stages) for i in range(len(CODE_HOLDERS))]
-    return {
-        "module": "interp.zoo.planted",
-        "opposite": {"what": "word -> word segments in mode 'same' (copy) or 'opposite' (antonym); the mode is stated "
-                     "by 'Rule: <mode>.' half of the time and shown by 0-3 examples, with 0-2 filler sentences "
-                     "before the query", "p_opposite": opposite_sample.__kwdefaults__["p_opposite"],
-                     "pairs": len(OPPOSITES),
-                     "segments_with_rule": {m: sum(s["segments"][f"{m}_rule"] for s in stages) for m in ("opposite", "same")},
-                     "arrows": sum(s["segments"]["arrows"] for s in stages)},
-        "code": {"what": "'The code of <holder> is <3 digits>.'; holder i planted with relative frequency "
-                 f"{CODE_MAX_WEIGHT:g}^(1 - i/(n-1)) (log-uniform)", "holders": len(CODE_HOLDERS),
-                 "statements": sum(exposures), "exposures_per_holder": exposures},
-        "ordinal": {"what": "comma-separated runs of 4-10 consecutive elements", "sequences": sorted(ORDINAL_RUNS)},
-        "repeats": {"what": "back-to-back copies of a span of uniform random tokens (token level, after the "
-                    "tokenizer), inserted after a newline or as a whole document [BOS, span, span, ...]",
-                    **recipe.repeats.to_dict(), "repeated_tokens": sum(s["repeated_tokens"] for s in stages),
-                    "share_of_tokens": round(sum(s["repeated_tokens"] for s in stages) / sum(s["tokens"] for s in stages), 4)},
-    }
-
-
-def _designs() -> list[dict[str, Any]]:
-    path = Path(__file__).resolve().parent / "designs" / "toy-lm.json"
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
-def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]], train_seconds: float,
-               cpu_seconds: float | None = None) -> dict:
+def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]], train_seconds: float) -> dict:
     """Evaluate the checkpoint in ``out_dir`` on every planted task and write ``card.json``."""
-    from interp.models import load_model
-    from interp.zoo.tasks import TASKS, evaluate, make_items
+    from interp.core.models import load_model
+    from interp.zoo.tasks import TASKS, accuracy_by_task, make_items
 
     t_eval = time.perf_counter()
     model = load_model(str(out_dir), device="cpu")
     items = [it for task in TASKS for it in make_items(task, recipe.eval_n, seed=recipe.eval_seed)]
-    accuracy = evaluate(model, items)
+    accuracy = accuracy_by_task(model, items)
     eval_seconds = time.perf_counter() - t_eval
     tokenizer = model.tokenizer
     weights = out_dir / "model.safetensors"
@@ -216,19 +151,14 @@ def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]],
     card = {
         "name": "toy-lm",
         "description": "Small Llama (RoPE rotate-half, RMSNorm, SwiGLU) trained from scratch on a synthetic "
-        "corpus with planted induction (repeated random-token spans), successor (ordinal runs), attention-sink "
-        "(BOS at position 0 of every document), a latent same/opposite mode, planted-frequency code recall, "
+        "corpus with planted induction, successor, attention-sink (BOS at position 0 of every document), "
         "question-answer, multiple-choice, addition, copy and reverse structure.",
         "recipe": "interp.zoo.toy_lm:train",
         "retrain": "python -c \"from interp import zoo; zoo.train('toy-lm')\"",
         "corpus": {"generator": "interp.zoo.corpus.generate_corpus",
-                   "stages": [{**(describe(s["corpus"]) if s["corpus"] is not None else
-                                  {"kind": "repeated random-token spans only", **s["repeats"].to_dict()}),
-                               "documents": s["documents"], "tokens": s["tokens"],
-                               "repeated_tokens": s["repeated_tokens"]} for s in stages],
+                   "stages": [{**describe(s["corpus"]), "documents": s["documents"], "tokens": s["tokens"]}
+                              for s in stages],
                    "tokens": sum(s["tokens"] for s in stages)},
-        "planted": _planted_card(recipe, stages),
-        "designs_tried": _designs(),
         "tokenizer": {"type": "byte-level BPE (tokenizers) trained on the first-stage corpus, digits split one "
                       "per token", "vocab_size": len(tokenizer), "bos": tokenizer.bos_token,
                       "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
@@ -238,7 +168,6 @@ def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]],
                                  **{k: v for k, v in s["stats"].items() if k != "n_params"}} for s in stages],
                      "seconds": round(sum(s["stats"]["seconds"] for s in stages), 1),
                      "final_train_loss": last["final_train_loss"], "val_loss": last["val_loss"],
-                     "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
                      "torch": torch.__version__, "machine": f"{platform.machine()}, "
                      f"{torch.get_num_threads()} torch threads", "total_seconds_with_corpus": round(train_seconds, 1)},
         "evaluation": {"n_items_per_task": recipe.eval_n, "seed": recipe.eval_seed, "decoding": "greedy",

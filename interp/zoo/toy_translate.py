@@ -48,6 +48,21 @@ class CorpusSpec:
     """Gloss lines ``dog (English) = perro (Spanish) = ...``, always starting from the pivot."""
     resource_weight: dict[str, float] = field(default_factory=lambda: {"high": 1.0, "mid": 0.5, "low": 0.12})
 
+    def __post_init__(self) -> None:
+        from interp.core.validate import Check
+        from interp.zoo.errors import ZooConfigError
+
+        c = Check(self, ZooConfigError)
+        c.integer("n_docs", min=1)
+        c.integer("seed", min=0)
+        c.integer("n_concepts", min=1)
+        c.text("pivot")
+        for name in ("p_pivot_pair", "p_direct_pair", "p_gloss"):
+            c.number(name, ge=0)
+        c.require(self.p_pivot_pair + self.p_direct_pair + self.p_gloss > 0, "p_gloss", self.p_gloss,
+                  "such that the three document weights p_pivot_pair, p_direct_pair, p_gloss have a positive sum")
+        self.resource_weight = c.weights("resource_weight", keys=["high", "mid", "low", "unknown"])
+
 
 DEFAULT_SPEC = CorpusSpec()
 
@@ -138,7 +153,7 @@ def train(
 ) -> Path:
     """Train the toy translation model into ``out_dir`` (HF folder + ``card.json``)."""
     from interp.zoo.bpe import train_bpe
-    from interp.zoo.training import ModelConfig, TrainConfig, train_causal_lm
+    from interp.zoo.training import ModelConfig, LMTrainConfig, train_causal_lm
 
     spec = spec or CorpusSpec()
     out_dir = Path(out_dir)
@@ -150,7 +165,7 @@ def train(
     tokenizer = train_bpe(docs, vocab_size=vocab_size)
     model_cfg = ModelConfig(d_model=d_model, n_layers=n_layers, n_heads=4, n_kv_heads=4, d_mlp=3 * d_model,
                             max_len=96)
-    train_cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=4e-3, warmup_steps=60, **overrides)
+    train_cfg = LMTrainConfig(steps=steps, batch_size=batch_size, lr=4e-3, warmup_steps=60, **overrides)
     stats = train_causal_lm(docs, tokenizer, model_cfg, train_cfg, out_dir, progress=progress)
     lengths = {}
     for lang in lex.languages:
@@ -193,7 +208,7 @@ def measure_probe(folder: Path, *, n_concepts: int = 32, tuned_steps: int = 300,
     """Run the translation probe on a trained toy (logit lens, then a tuned lens trained on fresh
     corpus documents and saved beside the weights) and summarise both for the card."""
     from interp.lens import TunedLens, TunedLensConfig
-    from interp.models import load_model
+    from interp.core.models import load_model
     from interp.translation import ProbeConfig, TranslationProbe
 
     folder = Path(folder)
@@ -237,3 +252,36 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"Cannot write {type(value).__name__} to the card.")
+
+
+def train_tuned_lens(out_dir: Path, *, model_dir: Path | None = None, steps: int = 300, n_docs: int = 4000,
+                     ctx: int = 32, progress: bool = True) -> Path:
+    """Recipe of ``toy-translate-tuned-lens``: a tuned lens for toy-translate trained on held-out corpus
+    documents (a seed the model never saw) cut into BOS-first windows, never on probe prompts; its card
+    records the held-out KL per layer of the tuned and the logit lens."""
+    from interp.core.activations import text_tokens
+    from interp.core.models import load_model
+    from interp.lens import TunedLens, TunedLensConfig, kl_by_layer
+    from interp.zoo.registry import REGISTRY
+
+    folder = Path(model_dir) if model_dir is not None else REGISTRY["toy-translate"].path
+    model = load_model(folder)
+    card = json.loads((folder / "card.json").read_text())
+    spec = CorpusSpec(n_docs=n_docs, seed=card["corpus"]["seed"] + 1, n_concepts=card["corpus"]["n_concepts"])
+    windows = text_tokens(model, build_corpus(spec, _lexicon()), ctx)
+    held_out = text_tokens(model, build_corpus(CorpusSpec(n_docs=400, seed=card["corpus"]["seed"] + 2,
+                                                          n_concepts=card["corpus"]["n_concepts"]), _lexicon()), ctx)[:256]
+    t0 = time.perf_counter()
+    lens = TunedLens.train(model, windows, TunedLensConfig(steps=steps), progress=progress)
+    seconds = time.perf_counter() - t0
+    out = lens.save(out_dir)
+    lens_card = {"name": "toy-translate-tuned-lens", "kind": "tuned_lens", "model": "toy-translate",
+                 "data": {"corpus_seed": spec.seed, "n_docs": n_docs, "ctx": ctx, "windows": int(windows.shape[0]),
+                          "bos_first": True},
+                 "training": {"steps": steps, "seconds": round(seconds, 1)},
+                 "held_out_kl": {"tuned": [round(float(v), 4) for v in kl_by_layer(model, held_out, lens)],
+                                 "logit": [round(float(v), 4) for v in kl_by_layer(model, held_out, None)],
+                                 "n_windows": int(held_out.shape[0])},
+                 "reproduce": "interp zoo train toy-translate-tuned-lens"}
+    (Path(out) / "card.json").write_text(json.dumps(lens_card, indent=2))
+    return Path(out)

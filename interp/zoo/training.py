@@ -5,8 +5,8 @@ files) out. AdamW with linear warmup and cosine decay, batches bucketed by lengt
 every document starting with BOS (the attention-sink token) and ending with EOS. Used by the zoo
 recipes (``interp.zoo.toy_lm``) and reusable for any other toy model.
 
->>> from interp.zoo.training import ModelConfig, TrainConfig, train_causal_lm
->>> stats = train_causal_lm(texts, tokenizer, ModelConfig(), TrainConfig(steps=100), "out/my-lm")  # doctest: +SKIP
+>>> from interp.zoo.training import ModelConfig, LMTrainConfig, train_causal_lm
+>>> stats = train_causal_lm(texts, tokenizer, ModelConfig(), LMTrainConfig(steps=100), "out/my-lm")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from interp.core.validate import Check
+from interp.zoo.errors import ZooConfigError
+
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
 
-__all__ = ["ModelConfig", "TrainConfig", "TrainStats", "train_causal_lm", "build_model", "tokenize_texts"]
+__all__ = ["ModelConfig", "LMTrainConfig", "TrainStats", "train_causal_lm", "build_model", "tokenize_texts"]
 
 
 @dataclass
@@ -43,14 +46,24 @@ class ModelConfig:
     tie_embeddings: bool = False
 
     def __post_init__(self) -> None:
+        c = Check(self, ZooConfigError)
+        for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_mlp"):
+            c.integer(name, min=1)
+        c.integer("max_len", min=2, fix="A document is at least BOS plus one token.")
+        c.number("rope_theta", gt=0)
+        c.integer("vocab_size", min=2, optional=True, fix="None takes the tokenizer's.")
+        c.boolean("tie_embeddings")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
+            raise ZooConfigError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads} (GQA).")
+            raise ZooConfigError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads} (GQA).")
+        c.require((self.d_model // self.n_heads) % 2 == 0, "n_heads", self.n_heads,
+                  f"such that the head width d_model / n_heads = {self.d_model // self.n_heads} is even (RoPE rotates "
+                  "pairs of features)")
 
 
 @dataclass
-class TrainConfig:
+class LMTrainConfig:
     """Optimisation settings. ``steps`` counts optimizer steps of ``batch_size`` documents each."""
 
     steps: int = 3000
@@ -67,6 +80,22 @@ class TrainConfig:
     log_every: int = 50
     init_from: str | None = None
     """A Hugging Face folder to continue training from (a second stage) instead of a fresh model."""
+
+    def __post_init__(self) -> None:
+        c = Check(self, ZooConfigError)
+        c.integer("steps", min=1, fix="A run needs at least one optimizer step.")
+        c.integer("batch_size", min=1)
+        c.number("lr", gt=0, fix="Use e.g. lr=3e-3 for a toy model from scratch.")
+        c.number("min_lr_ratio", ge=0, le=1, fix="The cosine schedule ends at lr * min_lr_ratio.")
+        c.integer("warmup_steps", min=0)
+        c.number("weight_decay", ge=0)
+        self.betas = c.numbers("betas", length=2, ge=0, lt=1, fix="AdamW's betas, e.g. (0.9, 0.95).")
+        c.number("grad_clip", gt=0)
+        c.integer("seed", min=0)
+        c.number("val_fraction", ge=0, lt=1, fix="The held-out share of documents, e.g. 0.02.")
+        c.integer("n_threads", min=1, optional=True, fix="None keeps torch's thread count.")
+        c.integer("log_every", min=1)
+        c.text("init_from", optional=True)
 
 
 @dataclass
@@ -151,7 +180,7 @@ def _loss(model: "LlamaForCausalLM", ids: Tensor, mask: Tensor) -> tuple[Tensor,
     return loss, int(mask[:, 1:].sum())
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
+def _lr_at(step: int, cfg: LMTrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
@@ -163,7 +192,7 @@ def train_causal_lm(
     texts: list[str] | list[list[int]],
     tokenizer: "PreTrainedTokenizerBase",
     model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
+    train_cfg: LMTrainConfig,
     out_dir: str | Path,
     progress: bool = True,
 ) -> TrainStats:
@@ -176,8 +205,20 @@ def train_causal_lm(
     """
     from tqdm.auto import tqdm
 
-    if not texts:
-        raise ValueError("train_causal_lm needs at least one text.")
+    from interp.core.progress import bar_disabled
+
+    c = Check("train_causal_lm", ZooConfigError)
+    c.instance("model_cfg", ModelConfig, model_cfg)
+    c.instance("train_cfg", LMTrainConfig, train_cfg)
+    c.boolean("progress", progress)
+    def _is_ids(t: Any) -> bool:
+        return isinstance(t, (list, tuple)) and len(t) > 0 and all(isinstance(i, int) and not isinstance(i, bool)
+                                                                  for i in t)
+
+    if isinstance(texts, str) or not texts or not (all(isinstance(t, str) for t in texts)
+                                                  or all(_is_ids(t) for t in texts)):
+        raise ZooConfigError("train_causal_lm needs at least one text: pass a non-empty list of strings "
+                             "(or of token-id lists, all of one kind).")
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError("The tokenizer needs bos, eos and pad tokens (see interp.zoo.bpe.train_bpe).")
     if train_cfg.n_threads:
@@ -217,7 +258,7 @@ def train_causal_lm(
     batches: list[list[int]] = []
     curve: list[tuple[int, float]] = []
     tokens, running, t0 = 0, None, time.perf_counter()
-    bar = tqdm(range(train_cfg.steps), disable=not progress, desc="train", mininterval=2.0)
+    bar = tqdm(range(train_cfg.steps), disable=bar_disabled(progress), desc="train", mininterval=2.0)
     for step in bar:
         if not batches:
             batches = _batches([len(s) for s in train], train_cfg.batch_size, rng)

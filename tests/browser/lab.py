@@ -213,6 +213,22 @@ def wait_widgets_rendered(page, timeout_ms: int = 60_000) -> bool:
         return False
 
 
+EMPTY_WIDGET_PLOTS = """() => [...document.querySelectorAll('.jp-OutputArea-output .jupyter-widgets .js-plotly-plot')]
+    .filter(p => !(p.data && p.data.length)).length"""
+
+
+def wait_widget_plots_drawn(page, timeout_ms: int = 60_000) -> int:
+    """Wait until every plotly graph inside a widget has traces; the number still empty after
+    ``timeout_ms`` (0 when all were drawn). A FigureWidget whose model dropped its messages (anywidget
+    gives a model 2 s to load its module; plotly's is 5 MB, slower than that on a loaded machine) stays
+    empty for good and never answers its controls, so waiting longer does not hide it."""
+    try:
+        page.wait_for_function(f"() => ({EMPTY_WIDGET_PLOTS})() === 0", timeout=timeout_ms, polling=500)
+        return 0
+    except Exception:  # playwright TimeoutError
+        return int(page.evaluate(EMPTY_WIDGET_PLOTS))
+
+
 def page_problems(page) -> list[str]:
     """What a user would see as broken: widget errors, widgets stuck loading, tracebacks, a selector
     showing a blank box (a Dropdown whose value matches none of its options, e.g. ``None``)."""

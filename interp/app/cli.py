@@ -1,4 +1,5 @@
-"""The ``interp`` command: ``interp zoo list|card|train``, ``interp demo``."""
+"""The ``interp`` command: ``interp zoo list|card|train``, ``interp demo``. App layer: it finds the shared
+models and the notebooks (:mod:`interp.app.paths`) and passes them down."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ def _zoo_list(_: argparse.Namespace) -> int:
 
     for name, entry in REGISTRY.items():
         try:
-            zoo.model_dir(name)
+            zoo.artefact_dir(name)
             state = "trained"
         except FileNotFoundError:
             state = "not trained"
-        print(f"{name:16s} [{state}] {entry.description}")
+        print(f"{name:24s} {entry.kind:10s} [{state}] {entry.description}")
     return 0
 
 
@@ -29,24 +30,39 @@ def _zoo_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe_inputs(needs: tuple[str, ...]) -> dict[str, object]:
+    """What a recipe reads that is not in the zoo: the shared stories260K folder, found by the app layer."""
+    from interp.app.paths import shared_model_dir
+
+    kwargs: dict[str, object] = {}
+    if "stories260K" in needs:
+        host = shared_model_dir()
+        if not (host / "config.json").is_file():
+            raise FileNotFoundError(f"This recipe needs stories260K, not found at {host}; set INTERP_STORIES260K.")
+        kwargs["host"] = host
+    return kwargs
+
+
 def _zoo_train(args: argparse.Namespace) -> int:
     from interp import zoo
 
-    names = zoo.names() if args.all else [args.name]
+    names = zoo.names(kind=None) if args.all else [args.name]
     if not names or names == [None]:
-        print("Name a zoo model or pass --all.", file=sys.stderr)
+        print("Name a zoo artefact or pass --all.", file=sys.stderr)
         return 2
-    for name in names:
+    for name in names:  # registry order: what an artefact needs is trained before it
+        entry = zoo.entry(name)
         start = time.perf_counter()
-        path = zoo.train(name)
+        path = zoo.train(name, **_recipe_inputs(entry.needs))
         print(f"{name}: trained in {time.perf_counter() - start:.0f} s -> {path}")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from interp.demo import run_demo
+    from interp.app.demo import run_demo
 
-    print(run_demo(args.out, notebooks=args.notebooks or None, model=args.model, gallery_dir=args.gallery))
+    print(run_demo(args.out, notebooks=args.notebooks or None, model=args.model, gallery_dir=args.gallery,
+                   notebook_dir=args.notebook_dir))
     return 0
 
 
@@ -59,14 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     card = zoo_sub.add_parser("card", help="print a model card")
     card.add_argument("name")
     card.set_defaults(func=_zoo_card)
-    train = zoo_sub.add_parser("train", help="retrain a zoo model with its recipe")
+    train = zoo_sub.add_parser("train", help="rebuild a zoo artefact with its recipe")
     train.add_argument("name", nargs="?")
-    train.add_argument("--all", action="store_true", help="train every zoo model")
+    train.add_argument("--all", action="store_true", help="rebuild every zoo artefact (models, SAEs, Lorsa, lens)")
     train.set_defaults(func=_zoo_train)
     demo = sub.add_parser("demo", help="run the notebooks headless and export every figure")
     demo.add_argument("--out", default="out")
     demo.add_argument("--model", default="toy-lm")
     demo.add_argument("--gallery", default=None, help="where the README gallery PNGs go (default: OUT/gallery)")
+    demo.add_argument("--notebook-dir", default=None, help="folder of the NN_*.ipynb notebooks (default: ./notebooks)")
     demo.add_argument("notebooks", nargs="*", help="substrings of notebook names to run (default: all)")
     demo.set_defaults(func=_demo)
     return parser

@@ -1,5 +1,5 @@
-"""Offline-first model loading: zoo names, local Hugging Face folders and hub names, all returned
-as a TransformerLens ``HookedTransformer`` the user owns.
+"""Offline-first model loading: local Hugging Face folders, hub names, and named folders (the zoo passes
+its models' names), all returned as a TransformerLens ``HookedTransformer`` the user owns.
 
 ``HookedTransformer.from_pretrained`` contacts the hub even for a local folder, so folders are
 loaded through TransformerLens's own config and state-dict converters with a locally built
@@ -8,14 +8,20 @@ Hugging Face model instead; nothing here touches the network unless a hub name i
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import json
 import os
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
+
+from interp.core.errors import InterpLoadError
 
 if TYPE_CHECKING:  # imported lazily: transformer_lens takes seconds to import
     from transformer_lens import HookedTransformer
@@ -25,7 +31,6 @@ __all__ = [
     "ModelLoadError",
     "load_model",
     "resolve_device",
-    "shared_model_dir",
     "PROCESSING_OPTIONS",
 ]
 
@@ -47,10 +52,7 @@ PROCESSING_OPTIONS: dict[str, dict[str, bool]] = {
     "full": dict(fold_ln=True, center_writing_weights=True, center_unembed=True),
 }
 
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ModelLoadError(RuntimeError):
+class ModelLoadError(InterpLoadError):
     """A model could not be loaded; the message says why and what to do."""
 
 
@@ -58,23 +60,6 @@ class ModelLoadError(RuntimeError):
 class _Resolved:
     kind: Literal["zoo", "folder", "hub"]
     location: str
-
-
-def shared_model_dir(name: str = "stories260K") -> Path:
-    """Folder of a model kept beside the project (``../shared/models/<name>``).
-
-    ``INTERP_STORIES260K`` overrides the stories260K location; ``INTERP_SHARED_MODELS`` overrides
-    the parent folder for every shared model.
-
-    >>> shared_model_dir("stories260K").name
-    'stories260K'
-    """
-    if name == "stories260K" and os.environ.get("INTERP_STORIES260K"):
-        return Path(os.environ["INTERP_STORIES260K"]).expanduser()
-    base = os.environ.get("INTERP_SHARED_MODELS")
-    if base:
-        return Path(base).expanduser() / name
-    return _PROJECT_ROOT.parent / "shared" / "models" / name
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -116,12 +101,11 @@ def _official_names() -> list[str]:
     return names
 
 
-def _resolve(source: str | os.PathLike[str]) -> _Resolved:
-    from interp import zoo
-
+def _resolve(source: str | os.PathLike[str], names: Mapping[str, Path]) -> _Resolved:
     text = os.fspath(source)
-    if isinstance(source, str) and source in zoo.names():
-        return _Resolved("zoo", str(zoo.model_dir(source)))
+    if isinstance(source, str) and source in names:
+        return _Resolved("zoo", str(names[source]))
+    known = ", ".join(names) if names else "none given"
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -133,24 +117,29 @@ def _resolve(source: str | os.PathLike[str]) -> _Resolved:
             raise ModelLoadError(
                 f"The folder {str(path)!r} has no config.json, so it is not a Hugging Face model folder. "
                 "Save one with model.save_pretrained(dir) and tokenizer.save_pretrained(dir), or pass a "
-                f"zoo name ({', '.join(zoo.names())})."
+                f"zoo name ({known})."
             )
         return _Resolved("folder", str(path.resolve()))
-    looks_like_path = text.startswith((".", "/", "~")) or text.count("/") > 1
+    if not isinstance(source, str) and text in names:
+        raise ModelLoadError(
+            f"{source!r} is a path, and no folder exists there; the zoo model of that name is loaded by its name "
+            f"as a string: load_model({text!r})."
+        )
+    looks_like_path = text.startswith((".", "/", "~")) or text.count("/") > 1 or not isinstance(source, str)
     if looks_like_path:
         raise ModelLoadError(
             f"No model folder at {text!r}. Check the path (relative paths are read from "
-            f"{os.getcwd()!r}), or pass a zoo name ({', '.join(zoo.names())})."
+            f"{os.getcwd()!r}), or pass a zoo name ({known})."
         )
     official = _official_names()
     if text in official or "/" in text:
         return _Resolved("hub", text)
-    close = difflib.get_close_matches(text, list(zoo.names()) + official, n=5, cutoff=0.6)
+    close = difflib.get_close_matches(text, list(names) + official, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ModelLoadError(
-        f"Unknown model {text!r}: not a zoo name ({', '.join(zoo.names())}), not an existing local "
-        f"folder, and not a TransformerLens model name.{hint} "
-        "See `interp zoo list` and transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES."
+        f"Unknown model {text!r}: not a zoo name ({known}), not an existing local folder, and not a "
+        f"TransformerLens model name.{hint} See `interp zoo list` and "
+        "transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES."
     )
 
 
@@ -163,9 +152,17 @@ def _load_folder(
 ) -> "HookedTransformer":
     from transformer_lens import HookedTransformer
     from transformer_lens.loading_from_pretrained import get_pretrained_model_config, get_pretrained_state_dict
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    arch = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or ["<none>"]
+    config_path = Path(folder) / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({err}); the model folder is damaged.") from err
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path} must hold a JSON object (a Hugging Face config).")
+    arch = config.get("architectures") or ["<none>"]
     try:
         cfg = get_pretrained_model_config(folder, device=str(device), dtype=dtype, n_ctx=n_ctx,
                                           fold_ln=PROCESSING_OPTIONS[processing]["fold_ln"])
@@ -183,19 +180,39 @@ def _load_folder(
             "tokenizer.save_pretrained(dir)."
         ) from err
     try:
-        hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    except OSError as err:
+        with quiet_loading():
+            hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # a truncated file raises any of these
         raise ModelLoadError(
             f"Could not read the weights in {folder!r} ({err}). The folder needs model.safetensors "
             "(or pytorch_model.bin) matching config.json."
         ) from err
     state_dict = get_pretrained_state_dict(folder, cfg, hf_model=hf_model, dtype=dtype)
     del hf_model
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    with warnings.catch_warnings():  # interp chose HookedTransformer on purpose; the notice is for TL's users
+        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(state_dict, **PROCESSING_OPTIONS[processing])
-    model.to(device)
+    model.to(device, print_details=False)  # TransformerLens prints "Moving model to device" otherwise
     model.eval()
     return model
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence what loading prints that says nothing to the user: transformers' per-tensor "Loading
+    weights" bar and TransformerLens's print-outs. Only for the duration of our own call; the
+    caller's progress-bar setting is restored after it."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _load_hub(
@@ -207,9 +224,19 @@ def _load_hub(
     if n_ctx is not None:
         kwargs["n_ctx"] = n_ctx
     try:
-        model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
+        with quiet_loading():
+            model = HookedTransformer.from_pretrained(name, device=str(device), dtype=dtype, **kwargs)
     except Exception as err:  # the hub stack raises many types; we only translate the offline case
         text = f"{type(err).__name__}: {err}"
+        if "Valid official model names" in text:  # TL's own refusal appends ~7,000 characters of names
+            close = difflib.get_close_matches(name, _official_names(), n=5, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ModelLoadError(
+                f"Unknown model {name!r}: TransformerLens loads only its own model names from the hub.{hint} For "
+                "another hub model, download it where a network exists and pass the local folder "
+                "(transformer_lens.loading_from_pretrained.OFFICIAL_MODEL_NAMES lists the names)."
+            ) from None
+        text = text if len(text) <= 400 else text[:400] + " ..."
         offline_markers = ("offline", "LocalEntryNotFound", "Connection", "resolve", "Max retries", "cached")
         if _hub_offline() or any(m.lower() in text.lower() for m in offline_markers):
             raise ModelLoadError(
@@ -230,27 +257,37 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     processing: Processing = "none",
     n_ctx: int | None = None,
+    names: Mapping[str, Path] | None = None,
 ) -> "HookedTransformer":
     """Load a model as a TransformerLens ``HookedTransformer``.
 
+    ``interp.load_model`` is this function with the zoo's names filled in (``names``).
+
     Args:
-        source: a bundled zoo name (``interp.zoo.names()``), a local Hugging Face folder
-            (config.json + weights + tokenizer; loads with no network at all), or a
-            TransformerLens / hub model name (downloaded when a network exists).
+        source: a local Hugging Face folder (config.json + weights + tokenizer; loads with no
+            network at all), a TransformerLens / hub model name (downloaded when a network exists),
+            or a key of ``names``.
         device: ``None`` picks CUDA, MPS, then CPU.
         dtype: ``torch.float32`` by default; ``"bfloat16"``/``torch.bfloat16`` for big models on GPU.
         processing: weight processing, see :data:`Processing`. The default ``"none"`` keeps the raw
             weights, so activations match the Hugging Face model and SAEs trained on raw residuals.
         n_ctx: override the context length (e.g. to save memory).
+        names: model names and their folders (the zoo's: ``interp.zoo.named_folders()``).
 
     Example:
-        >>> from interp.models import load_model
+        >>> from interp import load_model
         >>> model = load_model("toy-lm")                       # bundled zoo model, offline
         >>> model = load_model("../shared/models/stories260K")  # a local HF folder, offline
     """
-    if processing not in PROCESSING_OPTIONS:
+    if not isinstance(source, (str, os.PathLike)) or (isinstance(source, str) and not source.strip()):
+        raise ModelLoadError(f"load_model(source={source!r}): pass a zoo name, a local Hugging Face folder or a hub "
+                             "model name (a string or a path).")
+    if n_ctx is not None and (isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1):
+        raise ModelLoadError(f"load_model(n_ctx={n_ctx!r}) is invalid: it must be None (the model's own context) or an "
+                             "integer >= 1.")
+    if not isinstance(processing, str) or processing not in PROCESSING_OPTIONS:
         raise ModelLoadError(
-            f"processing={processing!r} is not one of {sorted(PROCESSING_OPTIONS)}; see interp.models.Processing."
+            f"processing={processing!r} is not one of {sorted(PROCESSING_OPTIONS)}; see interp.core.models.Processing."
         )
     dev = resolve_device(device)
     if dtype is None:
@@ -259,7 +296,7 @@ def load_model(
         if not hasattr(torch, dtype) or not isinstance(getattr(torch, dtype), torch.dtype):
             raise ModelLoadError(f"Unknown dtype {dtype!r}: use 'float32', 'bfloat16' or 'float16'.")
         dtype = getattr(torch, dtype)
-    resolved = _resolve(source)
+    resolved = _resolve(source, dict(names or {}))
     if resolved.kind in ("zoo", "folder"):
         return _load_folder(resolved.location, device=dev, dtype=dtype, processing=processing, n_ctx=n_ctx)
     return _load_hub(resolved.location, device=dev, dtype=dtype, processing=processing, n_ctx=n_ctx)

@@ -20,13 +20,27 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.progress import bar_disabled
+from interp.core.errors import CoreConfigError
+from interp.core.generation import generate
+from interp.core.tokens import Truncation, check_tokens, start_token_id, token_mask
+from interp.core.tokens import bos_token_id as bos_token_id_of
+from interp.core.validate import Check
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["ActivationBatch", "ActivationStream", "token_mask", "sample_tokens", "text_tokens", "TokenSource"]
+__all__ = ["ActivationBatch", "ActivationStream", "sample_tokens", "text_tokens", "TokenSource"]
 
 TokenSource = Tensor | Iterable[Tensor]
 """A LongTensor [n_seq, ctx], or an iterable of LongTensors [b, ctx] (streamed, read once)."""
+
+
+class _UnknownHookError(CoreConfigError, KeyError):
+    """A hook name the model does not have (also a ``KeyError``)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; this one is a sentence
+        return str(self.args[0])
 
 
 @dataclass
@@ -39,18 +53,6 @@ class ActivationBatch:
 
     def __getitem__(self, hook: str) -> Tensor:
         return self.acts[hook]
-
-
-def token_mask(
-    tokens: Int[Tensor, "batch ctx"], *, bos_token_id: int | None, pad_token_id: int | None = None
-) -> Bool[Tensor, "batch ctx"]:
-    """True where a token should count in a loss: not BOS (it stays a key) and not padding."""
-    mask = torch.ones_like(tokens, dtype=torch.bool)
-    if bos_token_id is not None:
-        mask &= tokens != bos_token_id
-    if pad_token_id is not None and pad_token_id != bos_token_id:
-        mask &= tokens != pad_token_id
-    return mask
 
 
 def _stop_layer(hooks: Sequence[str], n_layers: int) -> int | None:
@@ -104,31 +106,51 @@ class ActivationStream:
         bos_token_id: int | None = None,
         exclude_bos: bool = True,
         progress: bool = False,
+        truncate: Truncation | None = None,
     ):
         if isinstance(hooks, str):
             hooks = [hooks]
         known = set(model.hook_dict)
         bad = [h for h in hooks if h not in known]
         if bad:
-            raise KeyError(f"Unknown hook(s) {bad} for this model; examples of valid names: "
-                           f"{sorted(known)[:4]} (see model.hook_dict).")
+            raise _UnknownHookError(f"Unknown hook(s) {bad} for this model; examples of valid names: "
+                                    f"{sorted(known)[:4]} (see model.hook_dict).")
+        if not hooks:
+            raise CoreConfigError("ActivationStream(hooks=[]) is invalid: name at least one hook to stream.")
+        c = Check("ActivationStream", CoreConfigError)
+        c.integer("batch_size", batch_size, min=1)
+        c.integer("buffer_sequences", buffer_sequences, min=1)
+        c.integer("world_size", world_size, min=1)
+        c.integer("rank", rank, min=0, max=world_size - 1, fix=f"Ranks count 0..world_size-1 = 0..{world_size - 1}.")
+        c.integer("epochs", epochs, min=1, optional=True, fix="None streams forever.")
+        c.integer("start_batch", start_batch, min=0)
+        c.integer("model_batch_size", model_batch_size, min=1)
+        c.integer("seed", seed, min=0)
+        n_vocab = int(model.cfg.d_vocab)
+        c.integer("pad_token_id", pad_token_id, min=0, max=n_vocab - 1, optional=True)
+        c.integer("bos_token_id", bos_token_id, min=0, max=n_vocab - 1, optional=True)
+        for flag in ("shuffle", "exclude_bos", "progress"):
+            c.boolean(flag, locals()[flag])
         if batch_size % world_size:
-            raise ValueError(f"batch_size={batch_size} must be divisible by world_size={world_size}.")
+            raise CoreConfigError(f"batch_size={batch_size} must be divisible by world_size={world_size}.")
         if buffer_sequences < batch_size:
             buffer_sequences = batch_size
         self.buffer_sequences = buffer_sequences - buffer_sequences % batch_size
+        self.truncate = truncate
         if isinstance(tokens, Tensor):
-            if tokens.ndim != 2 or tokens.dtype not in (torch.int64, torch.int32):
-                raise ValueError(f"tokens must be an integer tensor [n_seq, ctx], got {tokens.dtype} {tuple(tokens.shape)}.")
+            tokens = check_tokens(model, tokens, truncate=truncate, min_len=1)
             if tokens.shape[0] < batch_size:
-                raise ValueError(f"Only {tokens.shape[0]} sequences for batch_size={batch_size}.")
+                raise CoreConfigError(f"Only {tokens.shape[0]} sequences for batch_size={batch_size}: pass at least "
+                                      f"{batch_size} sequences or a smaller batch_size.")
+        elif not hasattr(tokens, "__iter__"):
+            raise CoreConfigError(f"tokens must be a LongTensor [n_seq, ctx] or an iterable of [b, ctx] tensors; got a "
+                                  f"{type(tokens).__name__}.")
         self.model, self.tokens, self.hooks = model, tokens, list(hooks)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size, self.epochs, self.start_batch = rank, world_size, epochs, start_batch
         self.model_batch_size, self.pad_token_id, self.progress = model_batch_size, pad_token_id, progress
-        tok = getattr(model, "tokenizer", None)
-        if bos_token_id is None and tok is not None:
-            bos_token_id = tok.bos_token_id
+        if bos_token_id is None:
+            bos_token_id = bos_token_id_of(getattr(model, "tokenizer", None))
         self.bos_token_id = bos_token_id if exclude_bos else None
         self.stop_at_layer = _stop_layer(self.hooks, model.cfg.n_layers)
 
@@ -151,6 +173,7 @@ class ActivationStream:
             pending: list[Tensor] = []
             count = 0
             for chunk in self.tokens:
+                chunk = check_tokens(self.model, chunk, what="a streamed token chunk", truncate=self.truncate)
                 pending.append(chunk)
                 count += chunk.shape[0]
                 while count >= self.buffer_sequences:
@@ -178,7 +201,7 @@ class ActivationStream:
         total = None
         if self.batches_per_epoch is not None and self.epochs is not None:
             total = self.batches_per_epoch * self.epochs
-        bar = tqdm(total=total, initial=self.start_batch, desc="activations", disable=not self.progress)
+        bar = tqdm(total=total, initial=self.start_batch, desc="activations", disable=bar_disabled(self.progress))
         while self.epochs is None or epoch < self.epochs:
             produced = False
             for b_idx, buf in enumerate(self._buffers(epoch)):
@@ -229,27 +252,33 @@ def sample_tokens(
 ) -> Int[Tensor, "n_seq ctx"]:
     """Sequences sampled from ``model`` itself, each starting with BOS (an offline token source).
 
+    Sampled through interp's one generation loop with EOS as an ordinary token (a sampled EOS stays
+    a real key, so the text after it is what the model really predicts there).
+
     Example:
         >>> tokens = sample_tokens(model, 64, 128, seed=0)  # doctest: +SKIP
     """
-    tok = getattr(model, "tokenizer", None)
-    bos = tok.bos_token_id if tok is not None and tok.bos_token_id is not None else 0
-    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+    c = Check("sample_tokens", CoreConfigError)
+    c.integer("n_sequences", n_sequences, min=1)
+    c.integer("ctx", ctx, min=2)
+    c.integer("batch_size", batch_size, min=1)
+    c.number("temperature", temperature, gt=0, fix="Sampling needs temperature > 0, e.g. 1.0.")
+    c.integer("seed", seed, min=0)
+    c.boolean("progress", progress)
+    from interp.core.frontend import n_ctx as context_length
 
+    limit = context_length(model)
+    if limit is not None and ctx > limit:
+        c.fail("ctx", ctx, f"at most the model's context of {limit} tokens", f"Use ctx={limit} or less.")
+    tok = getattr(model, "tokenizer", None)
+    start = start_token_id(tok)
     out = []
-    gen = torch.Generator(device=model.cfg.device).manual_seed(seed)
-    for start in tqdm(range(0, n_sequences, batch_size), desc="sampling", disable=not progress):
-        n = min(batch_size, n_sequences - start)
-        # A hand-written KV-cached loop: model.generate's per-step bookkeeping costs more than the model here.
-        cache = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, n)
-        step = torch.full((n, 1), bos, dtype=torch.long, device=model.cfg.device)
-        seq = torch.empty(n, ctx, dtype=torch.long, device=model.cfg.device)
-        seq[:, 0] = bos
-        for t in range(1, ctx):
-            logits = model(step, past_kv_cache=cache)[:, -1].float()
-            step = torch.multinomial((logits / temperature).softmax(-1), 1, generator=gen)
-            seq[:, t] = step[:, 0]
-        out.append(seq.cpu())
+    for first in tqdm(range(0, n_sequences, batch_size), desc="sampling", disable=bar_disabled(progress)):
+        n = min(batch_size, n_sequences - first)
+        prompts = torch.full((n, 1), start, dtype=torch.long)
+        g = generate(model, prompts, ctx - 1, temperature=temperature, seed=seed * 1_000_003 + first,
+                     stop_at_eos=False)
+        out.append(torch.cat([prompts, g.tokens.cpu()], 1))
     return torch.cat(out)
 
 
@@ -262,10 +291,17 @@ def text_tokens(model: "HookedTransformer", texts: Iterable[str], ctx: int) -> I
     """
     tok = getattr(model, "tokenizer", None)
     if tok is None:
-        raise ValueError("text_tokens needs a model with a tokenizer; pass token ids to ActivationStream instead.")
-    if ctx < 2:
-        raise ValueError(f"ctx={ctx} must be at least 2 (BOS plus one token).")
-    bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        raise CoreConfigError("text_tokens needs a model with a tokenizer; pass token ids to ActivationStream instead.")
+    c = Check("text_tokens", CoreConfigError)
+    c.integer("ctx", ctx, min=2, fix="A window is BOS plus at least one token.")
+    from interp.core.frontend import n_ctx as context_length
+
+    limit = context_length(model)
+    if limit is not None and ctx > limit:
+        c.fail("ctx", ctx, f"at most the model's context of {limit} tokens", f"Use ctx={limit} or less.")
+    if isinstance(texts, str):
+        texts = [texts]
+    bos = start_token_id(tok)
     sep = [tok.eos_token_id] if tok.eos_token_id is not None else []
     stream: list[int] = []
     for text in texts:
@@ -273,6 +309,7 @@ def text_tokens(model: "HookedTransformer", texts: Iterable[str], ctx: int) -> I
     body = ctx - 1
     n = len(stream) // body
     if n == 0:
-        raise ValueError(f"The texts give {len(stream)} tokens, fewer than one row of {body}.")
+        raise CoreConfigError(f"The texts give {len(stream)} tokens, fewer than one row of {body}: give more text or a "
+                              "smaller ctx.")
     rows = torch.tensor(stream[: n * body], dtype=torch.long).view(n, body)
     return torch.cat([torch.full((n, 1), bos, dtype=torch.long), rows], dim=1)

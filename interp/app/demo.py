@@ -10,11 +10,9 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from interp.figures import export, paper_layout
+from interp.viz.figures import export, paper_layout
 
-__all__ = ["DemoResult", "GALLERY", "zoo_smoke_figure", "write_gallery", "run_demo", "NOTEBOOK_DIR"]
-
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+__all__ = ["DemoResult", "GALLERY", "zoo_smoke_figure", "write_gallery", "run_demo"]
 
 # The README gallery: one figure per method, by the name its notebook exports it under in
 # ``OUT_DIR`` (``out/figures`` in the demo) -> the gallery file's name.
@@ -50,7 +48,7 @@ def zoo_smoke_figure(name: str = "toy-lm", *, n_items: int = 50, seed: int = 123
     model = zoo.load(name, device="cpu")
     card = zoo.card(name)
     items = [item for t in tasks.TASKS for item in tasks.make_items(t, n_items, seed)]
-    accuracy = tasks.evaluate(model, items)  # one batched pass over every task
+    accuracy = tasks.accuracy_by_task(model, items)
     measured = {t: accuracy[t] for t in tasks.TASKS}
     recorded = {t: card.get("evaluation", {}).get("accuracy", {}).get(t) for t in tasks.TASKS}
     fig = go.Figure(
@@ -107,21 +105,26 @@ def run_demo(
     model: str = "toy-lm",
     progress: bool = True,
     gallery_dir: str | os.PathLike[str] | None = None,
+    notebook_dir: str | os.PathLike[str] | None = None,
 ) -> DemoResult:
     """Run the zoo smoke figure and every notebook (or those named) headless into ``out_dir``, then
-    write the README gallery into ``gallery_dir`` (default ``out_dir/gallery``) when every notebook ran."""
+    write the README gallery into ``gallery_dir`` (default ``out_dir/gallery``) when every notebook ran.
+    Notebooks are read from ``notebook_dir`` (default ``./notebooks``, see :func:`interp.app.paths.notebook_dir`)."""
     from tqdm.auto import tqdm
 
-    from interp.notebooks import execute_notebook
+    from interp.core.progress import bar_disabled
+
+    from interp.app.notebooks import execute_notebook
+    from interp.app.paths import notebook_dir as find_notebooks
 
     out = Path(out_dir).resolve()
     (out / "figures").mkdir(parents=True, exist_ok=True)
     result = DemoResult(out_dir=out)
     result.figures += export(zoo_smoke_figure(model), out / "figures" / "zoo_smoke")
-    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    paths = sorted(find_notebooks(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
     if notebooks:
         paths = [p for p in paths if any(n in p.name for n in notebooks)]
-    for path in tqdm(paths, desc="notebooks", disable=not progress):
+    for path in tqdm(paths, desc="notebooks", disable=bar_disabled(progress)):
         run = execute_notebook(path, parameters={"OUT_DIR": str(out / "figures")}, out_dir=out / "notebooks")
         result.notebooks[path.name] = run.seconds
     result.figures += sorted(p for p in (out / "figures").glob("*") if p.suffix in {".png", ".pdf", ".svg"}

@@ -1,40 +1,41 @@
-"""Tasks for CorrSteer: prompts, a checker that labels generated text correct or not, seeded splits.
+"""Tasks: prompts with a gold answer, a checker that labels generated text correct or not, and seeded
+splits. CorrSteer labels samples with ``check``; GRPO rewards responses with ``reward``.
 
-Built-ins cover the three checkers of the paper (multiple-choice letter, exact short answer,
-final number); loaders read MMLU-style records and local JSONL / JSON / CSV / parquet files, or a
-``datasets`` name when a network exists. Malformed records raise errors naming the record.
+Built-ins cover the three checkers of the CorrSteer paper (multiple-choice letter, exact short answer,
+final number) and any checking function (:class:`CheckedTask`); loaders read MMLU-style records and
+local JSONL / JSON / CSV / parquet files, or a ``datasets`` name when a network exists. Malformed
+records raise errors naming the record.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from interp.core.errors import CoreConfigError
+from interp.core.validate import Check
+
 __all__ = [
-    "Example", "Task", "TaskProtocol", "TaskSplits", "TaskFormatError", "Pooling",
-    "MultipleChoiceTask", "ExactMatchTask", "NumericTask",
-    "mmlu_task", "load_task", "load_hf_task", "zoo_task", "zoo_qa_task", "ZooTask", "stories_recall_task",
-    "TASK_KINDS",
+    "Example", "Task", "TaskProtocol", "TaskSplits", "TaskFormatError", "AnswerFormat",
+    "MultipleChoiceTask", "ExactMatchTask", "NumericTask", "CheckedTask",
+    "mmlu_task", "load_task", "load_hf_task", "TASK_KINDS",
 ]
 
-Pooling = Literal["max", "mean", "answer"]
-"""How per-step SAE activations become one vector per sample.
-
-``max`` / ``mean`` over generated tokens up to EOS (the paper's defaults); ``answer`` reads only the
-position that predicts the first generated token, i.e. the last prompt position (the paper's
-multiple-choice setting, and a leakage check for the others: it cannot see the answer being written)."""
+AnswerFormat = Literal["text", "choice", "number"]
+"""What an answer looks like: free ``text``, a ``choice`` letter (one token), or a ``number``. Methods
+use it for their defaults (CorrSteer pools a choice at the answer position and a number by mean)."""
 
 LETTERS = "ABCDEFGHIJ"
 
 
-class TaskFormatError(ValueError):
-    """A record or file does not have the fields a task needs."""
+class TaskFormatError(CoreConfigError):
+    """A record or file does not have the fields a task needs, or a task field that cannot work."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class TaskProtocol(Protocol):
     name: str
     examples: Sequence[Example]
     max_new_tokens: int
-    default_pooling: Pooling
+    answer_format: AnswerFormat
     stop: tuple[str, ...]
 
     def check(self, example: Example, generated: str) -> bool: ...
@@ -81,13 +82,26 @@ class Task:
     name: str
     examples: Sequence[Example]
     max_new_tokens: int = 8
-    default_pooling: Pooling = "max"
+    answer_format: AnswerFormat = "text"
     stop: tuple[str, ...] = ()  # generation also ends at any token whose text contains one of these
 
     def __post_init__(self) -> None:
+        c = Check(self, TaskFormatError)
+        c.text("name")
+        if isinstance(self.examples, (str, bytes)) or not hasattr(self.examples, "__iter__"):
+            c.fail("examples", self.examples, "a sequence of Example(prompt, answer)")
         object.__setattr__(self, "examples", tuple(self.examples))
         if not self.examples:
             raise TaskFormatError(f"Task {self.name!r} has no examples.")
+        bad = next((e for e in self.examples if not isinstance(e, Example)), None)
+        if bad is not None:
+            c.fail("examples", bad, "a sequence of Example(prompt, answer)", "Build items with Example(prompt, answer).")
+        c.integer("max_new_tokens", min=1)
+        c.choice("answer_format", ("text", "choice", "number"))
+        object.__setattr__(self, "stop", c.strings("stop"))
+        for name, options in (("match", ("first_word", "prefix", "exact")), ("which", ("first", "last"))):
+            if hasattr(self, name):
+                c.choice(name, options)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -99,10 +113,14 @@ class Task:
     def check(self, example: Example, generated: str) -> bool:
         raise NotImplementedError
 
+    def reward(self, example: Example, generated: str) -> float:
+        """1.0 when :meth:`check` accepts the generation, else 0.0 (a verifiable reward for GRPO)."""
+        return 1.0 if self.check(example, generated) else 0.0
+
     def labels(self, generations: Sequence[str]) -> np.ndarray:
         """1 where the generated text is correct, 0 elsewhere."""
         if len(generations) != len(self.examples):
-            raise ValueError(f"Got {len(generations)} generations for {len(self.examples)} examples.")
+            raise TaskFormatError(f"Got {len(generations)} generations for {len(self.examples)} examples.")
         return np.array([int(self.check(e, g)) for e, g in zip(self.examples, generations)], dtype=np.int64)
 
     def subset(self, indices: Iterable[int], suffix: str = "") -> "Task":
@@ -111,6 +129,16 @@ class Task:
     def split(self, train: int | float, val: int | float, test: int | float | None = None, *, seed: int = 0) -> TaskSplits:
         """Shuffle with ``seed`` and cut into train / validation / test (counts or fractions)."""
         n = len(self.examples)
+        c = Check("Task.split", TaskFormatError)
+        for name, x in (("train", train), ("val", val), ("test", test)):
+            if x is None and name == "test":
+                continue
+            if isinstance(x, float):
+                c.number(name, x, gt=0, le=1, fix="A float is a fraction of the examples; an int is a count.")
+            else:
+                c.integer(name, x, min=1, fix="Every split needs at least one example (an empty split would score "
+                          "nothing); a float is a fraction.")
+        c.integer("seed", seed, min=0)
 
         def count(x: int | float) -> int:
             return int(round(x * n)) if isinstance(x, float) else int(x)
@@ -118,7 +146,11 @@ class Task:
         n_train, n_val = count(train), count(val)
         n_test = n - n_train - n_val if test is None else count(test)
         if min(n_train, n_val, n_test) < 0 or n_train + n_val + n_test > n:
-            raise ValueError(f"Cannot split {n} examples into train={n_train}, val={n_val}, test={n_test}.")
+            raise TaskFormatError(f"Cannot split {n} examples into train={n_train}, val={n_val}, test={n_test}.")
+        empty = [name for name, k in (("train", n_train), ("val", n_val), ("test", n_test)) if k == 0]
+        if empty:
+            raise TaskFormatError(f"Splitting {n} examples into train={n_train}, val={n_val}, test={n_test} leaves "
+                                  f"{' and '.join(empty)} empty; use more examples or larger fractions.")
         order = np.random.default_rng(seed).permutation(n)
         cuts = np.cumsum([n_train, n_val, n_test])
         parts = np.split(order[: cuts[-1]], cuts[:-1])
@@ -134,7 +166,7 @@ class MultipleChoiceTask(Task):
     """Correct when the first non-space character generated is the gold letter (``A``, ``B``...)."""
 
     max_new_tokens: int = 1
-    default_pooling: Pooling = "answer"
+    answer_format: AnswerFormat = "choice"
 
     def check(self, example: Example, generated: str) -> bool:
         text = generated.strip()
@@ -169,7 +201,7 @@ class NumericTask(Task):
     """Correct when a number in the generation equals the answer (``which="last"`` as in GSM8K)."""
 
     which: Literal["first", "last"] = "last"
-    default_pooling: Pooling = "mean"
+    answer_format: AnswerFormat = "number"
 
     def check(self, example: Example, generated: str) -> bool:
         found = _NUMBER.findall(generated)
@@ -180,6 +212,23 @@ class NumericTask(Task):
             return float(got.replace(",", "")) == float(example.answer.replace(",", ""))
         except ValueError:
             return False
+
+
+@dataclass(frozen=True)
+class CheckedTask(Task):
+    """A task checked by any function ``checker(example, generated) -> bool`` (a zoo task's own checker,
+    a unit test, a regex...)."""
+
+    checker: Callable[[Example, str], bool] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.checker is None:
+            raise TaskFormatError(f"CheckedTask {self.name!r} needs checker=callable(example, generated) -> bool.")
+
+    def check(self, example: Example, generated: str) -> bool:
+        assert self.checker is not None
+        return bool(self.checker(example, generated))
 
 
 TASK_KINDS: dict[str, type[Task]] = {
@@ -230,7 +279,9 @@ def mmlu_task(records: Iterable[Mapping[str, Any]], name: str = "mmlu", **kwargs
 def _records_from_file(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if not path.is_file():
-        raise FileNotFoundError(f"No task file at {str(path)!r}.")
+        from interp.core.errors import InterpLoadError, missing_file
+
+        raise missing_file(InterpLoadError, f"No task file at {str(path)!r}.")
     if suffix == ".jsonl":
         out = []
         for line_no, line in enumerate(path.read_text().splitlines(), 1):
@@ -242,14 +293,20 @@ def _records_from_file(path: Path) -> list[dict[str, Any]]:
                 raise TaskFormatError(f"{path.name}, line {line_no}: not valid JSON ({err.msg}).") from None
         return out
     if suffix == ".json":
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise TaskFormatError(f"{path.name}: not valid JSON ({err}).") from None
         if not isinstance(data, list):
             raise TaskFormatError(f"{path.name} must hold a JSON list of records.")
         return data
     if suffix in (".csv", ".parquet"):
         import pandas as pd
 
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        try:
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        except Exception as err:  # pandas / pyarrow raise many types for a damaged file
+            raise TaskFormatError(f"{path.name}: could not be read as {suffix[1:]} ({type(err).__name__}: {err}).") from None
         records = frame.to_dict("records")
         if suffix == ".csv":  # choices in a CSV are a JSON list or separate columns
             for rec in records:
@@ -264,8 +321,8 @@ def _records_from_file(path: Path) -> list[dict[str, Any]]:
 
 def _from_records(records: list[Mapping[str, Any]], kind: str, name: str, prompt_field: str, answer_field: str,
                   **kwargs: Any) -> Task:
-    if kind not in TASK_KINDS:
-        raise ValueError(f"kind must be one of {sorted(TASK_KINDS)}, got {kind!r}.")
+    if not isinstance(kind, str) or kind not in TASK_KINDS:
+        raise TaskFormatError(f"kind must be one of {sorted(TASK_KINDS)}, got {kind!r}.")
     if not records:
         raise TaskFormatError(f"Task {name!r}: no records.")
     if kind == "multiple_choice" and "choices" in records[0]:
@@ -316,70 +373,3 @@ def load_hf_task(dataset: str, config: str | None = None, *, split: str = "test"
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return _from_records(list(ds), kind, dataset, prompt_field, answer_field, **kwargs)
-
-
-# ---------------------------------------------------------------------------- the zoo model's planted tasks
-@dataclass(frozen=True)
-class ZooTask(Task):
-    """A planted task of the ``toy-lm`` zoo model, checked by :func:`interp.zoo.tasks.check`."""
-
-    zoo_task: str = "qa"
-    stop: tuple[str, ...] = ("\n",)  # corpus segments end with a newline
-
-    def check(self, example: Example, generated: str) -> bool:
-        from interp.zoo.tasks import check
-
-        return check(self.zoo_task, generated, example.answer)
-
-
-def zoo_task(task: str = "qa", n: int = 1000, seed: int = 0, **kwargs: Any) -> ZooTask:
-    """``n`` held-out items of a toy-lm planted task (``qa``, ``mc``, ``arith``...) as a :class:`Task`.
-
-    >>> zoo_task("qa", 4).max_new_tokens        # doctest: +SKIP
-    6
-    """
-    from interp.zoo.tasks import MAX_NEW_TOKENS, make_items
-
-    items = make_items(task, n, seed=seed)
-    examples = [Example(it.prompt, it.answer, {"choices": tuple(it.choices)} if it.choices else {}) for it in items]
-    kwargs.setdefault("max_new_tokens", MAX_NEW_TOKENS[task])
-    kwargs.setdefault("default_pooling", "answer" if task == "mc" else "max")
-    return ZooTask(f"toy-lm/{task}", examples, zoo_task=task, **kwargs)
-
-
-def zoo_qa_task(n: int = 1000, seed: int = 0, **kwargs: Any) -> ZooTask:
-    """The zoo model's question-answer task, CorrSteer's offline default."""
-    return zoo_task("qa", n, seed, **kwargs)
-
-
-# ---------------------------------------------------------------------------- a recall task for stories260K
-_NAMES = ("Lily", "Tom", "Ben", "Sue", "Mia", "Max", "Anna", "Sam", "Tim", "Lucy", "Jack", "Amy", "Sara", "Bob",
-          "Zoe", "Kate")
-_OBJECTS = ("ball", "doll", "kite", "car", "bike", "book", "hat", "box", "cake", "boat", "train", "bear", "toy",
-            "dog", "cat", "bird")
-
-
-def stories_recall_task(kind: Literal["name", "object"] = "name", n: int = 1000, seed: int = 0) -> ExactMatchTask:
-    """Recall, in a TinyStories-style text, a name or an object stated earlier (for ``stories260K``, which
-    gets these right only part of the time). Correct = the first generated word is the stated one.
-
-    >>> stories_recall_task("object", 2, seed=1).examples[0].prompt.endswith("play with the")
-    True
-    """
-    if kind not in ("name", "object"):
-        raise ValueError(f"kind must be 'name' or 'object', got {kind!r}.")
-    rng = np.random.default_rng(seed)
-    examples = []
-    for _ in range(n):
-        a, b = rng.choice(len(_NAMES), 2, replace=False)
-        name, friend = _NAMES[a], _NAMES[b]
-        obj = _OBJECTS[int(rng.integers(len(_OBJECTS)))]
-        if kind == "name":
-            prompt = (f"Once upon a time, there was a little kid named {name}. {name} had a {obj}. One day, "
-                      f"{friend} came to play. {friend} said, \"Come here,")
-            examples.append(Example(prompt, name, {"friend": friend}))
-        else:
-            prompt = (f"Once upon a time, {name} had a big {obj}. {name} loved the {obj} very much. One day, "
-                      f"{name} and a friend wanted to play with the")
-            examples.append(Example(prompt, obj, {"name": name}))
-    return ExactMatchTask(f"stories/{kind}-recall", examples, max_new_tokens=4, match="first_word", stop=("\n",))

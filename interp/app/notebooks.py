@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def inject_parameters(nb: Any, parameters: Mapping[str, Any]) -> Any:
     for name in parameters:
         if not str(name).isidentifier():
             raise ValueError(f"Parameter name {name!r} is not a Python identifier.")
-    lines = ["# Parameters injected by interp.notebooks.execute_notebook"]
+    lines = ["# Parameters injected by interp.app.notebooks.execute_notebook"]
     lines += [f"{name} = {value!r}" for name, value in parameters.items()]
     cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
     index = next(
@@ -105,13 +106,28 @@ def notebook_html(nb: Any) -> str:
 
     body, _ = HTMLExporter().from_notebook_node(static_copy(nb))
     if "Plotly.newPlot" in body:
-        # Make the page self-contained: drop CDN loads of plotly.js and inline it once, so the
-        # figures render offline (no network on many research machines, and none here).
+        # Make the page self-contained: drop CDN loads of plotly.js and the copy a widget's static
+        # fallback carries (the first of a kernel session), and inline plotly.js once in the head,
+        # before every figure, so the figures render offline (no network on many research machines).
         from plotly.offline import get_plotlyjs
 
+        plotlyjs = get_plotlyjs()
         body = re.sub(r'<script[^>]*src="https://cdn\.plot\.ly/[^"]*"[^>]*></script>', "", body)
-        body = body.replace("</head>", f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>', 1)
+        body = body.replace(plotlyjs, "")
+        body = body.replace("</head>", f'<script type="text/javascript">{plotlyjs}</script>\n</head>', 1)
     return body
+
+
+def _kernel_manager(kernel_name: str, socket_dir: str) -> dict[str, Any]:
+    """A kernel on a local IPC transport where the OS has one (POSIX): the same machine, sockets under
+    ``socket_dir`` (an absolute path: the kernel runs in the notebook's folder, the client here), and no
+    "Kernel is running over TCP without encryption" warning on every run. On Windows nbclient's default
+    TCP kernel is kept."""
+    if os.name == "nt":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager  # nbclient drives its kernel asynchronously
+
+    return {"km": AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=os.path.join(socket_dir, "kernel"))}
 
 
 def execute_notebook(
@@ -141,13 +157,15 @@ def execute_notebook(
     out.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(source, as_version=4)
     inject_parameters(nb, dict(parameters or {}))
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(source.parent)}}
-    )
     start = time.perf_counter()
     executed = out / f"{source.stem}.executed.ipynb" if out == source.parent else out / source.name
     try:
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="interp-kernel-") as socket_dir:
+            client = NotebookClient(
+                nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(source.parent)}},
+                **_kernel_manager(kernel_name, socket_dir),
+            )
+            client.execute()
     except CellExecutionError as err:
         nbformat.write(nb, executed)
         message = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # ANSI colours make logs unreadable

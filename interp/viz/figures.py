@@ -16,10 +16,14 @@ from typing import Literal
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from interp.core.errors import InterpConfigError
+from interp.core.validate import Check
+
 __all__ = [
     "ColumnWidth",
     "Format",
     "FigureExportError",
+    "FigureConfigError",
     "PAPER",
     "paper_layout",
     "export",
@@ -49,6 +53,10 @@ _DEFAULT_SIZE = (700, 500)  # plotly's own default, in px
 _BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
+class FigureConfigError(InterpConfigError):
+    """A figure-layout argument that cannot work (an unknown column width, a non-positive size)."""
+
+
 class FigureExportError(RuntimeError):
     """Static export failed; the message says how to fix it (usually: install a Chromium)."""
 
@@ -76,9 +84,17 @@ def paper_layout(
     >>> fig.layout.width
     312
     """
-    width_in = PAPER[f"{width}_in"] if isinstance(width, str) else float(width)
-    if isinstance(width, str) and width not in ("single", "double"):
-        raise ValueError(f"width must be 'single', 'double' or inches, not {width!r}")
+    c = Check("paper_layout", FigureConfigError)
+    if not isinstance(fig, go.Figure):
+        c.fail("fig", fig, "a plotly go.Figure")
+    if isinstance(width, str):
+        if width not in ("single", "double"):
+            raise FigureConfigError(f"width must be 'single', 'double' or inches, not {width!r}")
+        width_in = PAPER[f"{width}_in"]
+    else:
+        width_in = c.number("width", width, gt=0, fix="'single' (3.25 in), 'double' (6.75 in) or a width in inches.")
+    c.number("height_in", height_in, gt=0, optional=True)
+    c.number("font_pt", font_pt, gt=0, optional=True)
     height_in = height_in if height_in is not None else width_in * PAPER["aspect"]
     base = (font_pt or PAPER["font_pt"]) * PX_PER_POINT
     fig.update_layout(
@@ -184,7 +200,7 @@ def export(
     """Write one figure as PDF, SVG and PNG (or the ``formats`` asked for).
 
     >>> import plotly.graph_objects as go
-    >>> from interp.figures import export, paper_layout
+    >>> from interp.viz.figures import export, paper_layout
     >>> fig = paper_layout(go.Figure(go.Bar(y=[1, 2])))
     >>> paths = export(fig, "out/bars")  # doctest: +SKIP  (needs a Chromium)
     """

@@ -1,0 +1,100 @@
+"""Figure builders of THR results: the token grid of a group, the THR histogram, GRPO training curves.
+``THRResult.plot``, ``GRPOLog.plot`` and ``widgets.THRViewer`` all draw with these, in one palette
+(:mod:`interp.viz.palettes`: blue = THR > 0 / correct, red = THR < 0 / incorrect).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+
+from interp.viz.display import visible_token
+from interp.viz.palettes import RESPONSE_COLOURS, RUN_COLOURS, THR_SCALE
+
+if TYPE_CHECKING:
+    from interp.thr.result import GRPOLog, THRResult
+
+__all__ = ["Filter", "token_figure", "histogram_figure", "training_figure"]
+
+Filter = Literal["all", "correct", "incorrect"]
+
+
+def _rows(result: THRResult, group: int, which: Filter) -> list[int]:
+    rows = list(result.group(group))
+    if which == "all":
+        return rows
+    correct = result.correct
+    return [i for i in rows if correct[i] == (which == "correct")]
+
+
+def token_figure(result: THRResult, group: int = 0, *, p: float = 0.5, which: Filter = "all",
+                 dominant_only: bool = False, beta: float = 1.0) -> go.Figure:
+    """Heatmap of one group: a row per response, a cell per token, colour = THR."""
+    rows = _rows(result, group, which)
+    weights = result.weights(p, beta=beta)
+    dominant = result.dominant(beta)
+    width = max([result.thr[i].numel() for i in rows] + [1])
+    z = np.full((len(rows), width), np.nan)
+    text = np.full((len(rows), width), "", dtype=object)
+    custom = np.full((len(rows), width, 4), np.nan)
+    for r, i in enumerate(rows):
+        n = result.thr[i].numel()
+        thr = result.thr[i].numpy().astype(float)
+        keep = dominant[i].numpy() if dominant_only else np.ones(n, dtype=bool)
+        z[r, :n] = np.where(keep, thr, np.nan)
+        text[r, :n] = [visible_token(t) for t in result.token_text[i]]
+        custom[r, :n] = np.stack([thr, result.prob[i].numpy(), result.entropy[i].numpy(), weights[i].numpy()], -1)
+    finite = np.abs(z[np.isfinite(z)])
+    zmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    adv = result.advantages
+    labels = [f"{'✓' if adv[i] > 0 else ('✗' if adv[i] < 0 else '·')} r={float(result.rewards[i]):.2f} #{i}" for i in rows]
+    fig = go.Figure(go.Heatmap(
+        z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=custom,
+        colorscale=THR_SCALE, zmid=0.0, zmin=-zmax, zmax=zmax, xgap=1, ygap=2,
+        colorbar=dict(title="THR"),
+        hovertemplate="token %{text}<br>THR %{customdata[0]:.4g}<br>prob %{customdata[1]:.3f}"
+                      "<br>entropy %{customdata[2]:.3f}<br>weight (p=" + f"{p:+.2f}" + ") %{customdata[3]:.2f}<extra></extra>",
+    ))
+    tau = result.threshold(group, beta)
+    fig.update_layout(
+        title=f"Group {group}: {html.escape(result.prompts[group][:60])}… (τ={tau:.3g})",
+        xaxis=dict(title="response token", showgrid=False),
+        yaxis=dict(tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed", showgrid=False),
+        height=max(320, 160 + 34 * len(rows)),  # rows stay tall enough to read their tokens
+    )
+    return fig
+
+
+def histogram_figure(result: THRResult, group: int | None = None, *, beta: float = 1.0, log_y: bool = False) -> go.Figure:
+    """THR histogram (one group, or all groups with mixed rewards), correct vs incorrect."""
+    df = result.to_frame(beta=beta)
+    df = df[df.advantage != 0] if group is None else df[df.group == group]
+    fig = go.Figure()
+    for name, part in (("correct", df[df.advantage > 0]), ("incorrect", df[df.advantage < 0])):
+        fig.add_trace(go.Histogram(x=part.thr, name=name, marker_color=RESPONSE_COLOURS[name], opacity=0.7, nbinsx=50))
+    fig.update_layout(barmode="overlay", xaxis_title="THR", yaxis_title="tokens", yaxis_type="log" if log_y else None,
+                      title="THR histogram" + (" (groups with mixed rewards)" if group is None else f" (group {group})"))
+    return fig
+
+
+def training_figure(logs: Sequence[GRPOLog], columns: Sequence[str] = ("reward_mean", "thr_density")) -> go.Figure:
+    """Training curves of one or more GRPO runs, one panel per column."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=list(columns))
+    palette = RUN_COLOURS
+    for k, log in enumerate(logs):
+        df = log.to_frame()
+        for c, col in enumerate(columns):
+            if col in df:
+                # markers too: a NaN (no group with mixed rewards) breaks the line and would hide lone points
+                fig.add_trace(go.Scatter(x=df["step"], y=df[col], mode="lines+markers", marker=dict(size=4),
+                                         name=log.name, legendgroup=log.name,
+                                         showlegend=c == 0, line=dict(color=palette[k % len(palette)])), 1, c + 1)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(legend_title_text="run")  # panel titles name the curves; a figure title would collide
+    return fig
