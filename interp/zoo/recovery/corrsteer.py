@@ -26,7 +26,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.steering.tasks import Example, ZooTask
+from interp.core.tasks import CheckedTask, Example
 from interp.zoo.planted import opposite_sample
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ WEAK_EVIDENCE: dict[str, Any] = {"rule": False, "n_examples": 1}
 """The CorrSteer task's evidence for the mode: no rule line, one example, 0-2 fillers (drawn)."""
 
 
-def opposite_task(n: int = 1200, seed: int = 0, *, mode: str = "opposite", **evidence: Any) -> ZooTask:
+def opposite_task(n: int = 1200, seed: int = 0, *, mode: str = "opposite", **evidence: Any) -> CheckedTask:
     """``n`` prompts of the planted ``opposite`` task in one mode (default: weak evidence, see
     :data:`WEAK_EVIDENCE`), checked by :func:`interp.zoo.tasks.check`.
 
@@ -52,8 +52,10 @@ def opposite_task(n: int = 1200, seed: int = 0, *, mode: str = "opposite", **evi
     for _ in range(n):
         s = opposite_sample(rng, mode=mode, **kw)
         examples.append(Example(s.prompt, s.answer.strip(), {"mode": mode}))
-    return ZooTask(f"toy-lm/opposite-{mode}", examples, max_new_tokens=3, zoo_task="opposite",
-                   default_pooling="max")
+    from interp.zoo.tasks import STOP, check
+
+    return CheckedTask(f"toy-lm/opposite-{mode}", examples, max_new_tokens=3, stop=STOP,
+                       checker=lambda e, text: check("opposite", text, e.answer))
 
 
 @torch.no_grad()
@@ -195,11 +197,16 @@ def _main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/recovery_corrsteer"))
     ap.add_argument("--n-random", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--record", action="store_true", help="write the summary into toy-lm's card.json")
     a = ap.parse_args()
     torch.set_num_threads(1)
     s = run(n_random=a.n_random, seed=a.seed, out=a.out, progress=True)
     print(json.dumps({p: {k: v for k, v in d.items() if k not in ("conditions", "selected")} for p, d in s["poolings"].items()},
                      indent=1))
+    if a.record:
+        from interp.zoo.recovery import record
+
+        record("corrsteer", s)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Lorsa against planted heads: toy-lm was trained on repeated random-token spans and ordinal runs, so
+"""Lorsa against planted heads: toy-lm-planted was trained on repeated random-token spans and ordinal runs, so
 it has an induction head and successor behaviour; a Lorsa trained on that layer should have heads
 that score at least as high, scored the same way (:func:`interp.lorsa.analyze.head_scores`).
 
@@ -24,21 +24,21 @@ if TYPE_CHECKING:
 __all__ = ["planted_tokens", "host_scores", "run"]
 
 EVAL_CORPUS_SEED = 7
-"""Corpus seed of the documents Lorsa trains and is scored on (toy-lm trained on seeds 0 and 1)."""
+"""Corpus seed of the documents Lorsa trains and is scored on (toy-lm-planted trained on corpus seeds 0 and 2)."""
 
 
 def planted_tokens(model: "HookedTransformer", n_seq: int, ctx: int = 128, *, seed: int = EVAL_CORPUS_SEED
                    ) -> Int[Tensor, "n_seq ctx"]:
-    """``n_seq`` rows of ``ctx`` tokens (BOS first) from unseen toy-lm documents with repeated random
+    """``n_seq`` rows of ``ctx`` tokens (BOS first) from unseen toy-lm-planted documents with repeated random
     spans planted the way the recipe plants them: the model's own training distribution."""
-    from interp.zoo.corpus import CorpusConfig, generate_corpus
-    from interp.zoo.toy_lm import MIX, ToyLMRecipe, _planted_sequences
+    from interp.zoo.corpus import PLANTED_MIX, CorpusConfig, generate_corpus
+    from interp.zoo.toy_lm_planted import PlantedRecipe, _planted_sequences
 
-    recipe = ToyLMRecipe()
+    recipe = PlantedRecipe()
     rows: list[list[int]] = []
     n_docs = 2 * n_seq
     while len(rows) < n_seq:
-        docs = generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed, mix=dict(MIX)))
+        docs = generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed, mix=dict(PLANTED_MIX)))
         seqs, _ = _planted_sequences(docs, model.tokenizer, 10_000, recipe.repeats, seed=seed)
         rows = [s[:ctx] for s in seqs if len(s) >= ctx]
         n_docs *= 2
@@ -67,17 +67,17 @@ def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n
     from interp import zoo
     from interp.lorsa import LorsaConfig, evaluate_lorsa, train_lorsa
     from interp.lorsa.analyze import head_scores
-    from interp.lorsa.train import TrainConfig
+    from interp.lorsa.train import LorsaTrainConfig
 
     torch.manual_seed(seed)
-    model = model if model is not None else zoo.load("toy-lm", device="cpu")
+    model = model if model is not None else zoo.load("toy-lm-planted", device="cpu")
     hosts = {w: host_scores(model, weighting=w, n_random=n_random) for w in ("output", "uniform")}
     if layer is None:
         layer = int(max(hosts["output"], key=lambda r: r["induction"])["layer"])
     tokens = planted_tokens(model, n_train_seq + 256, ctx)
     train, held = tokens[:n_train_seq], tokens[n_train_seq:]
     cfg = LorsaConfig.from_model(model, layer, expansion=expansion, top_k=top_k)
-    tc = TrainConfig(batch_size=16, n_steps=n_train_seq // 16, lr=lr, seed=seed, progress=progress)
+    tc = LorsaTrainConfig(batch_size=16, n_steps=n_train_seq // 16, lr=lr, seed=seed, progress=progress)
     t0 = time.perf_counter()
     result = train_lorsa(model, layer, train, cfg, tc)
     seconds = time.perf_counter() - t0
@@ -109,10 +109,15 @@ def _main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/recovery_lorsa"))
     ap.add_argument("--layer", type=int, default=None)
     ap.add_argument("--n-train-seq", type=int, default=8192)
+    ap.add_argument("--record", action="store_true", help="write the summary into toy-lm-planted's card.json")
     a = ap.parse_args()
     torch.set_num_threads(1)
     s = run(layer=a.layer, n_train_seq=a.n_train_seq, out=a.out, progress=True)
     print(json.dumps({k: v for k, v in s.items() if k != "host_all_layers"}, indent=1))
+    if a.record:
+        from interp.zoo.recovery import record
+
+        record("lorsa", s)
 
 
 if __name__ == "__main__":
