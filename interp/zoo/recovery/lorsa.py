@@ -21,7 +21,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["planted_tokens", "host_scores", "run"]
+__all__ = ["planted_tokens", "host_scores", "run", "train"]
 
 EVAL_CORPUS_SEED = 7
 """Corpus seed of the documents Lorsa trains and is scored on (toy-lm-planted trained on corpus seeds 0 and 2)."""
@@ -97,11 +97,23 @@ def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n
                           "host_head": int(s.host[score].fillna(-1).to_numpy().argmax()),
                           "lorsa_heads_above_host": int((s.lorsa.loc[s.lorsa["support"] >= ms, score] >= best["host"]).sum())}
         summary["scores"][w] = rec
-    if out is not None:
+    if out is not None:  # the Lorsa folder with its card (the zoo artefact toy-lm-planted-lorsa)
         out = Path(out)
-        result.lorsa.save(out / "lorsa", extra={"eval": ev.summary(), "log": result.log})
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        result.lorsa.save(out, extra={"eval": ev.summary(), "log": result.log})
+        card = {"name": "toy-lm-planted-lorsa", "kind": "lorsa", "host": "toy-lm-planted", "recipe":
+                "interp.zoo.recovery.lorsa:train", "reproduce": "interp zoo train toy-lm-planted-lorsa",
+                "data": {"tokens": "planted_tokens(model, n_train_seq + 256, ctx): unseen toy-lm-planted documents "
+                         f"(corpus seed {EVAL_CORPUS_SEED}) with repeats planted like the recipe; the last 256 rows held out",
+                         "n_train_seq": n_train_seq, "ctx": ctx},
+                **summary}
+        (out / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     return summary
+
+
+def train(out_dir: Path, *, progress: bool = False, **kwargs: Any) -> Path:
+    """Zoo recipe of ``toy-lm-planted-lorsa``: :func:`run` on the bundled toy-lm-planted, written to ``out_dir``."""
+    run(out=out_dir, progress=progress, **kwargs)
+    return Path(out_dir)
 
 
 def _main() -> None:
