@@ -21,7 +21,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["planted_tokens", "host_scores", "run", "train"]
+__all__ = ["planted_tokens", "host_scores", "fresh_probe_scores", "run", "train"]
 
 EVAL_CORPUS_SEED = 7
 """Corpus seed of the documents Lorsa trains and is scored on (toy-lm-planted trained on corpus seeds 0 and 2)."""
@@ -59,7 +59,32 @@ def host_scores(model: "HookedTransformer", *, weighting: str = "output", n_rand
     return rows
 
 
-def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n_train_seq: int = 8192, ctx: int = 128,
+def fresh_probe_scores(model: "HookedTransformer", lorsa: Any, scores: dict[str, Any], *, seeds: tuple[int, ...] = (100, 101, 102, 103),
+                       n_random: int = 16) -> dict[str, Any]:
+    """The heads selected on the first probe (best Lorsa head, best host head), re-scored on fresh probe
+    batches (``seeds``): the best of 1024 Lorsa heads on one probe is biased upward, its score on probes
+    it was not selected on is not. Mean and standard error over the batches, per weighting and score."""
+    import numpy as np
+
+    from interp.lorsa.analyze import head_scores
+
+    out: dict[str, Any] = {}
+    for w in ("output", "uniform"):
+        batches = [head_scores(model, lorsa, n_random=n_random, seed=sd, weighting=w) for sd in seeds]
+        for score in ("induction", "successor"):
+            head, hh = scores[w][score]["lorsa_head"], scores[w][score]["host_head"]
+            lor = np.array([b.lorsa.loc[head, score] for b in batches], dtype=float)
+            host = np.array([b.host.loc[hh, score] for b in batches], dtype=float)
+            se = lambda a: float(a.std(ddof=1) / np.sqrt(len(a)))  # noqa: E731
+            out[f"{w}/{score}"] = {"lorsa_head": head, "host_head": hh, "seeds": list(seeds), "n_random": n_random,
+                                   "lorsa": lor.tolist(), "host": host.tolist(),
+                                   "lorsa_mean": float(lor.mean()), "lorsa_se": se(lor),
+                                   "host_mean": float(host.mean()), "host_se": se(host),
+                                   "diff_mean": float((lor - host).mean()), "diff_se": se(lor - host)}
+    return out
+
+
+def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n_train_seq: int = 1024, ctx: int = 128,
         expansion: int = 8, top_k: int = 16, lr: float = 2e-3, n_random: int = 64, min_support: float = 0.01,
         seed: int = 0, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Host scores at every layer, a Lorsa at ``layer`` (default: the host's best induction layer),
@@ -97,6 +122,7 @@ def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n
                           "host_head": int(s.host[score].fillna(-1).to_numpy().argmax()),
                           "lorsa_heads_above_host": int((s.lorsa.loc[s.lorsa["support"] >= ms, score] >= best["host"]).sum())}
         summary["scores"][w] = rec
+    summary["fresh_probes"] = fresh_probe_scores(model, result.lorsa, summary["scores"])
     if out is not None:  # the Lorsa folder with its card (the zoo artefact toy-lm-planted-lorsa)
         out = Path(out)
         result.lorsa.save(out, extra={"eval": ev.summary(), "log": result.log})
@@ -120,7 +146,7 @@ def _main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("out/recovery_lorsa"))
     ap.add_argument("--layer", type=int, default=None)
-    ap.add_argument("--n-train-seq", type=int, default=8192)
+    ap.add_argument("--n-train-seq", type=int, default=1024)
     ap.add_argument("--record", action="store_true", help="write the summary into toy-lm-planted's card.json")
     a = ap.parse_args()
     torch.set_num_threads(1)

@@ -46,7 +46,7 @@ def code_holders(split: str, band: str | None = None) -> list[str]:
 def _reward(item: Example, completion: str) -> float:
     from interp.zoo.tasks import check
 
-    return 1.0 if check("code", completion, item.target) else 0.0
+    return 1.0 if check("code", completion, item.answer) else 0.0
 
 
 def code_tasks() -> tuple[VerifiableTask, dict[str, VerifiableTask]]:
