@@ -65,18 +65,18 @@ class PlantedRecipe:
     then optional continuation stages, each on a fresh corpus (another seed), each starting from the
     previous stage's weights. Options prefixed ``repeat_`` apply to the repeat stage (``repeat_steps=0``
     skips it), those prefixed ``continue_`` to every continuation stage (``continue_steps=0`` skips
-    them); the others to the main stage, the model and the corpus. The defaults are design F of the
-    card (one stage: design C of the previous session with lr 1e-3, more whole-document repeats, and
-    half its steps and documents, to fit the CPU this session had).
+    them); the others to the main stage, the model and the corpus. The defaults are design G of the
+    card: design C's settings (one stage, 2000 steps x 16 documents, lr 1.5e-3, 60% + 20% repeats,
+    tied embeddings) on the committed planted segments.
     """
 
-    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(n_docs=16_000, seed=0, mix=dict(PLANTED_MIX)))
+    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(n_docs=32_000, seed=0, mix=dict(PLANTED_MIX)))
     model: ModelConfig = field(default_factory=lambda: ModelConfig(d_model=128, n_layers=4, n_heads=4,
                                                                    n_kv_heads=4, d_mlp=256, max_len=256,
                                                                    tie_embeddings=True))
-    train: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(steps=1000, batch_size=16, lr=1e-3,
+    train: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(steps=2000, batch_size=16, lr=1.5e-3,
                                                                        warmup_steps=50, log_every=50, n_threads=1))
-    repeats: RepeatConfig = field(default_factory=lambda: RepeatConfig(doc_prob=0.5, pure_prob=0.3, copies=(2, 4)))
+    repeats: RepeatConfig = field(default_factory=lambda: RepeatConfig(doc_prob=0.6, pure_prob=0.2, copies=(2, 4)))
     repeat_stage: Stage | None = None
     continuations: list[Stage] = field(default_factory=list)
     vocab_size: int = 1024
