@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from jaxtyping import Int
     from torch import Tensor
 
-from interp.zoo.planted import PLANTED_SAMPLERS
+from interp.zoo.planted import PLANTED_SAMPLERS, use_filler
 
 __all__ = [
     "CorpusConfig",
@@ -241,6 +241,9 @@ def _filler(rng: random.Random, cast: list[str] | None = None) -> str:
         obj=rng.choice(OBJECTS), animal=rng.choice(ANIMALS), weather=rng.choice(WEATHER),
         verb=rng.choice(VERBS), day=rng.choice(SEQUENCES["days"]), n=rng.choice(_NUMBER_WORDS[1:9]),
     )
+
+
+use_filler(lambda rng: _filler(rng))  # the planted opposite segments use the same filler sentences
 
 
 def _story(rng: random.Random) -> str:

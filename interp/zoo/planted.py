@@ -54,6 +54,16 @@ MODES = ("same", "opposite")
 _OPPOSITE_WORDS = sorted(ANTONYM)
 
 
+_FILLER: list = []
+"""The corpus's filler-sentence sampler, registered by :mod:`interp.zoo.corpus` when it loads (it imports
+this module for its samplers, so this module cannot import it back)."""
+
+
+def use_filler(fn) -> None:
+    """Register the filler-sentence sampler ``fn(rng) -> str`` the opposite segments put before a query."""
+    _FILLER[:] = [fn]
+
+
 def opposite_sample(rng: random.Random, *, mode: str | None = None, rule: bool | None = None,
                     n_examples: int | None = None, gap: int | None = None, p_opposite: float = 0.45) -> _Sample:
     """A ``same`` / ``opposite`` segment: optional rule line, examples, fillers, then the query.
@@ -61,8 +71,9 @@ def opposite_sample(rng: random.Random, *, mode: str | None = None, rule: bool |
     ``None`` arguments are drawn: mode ``opposite`` with ``p_opposite``, a rule line half of the time,
     0-3 examples (at least one without a rule), 0-2 filler sentences before the query.
     """
-    from interp.zoo.corpus import _filler
-
+    if not _FILLER:
+        raise RuntimeError("opposite_sample needs the corpus's filler sentences: import interp.zoo.corpus first.")
+    _filler = _FILLER[0]
     mode = mode if mode is not None else ("opposite" if rng.random() < p_opposite else "same")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
