@@ -6,15 +6,16 @@ import pytest
 
 from interp.zoo.corpus import SEQUENCES, is_heldout_sum
 from interp.core.tasks import Example
-from interp.zoo.tasks import MAX_NEW_TOKENS, TASKS, check, make_items
+from interp.zoo.tasks import PLANTED_TASKS, MAX_NEW_TOKENS, TASKS, check, make_items
 
 
 def test_task_names_cover_the_contract():
     assert {"qa", "mc", "arith", "copy", "induction", "successor"} <= set(TASKS)
-    assert set(MAX_NEW_TOKENS) == set(TASKS)
+    assert set(MAX_NEW_TOKENS) == set(TASKS) | set(PLANTED_TASKS)  # toy-lm-planted's tasks have budgets too
+    assert not set(TASKS) & set(PLANTED_TASKS)
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", TASKS + PLANTED_TASKS)
 def test_items_are_deterministic_and_well_formed(task):
     a, b = make_items(task, 30, seed=1), make_items(task, 30, seed=1)
     assert a == b

@@ -46,6 +46,19 @@ def test_train_writes_a_loadable_folder_matching_transformers(tmp_path, corpus_a
     assert diff < 1e-4
 
 
+def test_token_id_rows_train_exactly_like_their_texts(tmp_path, corpus_and_tokenizer):
+    """Pre-tokenised rows (how toy-lm-planted plants repeats at the token level) are used as given."""
+    docs, tok = corpus_and_tokenizer
+    rows, _ = tokenize_texts(docs, tok, TINY.max_len)
+    cfg = LMTrainConfig(steps=2, batch_size=4, seed=3)
+    a = train_causal_lm(docs, tok, TINY, cfg, tmp_path / "text", progress=False)
+    b = train_causal_lm(rows, tok, TINY, cfg, tmp_path / "ids", progress=False)
+    wa, wb = _weights(tmp_path / "text"), _weights(tmp_path / "ids")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa) and a.tokens == b.tokens
+    long = [[tok.bos_token_id] + [5] * 100]
+    assert train_causal_lm(long * 8, tok, TINY, cfg, tmp_path / "long", progress=False).truncated_docs == 8
+
+
 def test_same_seed_same_weights_other_seed_differs(tmp_path, corpus_and_tokenizer):
     docs, tok = corpus_and_tokenizer
     runs = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from jaxtyping import Float, Int
@@ -19,15 +19,15 @@ from interp.core.readout import direction_logits, readout_frame
 from interp.core.tokens import Truncation, check_tokens, token_mask
 from interp.core.validate import Check
 from interp.lorsa.config import LorsaConfigError
-from interp.lorsa.init import host_attention
 from interp.lorsa.model import Lorsa
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 __all__ = [
-    "TopContexts", "top_contexts", "ov_readout", "HeadScores", "head_scores", "ORDINAL_SEQUENCES",
-    "repeated_random_tokens", "context_strings", "head_loss_attribution", "ZPattern", "context_z_pattern",
+    "TopContexts", "top_contexts", "ov_readout", "HeadScores", "head_scores", "ORDINAL_SEQUENCES", "Weighting",
+    "SuccessorProbe", "successor_probe", "repeated_random_tokens", "context_strings", "head_loss_attribution",
+    "ZPattern", "context_z_pattern",
 ]
 
 ORDINAL_SEQUENCES: dict[str, list[str]] = {
@@ -220,6 +220,15 @@ def ov_readout(model: "HookedTransformer", lorsa: Lorsa, head: int, k: int = 10)
 
 
 # ----------------------------------------------------------------------------- head-type scores
+Weighting = Literal["output", "uniform"]
+"""How a head's per-position values become one score, the same way for host and Lorsa heads.
+
+``output``: weighted by the norm of what the head writes at each position (host head h:
+||z_h(t) W_O^h||; Lorsa OV head i: |z_i(t)| ||w_O^i||), so a score describes the positions where the
+head acts; a Lorsa head that never fires on the probe gets NaN. ``uniform``: a plain mean over the
+probe positions (a Lorsa OV head then shares its QK head's attention scores)."""
+
+
 def repeated_random_tokens(model: "HookedTransformer", n_seq: int, half: int, *, seed: int = 0,
                            bos_token_id: int | None = None) -> Int[Tensor, "n_seq ctx"]:
     """[BOS, r_1..r_half, r_1..r_half]: the standard induction probe (random non-special tokens)."""
@@ -232,29 +241,94 @@ def repeated_random_tokens(model: "HookedTransformer", n_seq: int, half: int, *,
 
 
 @dataclass
+class SuccessorProbe:
+    """Ordinal sequences in context: ``tokens`` [n_seq, ctx] (BOS first, padded with ``pad``), the
+    positions ``pos`` (per sequence) that predict a next element, its id ``target``, and each
+    sequence's element ids ``candidates`` (padded with -1)."""
+
+    tokens: Int[Tensor, "n_seq ctx"]
+    pos: Int[Tensor, "n_seq n_pred"]
+    target: Int[Tensor, "n_seq n_pred"]
+    valid: Tensor
+    candidates: Int[Tensor, "n_seq n_cand"]
+
+
+def successor_probe(model: "HookedTransformer", sequences: dict[str, list[str]] | None = None,
+                    separator: str = ", ") -> SuccessorProbe | None:
+    """Each ordinal sequence written out as ``"a, b, c, ..."``; at the token before every element
+    after the first, the next element is the successor. Only elements that are one token in context
+    count (elements split into several tokens are skipped); None without a tokenizer."""
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        return None
+    sequences = sequences or ORDINAL_SEQUENCES
+    rows, preds, targets, cands = [], [], [], []
+    for words in sequences.values():
+        ids = model.to_tokens(separator.join(words), prepend_bos=True)[0].tolist()
+        p_list, t_list, elems = [], [], {}
+        for k in range(1, len(words)):
+            prefix = model.to_tokens(separator.join(words[:k]) + separator.rstrip(), prepend_bos=True)[0].tolist()
+            if ids[: len(prefix)] != prefix:
+                continue
+            p = len(prefix)
+            while p < len(ids) and model.to_string(torch.tensor([ids[p]])).strip() == "":
+                p += 1  # a separator token of its own (e.g. a space before a digit)
+            if p >= len(ids) or model.to_string(torch.tensor([ids[p]])).strip() != words[k]:
+                continue  # not a single token here
+            p_list.append(p - 1)
+            t_list.append(ids[p])
+            elems[ids[p]] = True
+        if len(p_list) >= 2 and len(elems) == len(p_list):
+            rows.append(ids)
+            preds.append(p_list)
+            targets.append(t_list)
+            cands.append(list(elems))
+    if not rows:
+        return None
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+
+    def stack(lists: list[list[int]], fill: int) -> Tensor:
+        width = max(len(x) for x in lists)
+        return torch.tensor([x + [fill] * (width - len(x)) for x in lists], dtype=torch.long)
+
+    pos = stack(preds, 0)
+    valid = stack([[1] * len(p) for p in preds], 0).bool()
+    return SuccessorProbe(stack(rows, pad), pos, stack(targets, 0), valid, stack(cands, -1))
+
+
+@dataclass
 class HeadScores:
-    """Head-type scores for every Lorsa OV head and every host head at the same layer and inputs.
+    """Head-type scores for every Lorsa OV head and every host head at the same layer, on the same
+    probes and positions, with the same :data:`Weighting` for both.
 
-    - ``induction``: attention from the second copy of a repeated random sequence to the token
-      after the earlier occurrence.
+    - ``induction``: on repeated random sequences, attention from each position of the second copy
+      to the token after its earlier occurrence.
     - ``previous_token``: attention to t-1.  - ``sink``: attention to position 0 (BOS).
-    - ``successor``: fraction of ordinal tokens whose OV readout ranks their successor first
-      among the sequence's elements (host: W_V W_O; Lorsa: w_V w_O, the linear map).
-
-    Host heads are averaged over positions; a Lorsa OV head reads its QK head's pattern weighted
-    by its own activation, i.e. averaged over the tokens where it fires (NaN if it never fires).
+    - ``successor``: on ordinal sequences in context (``"Monday, Tuesday, ..."``), whether the head's
+      direct logit effect at a position that predicts the next element ranks that element first
+      among the sequence's elements.
+    - ``support``: share of the induction probe's positions where the head writes anything (host 1).
     """
 
     lorsa: "object"  # pandas DataFrame, one row per OV head
     host: "object"  # pandas DataFrame, one row per host head
+    weighting: str = "output"
 
     def to_frame(self):
         import pandas as pd
 
         return pd.concat([self.lorsa.assign(source="lorsa"), self.host.assign(source="host")], ignore_index=True)
 
-    def best(self, score: str = "induction") -> dict[str, float]:
-        return {"lorsa": float(self.lorsa[score].max()), "host": float(self.host[score].max())}
+    def best(self, score: str = "induction", min_support: float = 0.0) -> dict[str, float]:
+        """Best Lorsa and best host score; ``min_support`` ignores Lorsa heads that fire on fewer of
+        the induction probe's positions."""
+        lor = self.lorsa[self.lorsa["support"] >= min_support] if min_support > 0 else self.lorsa
+        return {"lorsa": float(lor[score].max()), "host": float(self.host[score].max())}
+
+    def best_head(self, score: str = "induction", min_support: float = 0.0) -> int:
+        """Index of the Lorsa head with the highest ``score`` (among those with ``min_support``)."""
+        lor = self.lorsa[self.lorsa["support"] >= min_support] if min_support > 0 else self.lorsa
+        return int(lor["head"].iloc[int(lor[score].fillna(-1e9).to_numpy().argmax())])
 
     def plot(self, score: str = "induction"):
         """Histogram of a type score over the Lorsa heads with the host heads marked below
@@ -264,70 +338,24 @@ class HeadScores:
         return head_scores_figure(self, score)
 
     def __repr__(self) -> str:
-        best = ", ".join(f"{s} {self.lorsa[s].max():.2f}/{self.host[s].max():.2f}"
-                         for s in ("induction", "previous_token", "sink", "successor"))
-        return f"HeadScores({len(self.lorsa)} Lorsa heads, {len(self.host)} host heads; best Lorsa/host: {best})"
+        return (f"HeadScores({len(self.lorsa)} Lorsa heads, {len(self.host)} host heads, {self.weighting}-weighted; "
+                f"best induction {self.best('induction')})")
 
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(s)}</td><td>{self.lorsa[s].max():.3f}</td><td>{self.host[s].max():.3f}</td></tr>"
             for s in ("induction", "previous_token", "sink", "successor")
         )
-        return f"<table><tr><th>score</th><th>best Lorsa head</th><th>best host head</th></tr>{rows}</table>"
+        return (f"<table><tr><th>score ({self.weighting}-weighted)</th><th>best Lorsa head</th><th>best host head</th></tr>"
+                f"{rows}</table>")
 
 
-def _weighted(pattern_score: Float[Tensor, "batch n_qk pos"], z: Float[Tensor, "batch pos n_ov"], group: int,
-              valid: Tensor) -> Tensor:
-    """Mean of each OV head's QK-head score over positions, weighted by |activation| there."""
-    per_ov = pattern_score.repeat_interleave(group, dim=1).transpose(1, 2)  # [batch, pos, n_ov]
-    w = z.abs() * valid.unsqueeze(-1)
+def _weighted_mean(values: Float[Tensor, "batch pos heads"], weight: Float[Tensor, "batch pos heads"],
+                   valid: Tensor) -> Float[Tensor, " heads"]:
+    """Per head, sum(w * value) / sum(w) over valid positions; NaN where a head has no weight there."""
+    w = weight * valid.unsqueeze(-1).to(weight.dtype)
     total = w.sum((0, 1))
-    return torch.where(total > 0, (per_ov * w).sum((0, 1)) / total.clamp_min(1e-12), torch.full_like(total, float("nan")))
-
-
-@torch.no_grad()
-def _successor_scores(model: "HookedTransformer", lorsa: Lorsa, layer: int) -> tuple[Tensor, Tensor]:
-    """Successor score per Lorsa head and per host head (NaN without a tokenizer)."""
-    n_host = model.cfg.n_heads
-    tok = getattr(model, "tokenizer", None)
-    nan = (torch.full((lorsa.cfg.n_ov_heads,), float("nan")), torch.full((n_host,), float("nan")))
-    if tok is None:
-        return nan
-    seqs = []
-    for words in ORDINAL_SEQUENCES.values():
-        ids = []
-        for w in words:
-            t = model.to_tokens(" " + w, prepend_bos=False)[0]
-            t = t if t.shape[0] == 1 else model.to_tokens(w, prepend_bos=False)[0]
-            ids.append(int(t[0]) if t.shape[0] == 1 else None)
-        ids = [i for i in ids if i is not None]
-        if len(set(ids)) >= 3 and len(set(ids)) == len(ids):
-            seqs.append(torch.tensor(ids))
-    if not seqs:
-        return nan
-    host = host_attention(model, layer)
-    dev = host.W_V.device
-    hits_l, hits_h, total = 0, 0, 0
-    for ids in seqs:
-        e = model.W_E[ids.to(model.W_E.device)].float()
-        if model.cfg.normalization_type in ("LN", "LNPre"):
-            e = e - e.mean(-1, keepdim=True)
-        if model.cfg.normalization_type is not None:
-            e = e / (e.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
-        src, dst = torch.arange(len(ids) - 1), torch.arange(1, len(ids))
-        # Lorsa: logits[i, token, candidate] restricted to the sequence's own tokens.
-        e = e.to(dev)
-        src, dst = src.to(dev), dst.to(dev)
-        v = e @ lorsa.W_V.T.float().to(dev) + lorsa.b_V.float().to(dev)  # [tokens, n_ov]
-        out = direction_logits(model, lorsa.W_O.float(), ids).to(dev)  # [n_ov, cand]
-        logits_l = v.T[:, :, None] * out[:, None, :]  # [n_ov, tokens, cand]
-        hits_l = hits_l + (logits_l[:, src].argmax(-1) == dst).float().sum(-1)
-        vh = torch.einsum("td,hde->hte", e, host.W_V) + host.b_V[:, None]  # [heads, tokens, d_head]
-        ov = torch.einsum("hte,hed->htd", vh, host.W_O)  # [heads, tokens, d_model]
-        logits_h = direction_logits(model, ov, ids).to(dev)
-        hits_h = hits_h + (logits_h[:, src].argmax(-1) == dst).float().sum(-1)
-        total += len(src)
-    return (hits_l / total).cpu(), (hits_h / total).cpu()
+    return torch.where(total > 0, (values * w).sum((0, 1)) / total.clamp_min(1e-30), torch.full_like(total, float("nan")))
 
 
 @torch.no_grad()
@@ -340,10 +368,15 @@ def head_scores(
     half: int = 32,
     seed: int = 0,
     bos_token_id: int | None = None,
+    weighting: Weighting = "output",
+    successor: SuccessorProbe | None = None,
 ) -> HeadScores:
     """Induction, previous-token, sink and successor scores for the Lorsa's heads and the host's
-    heads at the Lorsa's layer. Induction uses repeated random sequences; previous-token and sink
-    use ``tokens`` (natural text; the repeated sequences when None).
+    heads at the Lorsa's layer, like for like: the same probes, the same positions and the same
+    :data:`Weighting` for both. Induction uses repeated random sequences; previous-token and sink use
+    ``tokens`` (natural text; the repeated sequences when None); successor uses ordinal sequences
+    in context (``successor``, by default :func:`successor_probe` of :data:`ORDINAL_SEQUENCES`; NaN
+    without a tokenizer).
 
     Example:
         >>> s = head_scores(model, lorsa, tokens[:32])  # doctest: +SKIP
@@ -352,6 +385,8 @@ def head_scores(
     import pandas as pd
 
     c = Check("head_scores", LorsaConfigError)
+    if weighting not in ("output", "uniform"):
+        c.fail("weighting", weighting, "'output' or 'uniform'")
     lorsa.check_host(model)
     c.integer("n_random", n_random, min=1)
     c.integer("half", half, min=2, fix="Each random half needs at least two tokens for an induction target.")
@@ -362,48 +397,86 @@ def head_scores(
     layer = lorsa.cfg.layer
     dev = model.cfg.device
     G = lorsa.cfg.group_size
-    hook_pat = f"blocks.{layer}.attn.hook_pattern"
+    hook_pat, hook_z = f"blocks.{layer}.attn.hook_pattern", f"blocks.{layer}.attn.hook_z"
+    W_O_host = model.blocks[layer].attn.W_O.float()  # [heads, d_head, d_model]
+    w_o_norm = lorsa.W_O.float().norm(dim=-1)
 
-    def run(toks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        _, cache = model.run_with_cache(toks.to(dev), names_filter=[lorsa.cfg.hook_in, hook_pat], stop_at_layer=layer + 1)
+    def run(toks: Tensor) -> dict[str, Tensor]:
+        """Per-position quantities of both head families: patterns [b, heads, q, k] and what each head
+        writes ([b, pos, heads, d_model] for the host, z [b, pos, n_ov] for the Lorsa)."""
+        _, cache = model.run_with_cache(toks.to(dev), names_filter=[lorsa.cfg.hook_in, hook_pat, hook_z],
+                                        stop_at_layer=layer + 1)
         x = cache[lorsa.cfg.hook_in].float()
-        return cache[hook_pat].float(), lorsa.attention_pattern(x), lorsa.encode(x)
+        out_host = torch.einsum("bphe,hem->bphm", cache[hook_z].float(), W_O_host)
+        z = lorsa.encode(x)
+        if weighting == "output":
+            w_host, w_lor = out_host.norm(dim=-1), z.abs() * w_o_norm
+        else:
+            w_host, w_lor = torch.ones_like(out_host[..., 0]), torch.ones_like(z)
+        return dict(host_p=cache[hook_pat].float(), lor_p=lorsa.attention_pattern(x), out_host=out_host, z=z,
+                    w_host=w_host, w_lor=w_lor)
+
+    def per_position(pattern: Tensor, key: Tensor) -> Tensor:
+        """pattern[b, h, t, key[t]] as [b, t, h] (key: [ctx] source position per query position)."""
+        idx = key.view(1, 1, -1, 1).expand(*pattern.shape[:3], 1)
+        return pattern.gather(-1, idx)[..., 0].transpose(1, 2)
+
+    def both(r: dict[str, Tensor], key: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        host = _weighted_mean(per_position(r["host_p"], key), r["w_host"], valid)
+        lor = _weighted_mean(per_position(r["lor_p"], key).repeat_interleave(G, dim=-1), r["w_lor"], valid)
+        return host, lor
 
     half = min(half, (model.cfg.n_ctx - 1) // 2)  # both copies and BOS must fit the context
     rep = repeated_random_tokens(model, n_random, half, seed=seed, bos_token_id=bos_token_id)
-    host_p, lor_p, z = run(rep)
+    r = run(rep)
     ctx = rep.shape[1]
-    t = torch.arange(half + 1, ctx, device=dev)  # second copy; target is the token after the earlier occurrence
-    valid = torch.zeros(ctx, dtype=torch.bool, device=dev)
-    valid[t] = True
-    target = torch.zeros(ctx, dtype=torch.long, device=dev)
-    target[t] = t - half + 1
-    ind_host = host_p.gather(-1, target.view(1, 1, ctx, 1).expand(*host_p.shape[:3], 1))[..., 0]
-    ind_lor = lor_p.gather(-1, target.view(1, 1, ctx, 1).expand(*lor_p.shape[:3], 1))[..., 0]
-    induction_host = ind_host[..., valid].mean((0, 2))
-    induction_lorsa = _weighted(ind_lor, z, G, valid.expand(rep.shape[0], -1))
+    pos = torch.arange(ctx, device=dev)
+    target = torch.where(pos > half, pos - half + 1, torch.zeros_like(pos))  # the token after the earlier occurrence
+    valid = (pos > half).expand(rep.shape[0], -1)
+    induction_host, induction_lorsa = both(r, target, valid)
+    support = ((r["z"] != 0) & valid.unsqueeze(-1)).float().sum((0, 1)) / valid.sum()
 
     natural = tokens if tokens is not None else rep
-    host_p, lor_p, z = run(natural)
-    ctx = natural.shape[1]
-    valid = torch.ones(natural.shape, dtype=torch.bool, device=dev)
-    valid[:, :2] = False  # position 0 is BOS and position 1 can only attend to it and itself
-    prev_host = torch.diagonal(host_p, offset=-1, dim1=-2, dim2=-1)  # [b, h, ctx-1] = A[t, t-1] for t>=1
-    prev_lor = torch.diagonal(lor_p, offset=-1, dim1=-2, dim2=-1)
-    pad = lambda p: torch.cat([p.new_zeros(*p.shape[:2], 1), p], dim=-1)  # noqa: E731 (align to t)
-    previous_host = pad(prev_host)[..., 2:].mean((0, 2))
-    previous_lorsa = _weighted(pad(prev_lor), z, G, valid)
-    sink_host = host_p[..., 2:, 0].mean((0, 2))
-    sink_lorsa = _weighted(lor_p[..., 0], z, G, valid)
-    succ_lorsa, succ_host = _successor_scores(model, lorsa, layer)
+    r = run(natural)
+    pos = torch.arange(natural.shape[1], device=dev)
+    valid = (pos >= 2).expand(natural.shape[0], -1)  # position 0 is BOS, position 1 sees only BOS and itself
+    previous_host, previous_lorsa = both(r, (pos - 1).clamp_min(0), valid)
+    sink_host, sink_lorsa = both(r, torch.zeros_like(pos), valid)
 
-    lor = pd.DataFrame({"head": range(lorsa.cfg.n_ov_heads), "qk_head": [i // G for i in range(lorsa.cfg.n_ov_heads)],
+    succ_host = torch.full((model.cfg.n_heads,), float("nan"), device=dev)
+    succ_lorsa = torch.full((lorsa.cfg.n_ov_heads,), float("nan"), device=dev)
+    probe = successor if successor is not None else successor_probe(model)
+    if probe is not None:
+        r = run(probe.tokens)
+        # the effective unembedding (final norm weight folded in): the logits of the unit directions
+        W_U = direction_logits(model, torch.eye(model.cfg.d_model, device=dev)).to(dev)  # [d_model, vocab]
+        b_idx = torch.arange(probe.pos.shape[0], device=dev)[:, None]
+        p = probe.pos.to(dev)
+        cand = probe.candidates.to(dev)
+        cand_ok = cand >= 0
+        W_c = W_U[:, cand.clamp_min(0)].permute(1, 0, 2)  # [n_seq, d_model, n_cand]
+        # direct logit effect on the sequence's own elements at each predicting position
+        dla_host = torch.einsum("bphm,bmc->bphc", r["out_host"][b_idx, p], W_c)
+        dla_lor = r["z"][b_idx, p][..., None] * torch.einsum("im,bmc->bic", lorsa.W_O.float(), W_c)[:, None]
+        mask = ~cand_ok[:, None, None, :]
+        want = (cand[:, None, :] == probe.target.to(dev)[..., None]).float().argmax(-1)  # [n_seq, n_pred]
+
+        def hits(dla: Tensor) -> Tensor:
+            return (dla.masked_fill(mask, float("-inf")).argmax(-1) == want[..., None]).float()  # [b, n_pred, heads]
+
+        ok = probe.valid.to(dev)
+        succ_host = _weighted_mean(hits(dla_host), r["w_host"][b_idx, p], ok)
+        succ_lorsa = _weighted_mean(hits(dla_lor), r["w_lor"][b_idx, p], ok)
+
+    n_ov = lorsa.cfg.n_ov_heads
+    lor = pd.DataFrame({"head": range(n_ov), "qk_head": [i // G for i in range(n_ov)],
                         "induction": induction_lorsa.cpu().numpy(), "previous_token": previous_lorsa.cpu().numpy(),
-                        "sink": sink_lorsa.cpu().numpy(), "successor": succ_lorsa.numpy()})
+                        "sink": sink_lorsa.cpu().numpy(), "successor": succ_lorsa.cpu().numpy(),
+                        "support": support.cpu().numpy()})
     host_df = pd.DataFrame({"head": range(model.cfg.n_heads), "induction": induction_host.cpu().numpy(),
                             "previous_token": previous_host.cpu().numpy(), "sink": sink_host.cpu().numpy(),
-                            "successor": succ_host.numpy()})
-    return HeadScores(lorsa=lor, host=host_df)
+                            "successor": succ_host.cpu().numpy(), "support": 1.0})
+    return HeadScores(lorsa=lor, host=host_df, weighting=weighting)
 
 
 def head_loss_attribution(

@@ -63,7 +63,7 @@ def head_scores_figure(scores: HeadScores, score: str = "induction") -> go.Figur
     # log counts: most heads score near 0, and the few specialised ones are the point of the plot
     fig.update_yaxes(title_text="Lorsa heads", type="log", row=1, col=1)
     fig.update_yaxes(visible=False, row=2, col=1)
-    fig.update_xaxes(title_text=f"{score.replace('_', ' ')} score", row=2, col=1)
+    fig.update_xaxes(title_text=f"{score.replace('_', ' ')} score ({scores.weighting}-weighted)", row=2, col=1)
     fig.update_layout(title=f"{score.replace('_', ' ')} score: Lorsa vs host heads", bargap=0.05,
                       legend=dict(x=0.99, xanchor="right", y=0.99, yanchor="top", bgcolor=LEGEND_BACKGROUND))
     return fig

@@ -229,10 +229,13 @@ def run_experiment(
     make_model: Callable[[], tuple[nn.Module, Any]], task: VerifiableTask, *, base: GRPOConfig, steps: int,
     seeds: tuple[int, ...] = (0,), variants: tuple[Variant, ...] = DEFAULT_VARIANTS, eval_every: int = 10,
     n_samples: int = 16, ks: tuple[int, ...] = (1, 2, 4, 8, 16), out: Path | None = None, progress: bool = True,
+    eval_tasks: dict[str, VerifiableTask] | None = None,
 ) -> ExperimentResult:
     """Train every variant for every seed from the same start (``make_model()`` returns a fresh
     ``(model, tokenizer_or_None)`` each call); evaluate at step 0 and every ``eval_every`` steps
     (``n_samples=0`` evaluates nothing). With ``out``, ``results.json`` is rewritten after every run.
+    ``eval_tasks`` are further held-out sets (e.g. a hard and an easy subset) evaluated at the same
+    steps; their metrics are keyed ``"<name>/<metric>"`` beside the task's own.
 
     >>> res = run_experiment(lambda: (copy_model(model), None), task, base=GRPOConfig(), steps=20)  # doctest: +SKIP
     >>> res.final()                                                                                  # doctest: +SKIP
@@ -255,9 +258,19 @@ def run_experiment(
     c.integer("eval_every", eval_every, min=1)
     c.integer("n_samples", n_samples, min=0, fix="0 evaluates nothing.")
     c.boolean("progress", progress)
+    if eval_tasks is not None and not all(isinstance(t, VerifiableTask) for t in eval_tasks.values()):
+        c.fail("eval_tasks", eval_tasks, "a dict of name -> VerifiableTask")
     ks = tuple(k for k in ks if k <= n_samples)
+
+    def measure(model: Any, tok: Any = None) -> dict[str, float]:
+        rec = evaluate_policy(model, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat()
+        for name, extra in (eval_tasks or {}).items():
+            rec.update({f"{name}/{k}": v for k, v in
+                        evaluate_policy(model, extra, n_samples=n_samples, ks=ks, tokenizer=tok).flat().items()})
+        return rec
+
     model0, tok = make_model()
-    base_eval = evaluate_policy(model0, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat() if n_samples else {}
+    base_eval = measure(model0, tok) if n_samples else {}
     result = ExperimentResult(task.name, asdict(base), steps, base_eval)
     bar = tqdm(total=len(seeds) * len(variants) * steps, desc="GRPO runs", disable=bar_disabled(progress))
     for seed in seeds:
@@ -274,7 +287,7 @@ def run_experiment(
                 trainer.step()
                 bar.update(1)
                 if n_samples and (s % eval_every == 0 or s == steps):
-                    evals.append({"step": s, **evaluate_policy(trainer.policy, task, n_samples=n_samples, ks=ks).flat()})
+                    evals.append({"step": s, **measure(trainer.policy)})
             result.runs.append(RunResult(v.name, seed, asdict(cfg), trainer.log, evals, time.time() - t0))
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)

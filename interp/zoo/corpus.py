@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from jaxtyping import Int
     from torch import Tensor
 
+from interp.zoo.planted import PLANTED_SAMPLERS, use_filler
+
 __all__ = [
     "CorpusConfig",
     "Sample",
@@ -39,6 +41,7 @@ __all__ = [
     "LETTERS",
     "is_heldout_sum",
     "SAMPLERS",
+    "PLANTED_MIX",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -212,6 +215,7 @@ SAMPLERS: dict[str, Callable[..., Sample]] = {
     "reverse": _reverse,
     "successor": _successor,
     "induction": _induction,
+    **PLANTED_SAMPLERS,  # opposite (a latent mode), code (planted-frequency recall), ordinal (long runs)
 }
 
 
@@ -241,10 +245,22 @@ def _filler(rng: random.Random, cast: list[str] | None = None) -> str:
     )
 
 
+use_filler(lambda rng: _filler(rng))  # the planted opposite segments use the same filler sentences
+
+
 def _story(rng: random.Random) -> str:
     """Filler with a recurring cast: names repeat inside a paragraph (induction on names)."""
     cast = rng.sample(NAMES, 3)
     return " ".join(_filler(rng, cast) for _ in range(rng.randint(2, 4)))
+
+
+PLANTED_MIX: dict[str, float] = {
+    "filler": 1.5, "story": 1.0, "qa": 2.0, "mc": 1.5, "arith": 2.0, "copy": 1.0, "reverse": 0.8, "successor": 1.0,
+    "induction": 1.5, "opposite": 3.0, "code": 3.0, "ordinal": 1.5,
+}
+"""Segment weights of toy-lm-planted: the tasks of toy-lm plus the planted ground truth of issue 14
+(:mod:`interp.zoo.planted`: the opposite/same latent, planted-frequency codes, long ordinal runs).
+toy-lm's own default mix (``CorpusConfig().mix``) is unchanged, so its recipe still rebuilds it."""
 
 
 @dataclass

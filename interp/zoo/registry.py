@@ -60,6 +60,14 @@ register(ZooEntry(
     recipe="interp.zoo.toy_lm:train",
 ))
 register(ZooEntry(
+    name="toy-lm-planted", kind="model",
+    description="toy-lm's shape and corpus plus the planted ground truth of issue 14 (interp.zoo.planted): repeated "
+                "random-token spans at the token level (induction), ordinal runs (successor), a latent same/opposite "
+                "mode (CorrSteer) and planted-frequency code recall (THR's rare successes). Its card lists every design "
+                "tried and what each method recovered.",
+    recipe="interp.zoo.toy_lm_planted:train",
+))
+register(ZooEntry(
     name="toy-translate", kind="model",
     description="Toy multilingual Llama for the translation-barrier demo: word translation among 12 languages of "
                 "the bundled lexicon, English pivot dominating the corpus, low-resource languages rare.",
@@ -85,6 +93,12 @@ register(ZooEntry(
     name="toy-lm-saes", kind="saes",
     description="TopK residual SAEs (512 features, k=16) for toy-lm at blocks.0-3.hook_resid_post, sae-lens format.",
     recipe="interp.zoo.saes:train", needs=("toy-lm",),
+))
+register(ZooEntry(
+    name="toy-lm-planted-lorsa", kind="lorsa",
+    description="Lorsa for toy-lm-planted's best induction layer (1024 OV heads, 4 QK heads, top-K 16), with the "
+                "host and Lorsa heads scored like for like on the card (interp.zoo.recovery.lorsa).",
+    recipe="interp.zoo.recovery.lorsa:train", needs=("toy-lm-planted",),
 ))
 register(ZooEntry(
     name="stories260K-lorsa-L2", kind="lorsa",

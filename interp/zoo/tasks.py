@@ -41,15 +41,21 @@ from interp.thr.tasks import VerifiableTask
 from interp.zoo.corpus import SAMPLERS, _arith
 from interp.core.validate import Check
 from interp.zoo.errors import ZooConfigError
+from interp.zoo.planted import CODE_HOLDERS, code_sample
 
-__all__ = ["TASKS", "TaskName", "make_items", "check", "accuracy_by_task", "planted_task", "planted_grpo_task",
+__all__ = ["TASKS", "PLANTED_TASKS", "TaskName", "make_items", "check", "accuracy_by_task", "planted_task", "planted_grpo_task",
            "MAX_NEW_TOKENS", "STOP"]
 
 TaskName = Literal["qa", "mc", "arith", "copy", "reverse", "induction", "successor"]
 TASKS: tuple[str, ...] = ("qa", "mc", "arith", "copy", "reverse", "induction", "successor")
+PLANTED_TASKS: tuple[str, ...] = ("opposite", "code")
+"""The tasks of toy-lm-planted beyond :data:`TASKS` (issue 14; :mod:`interp.zoo.planted`): ``opposite``
+(``Rule: opposite. hot -> cold. big ->`` -> ``small``, a latent mode) and ``code`` (``The code of Kitari
+is`` -> ``472``, planted frequencies; items ask about holders drawn uniformly)."""
 
 MAX_NEW_TOKENS: dict[str, int] = {
-    "qa": 6, "mc": 3, "arith": 5, "copy": 18, "reverse": 18, "induction": 6, "successor": 6,
+    "qa": 6, "mc": 3, "arith": 5, "copy": 18, "reverse": 18, "induction": 6, "successor": 6, "opposite": 3,
+    "code": 6,
 }
 """Enough new tokens for each task's answer (names span up to ~4 tokens, copy lists ~6 words)."""
 
@@ -59,8 +65,8 @@ STOP = ("\n",)
 
 
 def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ZooConfigError(f"Unknown task {task!r}; the toy-lm tasks are {', '.join(TASKS)}.")
+    if task not in TASKS + PLANTED_TASKS:
+        raise ZooConfigError(f"Unknown task {task!r}; the toy-lm tasks are {', '.join(TASKS + PLANTED_TASKS)}.")
 
 
 def make_items(task: str, n: int, seed: int = 0) -> list[Example]:
@@ -75,7 +81,12 @@ def make_items(task: str, n: int, seed: int = 0) -> list[Example]:
     rng = random.Random(f"toy-eval-{task}-{seed}")
     out = []
     for _ in range(n):
-        s = _arith(rng, heldout=True) if task == "arith" else SAMPLERS[task](rng)
+        if task == "arith":
+            s = _arith(rng, heldout=True)
+        elif task == "code":
+            s = code_sample(rng, holder=rng.choice(CODE_HOLDERS))
+        else:
+            s = SAMPLERS[task](rng)
         meta = {"task": task, "choices": tuple(s.choices)} if s.choices else {"task": task}
         out.append(Example(prompt=s.prompt, answer=s.answer.strip(), meta=meta))
     return out
@@ -91,9 +102,9 @@ def _words(text: str, k: int) -> list[str]:
 def check(task: str, generated_text: str, answer: str) -> bool:
     """Is the continuation ``generated_text`` (the text after the prompt) right?
 
-    - ``qa``, ``induction``, ``successor``: the first word (punctuation stripped) equals ``answer``;
+    - ``qa``, ``induction``, ``successor``, ``opposite``: the first word (punctuation stripped) equals ``answer``;
     - ``mc``: the first word is the letter (``"B"``, ``"B)"`` and ``"B."`` all count);
-    - ``arith``: the first number equals ``answer``;
+    - ``arith``, ``code``: the first number equals ``answer``;
     - ``copy``, ``reverse``: the first ``len(answer.split())`` words equal those of ``answer``.
 
     >>> check("arith", " 85.", "85"), check("mc", " C) red", "C"), check("qa", " Dorton.", "Dor")
@@ -101,7 +112,7 @@ def check(task: str, generated_text: str, answer: str) -> bool:
     """
     _check_task(task)
     answer = answer.strip()
-    if task == "arith":
+    if task in ("arith", "code"):
         m = re.match(r"\s*(\d+)", generated_text)
         return m is not None and m.group(1) == answer
     if task in ("copy", "reverse"):

@@ -210,7 +210,7 @@ def _lr_at(step: int, cfg: LMTrainConfig) -> float:
 
 
 def train_causal_lm(
-    texts: list[str],
+    texts: list[str] | list[list[int]],
     tokenizer: "PreTrainedTokenizerBase",
     model_cfg: ModelConfig,
     train_cfg: LMTrainConfig,
@@ -219,6 +219,7 @@ def train_causal_lm(
 ) -> TrainStats:
     """Train a Llama from scratch on ``texts`` and save it with the tokenizer to ``out_dir``.
 
+    ``texts`` are strings (tokenised here as ``<s> text </s>``) or lists of token ids (used as they are).
     Seeded: the same texts, tokenizer, configs and thread count give the same weights. The corpus is
     cycled as often as ``steps`` needs; ``val_fraction`` of the documents are held out for the
     validation loss in the returned :class:`TrainStats`.
@@ -231,14 +232,24 @@ def train_causal_lm(
     c.instance("model_cfg", ModelConfig, model_cfg)
     c.instance("train_cfg", LMTrainConfig, train_cfg)
     c.boolean("progress", progress)
-    if isinstance(texts, str) or not texts or not all(isinstance(t, str) for t in texts):
-        raise ZooConfigError("train_causal_lm needs at least one text: pass a non-empty list of strings.")
+    def _is_ids(t: Any) -> bool:
+        return isinstance(t, (list, tuple)) and len(t) > 0 and all(isinstance(i, int) and not isinstance(i, bool)
+                                                                  for i in t)
+
+    if isinstance(texts, str) or not texts or not (all(isinstance(t, str) for t in texts)
+                                                  or all(_is_ids(t) for t in texts)):
+        raise ZooConfigError("train_causal_lm needs at least one text: pass a non-empty list of strings "
+                             "(or of token-id lists, all of one kind).")
     if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
         raise ZooConfigError("The tokenizer needs bos, eos and pad tokens (see interp.zoo.bpe.train_bpe).")
     if train_cfg.n_threads:
         torch.set_num_threads(train_cfg.n_threads)
     rng = random.Random(train_cfg.seed)
-    seqs, truncated = tokenize_texts(texts, tokenizer, model_cfg.max_len)
+    if isinstance(texts[0], str):
+        seqs, truncated = tokenize_texts(texts, tokenizer, model_cfg.max_len)
+    else:  # already token ids (e.g. with spans planted at the token level): used as given, cut to max_len
+        truncated = sum(len(s) > model_cfg.max_len for s in texts)
+        seqs = [list(s)[: model_cfg.max_len] for s in texts]
     n_val = max(1, int(len(seqs) * train_cfg.val_fraction)) if train_cfg.val_fraction > 0 and len(seqs) > 1 else 0
     order = list(range(len(seqs)))
     rng.shuffle(order)

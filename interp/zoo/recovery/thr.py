@@ -1,0 +1,178 @@
+"""THR on rarely solved prompts: does plain GRPO narrow exploration on toy-lm's planted-frequency
+codes, and do THR p = +0.5 / -0.5 trade greedy accuracy against pass@k as the paper reports?
+
+Every code holder of :mod:`interp.zoo.planted` was planted with its own frequency, so toy-lm
+remembers the frequent codes and only half-remembers the rare ones. GRPO trains on half of the
+holders (every odd index, all frequencies); pass@k is measured on the other half, split by planted
+frequency into a ``hard`` subset (the rarest holders) and an ``easy`` one (the most frequent). A
+code is a fact about one holder, so training on other holders cannot teach it: what GRPO can change
+on the held-out holders is how sharply the policy commits to what it already believes.
+
+    python -m interp.zoo.recovery.thr --out out/recovery_thr --steps 40 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.core.tasks import Example
+from interp.thr.tasks import VerifiableTask
+from interp.zoo.planted import CODE_HOLDERS, CODES, code_prompt, code_weight
+
+__all__ = ["BANDS", "code_holders", "code_tasks", "summarize_runs", "run"]
+
+BANDS: dict[str, tuple[float, float]] = {"hard": (0.0, 3.0), "easy": (15.0, math.inf)}
+"""Planted relative frequency (:func:`interp.zoo.planted.code_weight`) of each held-out subset."""
+
+KS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def code_holders(split: str, band: str | None = None) -> list[str]:
+    """Holders of the GRPO ``train`` split (odd indices) or the held-out ``test`` split (even), optionally
+    only those whose planted frequency lies in ``BANDS[band]``."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    parity = 1 if split == "train" else 0
+    lo, hi = BANDS[band] if band is not None else (0.0, math.inf)
+    return [h for i, h in enumerate(CODE_HOLDERS) if i % 2 == parity and lo <= code_weight(i) < hi]
+
+
+def _reward(item: Example, completion: str) -> float:
+    from interp.zoo.tasks import check
+
+    return 1.0 if check("code", completion, item.answer) else 0.0
+
+
+def code_tasks() -> tuple[VerifiableTask, dict[str, VerifiableTask]]:
+    """The GRPO task (train: every train holder; test: the held-out ``hard`` holders) and the other
+    held-out subsets (``easy``) as tasks of their own (same train split, for the API)."""
+    def items(holders: list[str]) -> list[Example]:
+        return [Example(code_prompt(h), CODES[h]) for h in holders]
+
+    train = items(code_holders("train"))
+    main = VerifiableTask("toy-lm-code", train, items(code_holders("test", "hard")), _reward, max_new_tokens=6,
+                          description="toy-lm planted-frequency codes: the first number must be the holder's code; "
+                          "test = the held-out hard holders.")
+    subsets = {b: VerifiableTask(f"toy-lm-code-{b}", train, items(code_holders("test", b)), _reward, max_new_tokens=6)
+               for b in BANDS if b != "hard"}
+    return main, subsets
+
+
+def _named(rec: dict[str, float]) -> dict[str, float]:
+    """Evaluation keys with their subset: the main task's test split is the hard subset."""
+    return {(k if "/" in k or k == "step" else f"hard/{k}"): v for k, v in rec.items()}
+
+
+def _interp_at(xs: list[float], ys: list[float], x: float) -> float:
+    """y at the first crossing of level x by the (step-ordered) curve xs (linear between evaluations)."""
+    for i in range(1, len(xs)):
+        if (xs[i - 1] - x) * (xs[i] - x) <= 0 and xs[i] != xs[i - 1]:
+            t = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+            return ys[i - 1] + t * (ys[i] - ys[i - 1])
+    return float("nan")
+
+
+def summarize_runs(results: dict[str, Any], *, match: str = "train_reward", smooth: int = 5) -> dict[str, Any]:
+    """Mean and standard error over seeds, per variant: at the last step, and at equal ``match`` (the
+    training reward averaged over the last ``smooth`` steps, or an evaluation key such as
+    ``"easy/pass@1"``): the level every run reaches (the smallest of the runs' final values), each
+    run's metrics read where it first crosses that level (linear between evaluations)."""
+    import numpy as np
+
+    runs = [{**r, "evals": [_named(e) for e in r["evals"]]} for r in results["runs"]]
+    variants = sorted({r["variant"] for r in runs}, key=lambda v: [r["variant"] for r in runs].index(v))
+    for r in runs:  # the training reward at each evaluation step, smoothed over the steps before it
+        rewards = [x["reward_mean"] for x in r["log"]]
+        for e in r["evals"]:
+            s = int(e["step"])
+            window = rewards[max(0, s - smooth) : s]
+            e["train_reward"] = float(np.mean(window)) if window else float("nan")
+        if r["evals"][0]["step"] == 0:  # step 0: the base policy's reward, from the first steps' samples
+            r["evals"][0]["train_reward"] = float(np.mean(rewards[:smooth]))
+    metrics = [k for k in runs[0]["evals"][-1] if k != "step"]
+    level = min(r["evals"][-1][match] for r in runs)
+    out: dict[str, Any] = {"base": _named(results["base_eval"]), "match": match, "match_level": level, "final": {},
+                           "matched": {}}
+
+    def stats(vals: list[float]) -> dict[str, float]:
+        a = np.asarray(vals, float)
+        se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+        return {"mean": float(a.mean()), "se": se, "n": len(a)}
+
+    for v in variants:
+        rs = [r for r in runs if r["variant"] == v]
+        out["final"][v] = {m: stats([r["evals"][-1][m] for r in rs]) for m in metrics}
+        out["final"][v]["step"] = rs[0]["evals"][-1]["step"]
+        matched = {}
+        for m in metrics:
+            vals = [_interp_at([e[match] for e in r["evals"]], [e[m] for e in r["evals"]], level) for r in rs]
+            matched[m] = stats(vals)
+        matched["step"] = stats([_interp_at([e[match] for e in r["evals"]], [e["step"] for e in r["evals"]], level)
+                                 for r in rs])
+        out["matched"][v] = matched
+    return out
+
+
+def run(*, steps: int = 40, seeds: tuple[int, ...] = (0, 1, 2), lr: float | None = None, group_size: int = 8,
+        prompts: int = 16, eval_every: int = 10, n_samples: int = 128, ks: tuple[int, ...] = KS,
+        variants: tuple[str, ...] = ("plain", "p=+0.5", "p=-0.5"), out: str | Path | None = None,
+        progress: bool = True, model_dir: str | Path | None = None) -> dict[str, Any]:
+    """Plain GRPO and THR p = +-0.5 from the committed toy-lm, ``seeds`` each; pass@k on the held-out
+    hard and easy holders every ``eval_every`` steps. Returns the raw results plus ``summary``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp import zoo
+    from interp.thr.experiment import DEFAULT_VARIANTS, run_experiment
+    from interp.thr.grpo import DEFAULT_LR, GRPOConfig
+
+    folder = Path(model_dir) if model_dir is not None else zoo.model_dir("toy-lm-planted")
+    task, subsets = code_tasks()
+    table = {v.name: v for v in DEFAULT_VARIANTS}
+
+    def make_model():
+        return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+    base = GRPOConfig(group_size=group_size, prompts_per_step=prompts, lr=lr if lr is not None else DEFAULT_LR,
+                      max_new_tokens=task.max_new_tokens)
+    result = run_experiment(make_model, task, base=base, steps=steps, seeds=tuple(seeds),
+                             variants=tuple(table[v] for v in variants), eval_every=eval_every, n_samples=n_samples,
+                             ks=ks, eval_tasks=subsets, out=Path(out) if out is not None else None, progress=progress)
+    results = result.to_dict()
+    results["summary"] = summarize_runs(results)
+    results["bands"] = {b: {"range": list(r), "n_test": len(code_holders("test", b)), "n_train": len(code_holders("train", b))}
+                        for b, r in BANDS.items()}
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def _main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("out/recovery_thr"))
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--n-samples", type=int, default=128)
+    ap.add_argument("--variants", nargs="+", default=["plain", "p=+0.5", "p=-0.5"])
+    ap.add_argument("--record", action="store_true", help="write the summary into toy-lm-planted's card.json")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    r = run(steps=a.steps, seeds=tuple(a.seeds), lr=a.lr, eval_every=a.eval_every, n_samples=a.n_samples,
+            variants=tuple(a.variants), out=a.out)
+    print(json.dumps(r["summary"], indent=1))
+    if a.record:
+        from interp.zoo.recovery import record
+
+        record("thr", {k: v for k, v in r.items() if k != "runs"})
+
+
+if __name__ == "__main__":
+    _main()
