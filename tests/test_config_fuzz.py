@@ -47,6 +47,8 @@ BASE["Stage"] = _stage_base()
 ALLOWED: dict[tuple[str, str], tuple[set[str], str]] = {
     ("CorrSteerConfig", "scale"): ({"zero", "negative"}, "0 is the unsteered control, < 0 steers away"),
     ("CorrSteerConfig", "n_random"): ({"zero"}, "0: no random-feature controls"),
+    ("RepeatConfig", "doc_prob"): ({"zero"}, "0: no document gets a repeated span"),
+    ("RepeatConfig", "pure_prob"): ({"zero"}, "0: no bare repeated-span documents"),
     ("SelectorConfig", "scale"): ({"zero", "negative"}, "0 is the unsteered control, < 0 steers away"),
     ("SelectorConfig", "n_random"): ({"zero"}, "0: no random-feature controls"),
     ("SelectorConfig", "output_threshold"): ({"zero", "negative"}, "an output-score threshold (scores can be <= 0)"),

@@ -179,6 +179,22 @@ class RepeatConfig:
     copies: tuple[int, int] = (2, 3)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from interp.core.validate import Check
+        from interp.zoo.errors import ZooConfigError
+
+        c = Check(self, ZooConfigError)
+        c.number("doc_prob", ge=0, le=1, fix="The share of documents that get a repeated span.")
+        c.number("pure_prob", ge=0, le=1, fix="The share of documents replaced by a bare repeated span.")
+        c.require(self.doc_prob + self.pure_prob <= 1, "pure_prob", self.pure_prob,
+                  f"at most 1 - doc_prob = {1 - self.doc_prob:g}")
+        for name, low in (("span", 1), ("copies", 2)):
+            v = getattr(self, name)
+            ok = (isinstance(v, (tuple, list)) and len(v) == 2
+                  and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and low <= v[0] <= v[1])
+            c.require(ok, name, v, f"a (min, max) pair of integers with {low} <= min <= max")
+        c.integer("seed", min=0)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["span"], d["copies"] = list(self.span), list(self.copies)
