@@ -391,9 +391,11 @@ class _LensKL(torch.autograd.Function):
 def _chunk_kl(model, lens: "TunedLens | None", x: Tensor, final_lp: Tensor, W_mm: Tensor | None = None) -> Tensor:
     """KL(final || lens) of every layer and row of one chunk: ``x`` is [n_layers, rows, d]; ``W_mm`` is
     ``W_U`` in the dtype of the matmuls (default: as the model holds it)."""
-    if lens is not None:
+    if isinstance(lens, TunedLens):  # x + x A_l + b_l for every layer in one batched matmul
         x = x.to(lens.weight.dtype)
         x = x + torch.baddbmm(lens.bias[:, None, :], x, lens.weight)
+    elif lens is not None:  # any other lens (the Jacobian lens): its own translate, [b, sel, pos, d]
+        x = lens.translate(x[None], list(range(x.shape[0])))[0]
     norm = final_norm(model)
     h = norm(x) if norm is not None else x
     W_U, b = unembed_weights(model)
