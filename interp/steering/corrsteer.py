@@ -54,18 +54,22 @@ class CorrSteerConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        c = Check(self, SteeringConfigError)
-        c.choice("pooling", ("max", "mean", "answer"), optional=True, fix="None takes the task's default pooling.")
-        c.integer("max_new_tokens", min=1, optional=True, fix="None takes the task's own.")
-        c.integer("batch_size", min=1)
-        c.number("scale", fix="scale multiplies the paper's coefficient; 1.0 is the paper's setting.")
-        c.integer("n_random", min=0, fix="The number of random-feature controls (5 by default; 0 for none).")
-        c.boolean("diff_means")
-        c.choice("positions", ("generated", "all"))
-        c.boolean("use_kv_cache")
-        c.integer("n_boot", min=1, fix="Bootstrap resamples for the CIs, e.g. 2000.")
-        c.integer("seed", min=0)
-        c.boolean("progress")
+        check_steering_knobs(Check(self, SteeringConfigError))
+
+
+def check_steering_knobs(c: Check) -> None:
+    """The knobs every steering run shares (CorrSteerConfig, the selection-rule comparison's SelectorConfig)."""
+    c.choice("pooling", ("max", "mean", "answer"), optional=True, fix="None takes the task's default pooling.")
+    c.integer("max_new_tokens", min=1, optional=True, fix="None takes the task's own.")
+    c.integer("batch_size", min=1)
+    c.number("scale", fix="scale multiplies the paper's coefficient; 1.0 is the paper's setting.")
+    c.integer("n_random", min=0, fix="The number of random-feature controls (5 by default; 0 for none).")
+    c.boolean("diff_means")
+    c.choice("positions", ("generated", "all"))
+    c.boolean("use_kv_cache")
+    c.integer("n_boot", min=1, fix="Bootstrap resamples for the CIs, e.g. 2000.")
+    c.integer("seed", min=0)
+    c.boolean("progress")
 
 
 def _check_eval_args(name: str, model: Any, task: Any, vectors: Any, *, max_new_tokens: Any, batch_size: Any,

@@ -47,7 +47,7 @@ from interp.core.tokens import encode_prompts
 from interp.core.validate import Check
 from interp.steering.baselines import diff_of_means, random_features
 from interp.steering.collect import Collection, Pooling, collect
-from interp.steering.corrsteer import evaluate_vectors
+from interp.steering.corrsteer import check_steering_knobs, evaluate_vectors
 from interp.steering.errors import SteeringConfigError
 from interp.steering.report import Arm, SteeringReport
 from interp.steering.saes import SAEs, resolve_saes
@@ -260,23 +260,13 @@ class SelectorConfig:
 
     def __post_init__(self) -> None:
         c = Check(self, SteeringConfigError)
-        c.choice("pooling", ("max", "mean", "answer"), optional=True, fix="None takes the task's default pooling.")
-        c.integer("max_new_tokens", min=1, optional=True, fix="None takes the task's own.")
-        c.integer("batch_size", min=1)
-        c.number("scale", fix="scale multiplies the paper's coefficient; 1.0 is the paper's setting.")
-        c.integer("n_random", min=0, fix="The number of random-feature controls (5 by default; 0 for none).")
-        c.boolean("diff_means")
-        c.choice("positions", ("generated", "all"))
-        c.boolean("use_kv_cache")
+        check_steering_knobs(c)
         c.integer("pool", min=1, fix="Candidates per hook (the features with the largest positive correlation).")
         c.integer("n_prompts", min=1, fix="Training prompts the output scores are averaged over.")
         c.number("amp_factor", gt=0, fix="The amplification, in units of the largest SAE activation (10 in Arad et al.).")
         c.integer("logit_lens_k", min=1)
         c.number("output_keep", gt=0, le=1, fix="The share of candidates the output-score filter keeps.")
         c.number("output_threshold", optional=True, fix="None keeps the output_keep share instead.")
-        c.integer("n_boot", min=1, fix="Bootstrap resamples for the CIs, e.g. 2000.")
-        c.integer("seed", min=0)
-        c.boolean("progress")
 
 
 @dataclass
