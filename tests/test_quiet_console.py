@@ -127,3 +127,15 @@ def test_loading_bundled_saes_warns_nothing():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == "" and proc.stderr == "", (proc.stdout[:1000], proc.stderr[:2000])
+
+
+def test_every_notebook_cell_has_an_id():
+    """nbformat 4.5 cells need ids; a cell without one makes every run of the demo print a
+    MissingIDFieldWarning (a notebook edited by hand is the usual cause)."""
+    import json
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        missing = [i for i, c in enumerate(nb["cells"]) if "id" not in c]
+        assert not missing, f"{path.name}: cells {missing} have no id"
