@@ -139,3 +139,21 @@ def test_every_notebook_cell_has_an_id():
         nb = json.loads(path.read_text())
         missing = [i for i, c in enumerate(nb["cells"]) if "id" not in c]
         assert not missing, f"{path.name}: cells {missing} have no id"
+
+
+def test_notebook_runs_leave_no_kernel_behind(tmp_path):
+    """The runner shuts its kernel down: a kernel that outlives the process warns "Parent appears to
+    have exited" into the console (four times after every `make demo`). The pipe stays open until the
+    last kernel exits, so a lingering kernel's warning is captured here."""
+    from pathlib import Path
+
+    script = (
+        "import nbformat, pathlib; from interp.app.notebooks import execute_notebook\n"
+        f"d = pathlib.Path({str(tmp_path)!r}); nb = nbformat.v4.new_notebook()\n"
+        "nb.cells = [nbformat.v4.new_code_cell('x = 1 + 1')]; nbformat.write(nb, d / 't.ipynb')\n"
+        "execute_notebook(d / 't.ipynb', out_dir=d / 'o', html=False)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    assert run.returncode == 0, run.stderr
+    assert "Parent appears to have exited" not in run.stderr, run.stderr

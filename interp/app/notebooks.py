@@ -165,6 +165,10 @@ def execute_notebook(
                 nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(source.parent)}},
                 **_kernel_manager(kernel_name, socket_dir),
             )
+            # the kernel manager is ours (made above): the client shuts its kernel down when the notebook
+            # ends (nbclient only does so for managers it made), so no kernel outlives us and warns
+            # "Parent appears to have exited" on the console
+            client.owns_km = True
             client.execute()
     except CellExecutionError as err:
         nbformat.write(nb, executed)
