@@ -123,8 +123,12 @@ def test_stream_fused_equals_unfused():
             assert _rel(a[h], b[h]) < 1e-5
 
 
-def test_stories260k_lorsa_hooks(stories_model):
-    """The real host (GQA, RoPE, RMS): Lorsa's layer-2 hooks at a training-sized context."""
+def test_stories260k_lorsa_hooks(stories_dir):
+    """The real host (GQA, RoPE, RMS): Lorsa's layer-2 hooks at a training-sized context (the fast path runs a
+    HookedTransformer's own modules; the shared fixture is a bridge)."""
+    from interp import load_model
+
+    stories_model = load_model(stories_dir, device="cpu", frontend="hooked")
     tokens = bos_tokens(4, 256, vocab=stories_model.cfg.d_vocab)
     hooks = ["blocks.2.ln1.hook_normalized", "blocks.2.hook_attn_out"]
     _, cache = stories_model.run_with_cache(tokens, names_filter=hooks)

@@ -276,12 +276,20 @@ class TranslationProbe:
         groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         for pair, concepts in by_pair.items():
             groups.setdefault(tuple(concepts), []).append(pair)
+        from tqdm.auto import tqdm
+
+        from interp.core.progress import bar_disabled
+
         rows: list[dict] = []
         meta: dict | None = None
+        # one bar for the whole set: a bar per concept list made hundreds of progress widgets in a notebook
+        bar = tqdm(total=len(triples), desc="translation probe", disable=bar_disabled(progress))
         for concepts, pairs in groups.items():
-            report = self.run(pairs, concepts=list(concepts), progress=progress)
+            report = self.run(pairs, concepts=list(concepts), progress=False)
             rows += report.rows
             meta = meta or report.meta
+            bar.update(len(report.rows))
+        bar.close()
         order = {pair: i for i, pair in enumerate(by_pair)}
         rows.sort(key=lambda r: order[(r["src"], r["tgt"])])
         return ProbeReport(rows, meta or {})
