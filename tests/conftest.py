@@ -43,7 +43,8 @@ def stories_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def stories_model(stories_dir):
-    """stories260K as a HookedTransformer with raw weights (shared across tests: treat as read-only)."""
+    """stories260K through load_model's default front-end, a TransformerBridge with raw weights (shared across
+    tests: treat as read-only; a test that needs a HookedTransformer loads its own with frontend="hooked")."""
     from interp import load_model
 
     return load_model(stories_dir, device="cpu")
