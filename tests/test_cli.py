@@ -37,3 +37,16 @@ def test_parser_requires_a_command():
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "interp.app.cli", "zoo", "list"], capture_output=True, text=True)
     assert result.returncode == 0 and "toy-lm" in result.stdout
+
+
+def test_zoo_experiments_command_line_parses_each_experiment():
+    """The planted-structure experiments' command line lives in the app layer (the zoo modules only compute)."""
+    from interp.app.zoo_experiments import _parser
+
+    p = _parser()
+    assert p.parse_args(["pivot-time", "20", "40"]).long == 40
+    assert p.parse_args(["pivot-try", "F-implicit-target", "--no-record"]).no_record
+    args = p.parse_args(["recovery", "thr", "--seeds", "0", "1", "--record"])
+    assert (args.method, args.seeds, args.record) == ("thr", [0, 1], True)
+    with pytest.raises(SystemExit):
+        p.parse_args(["recovery", "nothing"])

@@ -7,8 +7,8 @@ exactly those. ``train`` (recipe of ``toy-pivot``) writes the Hugging Face folde
 with the planted answer, every design tried (``DESIGNS``; numbers in ``pivot_designs.json``) and the
 logit-lens measurements; ``train_tuned_lens`` (recipe of ``toy-pivot-tuned-lens``) trains the tuned
 lens on held-out corpus text, never on the probe's prompts, and records the tuned-lens measurements
-in its own card. ``python -m interp.zoo.toy_pivot try DESIGN`` re-runs one try of the experiment;
-``python -m interp.zoo.toy_pivot time`` measures the recipe's single-thread CPU cost.
+in its own card. ``python -m interp.app.zoo_experiments pivot-try DESIGN`` re-runs one try of the experiment;
+``python -m interp.app.zoo_experiments pivot-time`` measures the recipe's single-thread CPU cost.
 
 >>> from interp import zoo
 >>> zoo.train("toy-pivot")   # doctest: +SKIP
@@ -16,11 +16,10 @@ in its own card. ``python -m interp.zoo.toy_pivot try DESIGN`` re-runs one try o
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ __all__ = ["Design", "DESIGNS", "FINAL_DESIGN", "train", "train_tuned_lens", "me
 LENS_SEED_OFFSET = 7919
 """Held-out text for the tuned lens: the same distribution, documents drawn with ``seed + 7919``."""
 DESIGNS_FILE = Path(__file__).resolve().parent / "pivot_designs.json"
-"""The measured numbers of every design tried (``python -m interp.zoo.toy_pivot try NAME`` appends)."""
+"""The measured numbers of every design tried (``python -m interp.app.zoo_experiments pivot-try NAME`` appends)."""
 
 
 @dataclass
@@ -131,15 +130,10 @@ def _layout(card: dict[str, Any]) -> str:
 
 
 def _write_card(folder: Path, card: dict[str, Any]) -> None:
-    (folder / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False, default=_json_default))
+    from interp.zoo.training import json_default  # torch-heavy module: imported when writing
 
+    (folder / "card.json").write_text(json.dumps(card, indent=1, ensure_ascii=False, default=json_default))
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"Cannot write {type(value).__name__} to the card.")
 
 
 def _sha256(path: Path) -> str:
@@ -485,7 +479,9 @@ def try_design(name: str, out_dir: Path, *, progress: bool = True, record: bool 
     if record:
         designs = recorded_designs()
         designs[name] = summary
-        DESIGNS_FILE.write_text(json.dumps(designs, indent=1, ensure_ascii=False, default=_json_default))
+        from interp.zoo.training import json_default  # torch-heavy module: imported when writing
+
+        DESIGNS_FILE.write_text(json.dumps(designs, indent=1, ensure_ascii=False, default=json_default))
     return summary
 
 
@@ -522,28 +518,3 @@ def time_recipe(short: int = 50, long: int = 300, *, design: str = FINAL_DESIGN,
     out["recipe_cpu_estimate"] = out["corpus_and_bpe_cpu"] + out["train_fixed_cpu"] + d.steps * per
     return {k: round(v, 3) for k, v in out.items()}
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m interp.zoo.toy_pivot",
-                                     description="Re-run one design of the toy-pivot experiment.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("try", help="train + measure one design into a scratch folder and record its numbers")
-    t.add_argument("design", choices=list(DESIGNS))
-    t.add_argument("--out", default=None, help="scratch folder (default: /tmp/toy-pivot-<design>)")
-    t.add_argument("--no-record", action="store_true", help="do not write pivot_designs.json")
-    tm = sub.add_parser("time", help="single-thread CPU time of the final design's recipe (two short runs)")
-    tm.add_argument("short", type=int, nargs="?", default=50)
-    tm.add_argument("long", type=int, nargs="?", default=300)
-    args = parser.parse_args(argv)
-    if args.command == "time":
-        print(json.dumps(time_recipe(args.short, args.long)))
-        return 0
-    out = Path(args.out or f"/tmp/toy-pivot-{args.design}")
-    summary = try_design(args.design, out, record=not args.no_record)
-    print(json.dumps({k: v for k, v in summary.items() if k != "design"}, indent=1, ensure_ascii=False,
-                     default=_json_default))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

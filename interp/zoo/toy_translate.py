@@ -242,16 +242,11 @@ def update_card(folder: Path, **kwargs: Any) -> dict[str, Any]:
     folder = Path(folder)
     card = json.loads((folder / "card.json").read_text())
     card["probe"] = measure_probe(folder, **kwargs)
-    (folder / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False, default=_json_default))
+    from interp.zoo.training import json_default  # torch-heavy module: imported when writing
+
+    (folder / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False, default=json_default))
     return card
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"Cannot write {type(value).__name__} to the card.")
 
 
 def train_tuned_lens(out_dir: Path, *, model_dir: Path | None = None, steps: int = 300, n_docs: int = 4000,

@@ -319,3 +319,12 @@ def train_causal_lm(
         val_loss=round(val_loss, 4), n_params=sum(p.numel() for p in model.parameters()), loss_curve=curve,
         truncated_docs=truncated,
     )
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for model cards: tensor / numpy scalars as numbers, NaN as null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"Cannot write {type(value).__name__} to the card.")

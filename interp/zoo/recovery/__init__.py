@@ -7,7 +7,7 @@
   THR p = +-0.5.
 
 Each module has ``run(...)`` returning a JSON-able dict (the numbers the model card records) and a
-command line: ``python -m interp.zoo.recovery.<name> --out DIR``.
+command line in the app layer: ``python -m interp.app.zoo_experiments recovery <name> --out DIR``.
 """
 
 from __future__ import annotations

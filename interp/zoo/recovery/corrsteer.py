@@ -8,12 +8,11 @@ hook (:func:`latent_direction`). The task CorrSteer sees is :func:`opposite_task
 in ``opposite`` mode, but the evidence for it is weak (no rule line, one example, up to two
 fillers), so the model represents the mode with varying strength and often copies instead.
 
-    python -m interp.zoo.recovery.corrsteer --out out/recovery_corrsteer
+    python -m interp.app.zoo_experiments recovery corrsteer --out out/recovery_corrsteer
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from collections import defaultdict
@@ -191,23 +190,3 @@ def run(model: "HookedTransformer | None" = None, saes: dict[str, Any] | None = 
         (Path(out) / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
-
-def _main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("out/recovery_corrsteer"))
-    ap.add_argument("--n-random", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--record", action="store_true", help="write the summary into toy-lm's card.json")
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    s = run(n_random=a.n_random, seed=a.seed, out=a.out, progress=True)
-    print(json.dumps({p: {k: v for k, v in d.items() if k not in ("conditions", "selected")} for p, d in s["poolings"].items()},
-                     indent=1))
-    if a.record:
-        from interp.zoo.recovery import record
-
-        record("corrsteer", s)
-
-
-if __name__ == "__main__":
-    _main()

@@ -2,12 +2,11 @@
 it has an induction head and successor behaviour; a Lorsa trained on that layer should have heads
 that score at least as high, scored the same way (:func:`interp.lorsa.analyze.head_scores`).
 
-    python -m interp.zoo.recovery.lorsa --out out/recovery_lorsa
+    python -m interp.app.zoo_experiments recovery lorsa --out out/recovery_lorsa
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict
@@ -141,22 +140,3 @@ def train(out_dir: Path, *, progress: bool = False, **kwargs: Any) -> Path:
     run(out=out_dir, progress=progress, **kwargs)
     return Path(out_dir)
 
-
-def _main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("out/recovery_lorsa"))
-    ap.add_argument("--layer", type=int, default=None)
-    ap.add_argument("--n-train-seq", type=int, default=1024)
-    ap.add_argument("--record", action="store_true", help="write the summary into toy-lm-planted's card.json")
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    s = run(layer=a.layer, n_train_seq=a.n_train_seq, out=a.out, progress=True)
-    print(json.dumps({k: v for k, v in s.items() if k != "host_all_layers"}, indent=1))
-    if a.record:
-        from interp.zoo.recovery import record
-
-        record("lorsa", s)
-
-
-if __name__ == "__main__":
-    _main()

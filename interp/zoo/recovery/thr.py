@@ -13,13 +13,11 @@ on the held-out holders is how sharply the policy commits to what it already bel
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from interp.core.tasks import Example
 from interp.thr.tasks import VerifiableTask
@@ -152,27 +150,3 @@ def run(*, steps: int = 40, seeds: tuple[int, ...] = (0, 1, 2), lr: float | None
         (Path(out) / "results.json").write_text(json.dumps(results, indent=1))
     return results
 
-
-def _main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("out/recovery_thr"))
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--eval-every", type=int, default=10)
-    ap.add_argument("--n-samples", type=int, default=128)
-    ap.add_argument("--variants", nargs="+", default=["plain", "p=+0.5", "p=-0.5"])
-    ap.add_argument("--record", action="store_true", help="write the summary into toy-lm-planted's card.json")
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    r = run(steps=a.steps, seeds=tuple(a.seeds), lr=a.lr, eval_every=a.eval_every, n_samples=a.n_samples,
-            variants=tuple(a.variants), out=a.out)
-    print(json.dumps(r["summary"], indent=1))
-    if a.record:
-        from interp.zoo.recovery import record
-
-        record("thr", {k: v for k, v in r.items() if k != "runs"})
-
-
-if __name__ == "__main__":
-    _main()
