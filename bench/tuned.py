@@ -163,7 +163,8 @@ def wide_timing(args, tl_ok: bool, why: str) -> None:
 
     from interp.core.models import load_model
     from interp.lens import TunedLens, TunedLensConfig
-    from interp.lens.tuned import _residuals_and_final, batch_order
+    from interp.lens.kl import _residuals_and_final
+    from interp.lens.tuned import batch_order
     from lens import model_folder
 
     folder = model_folder(args.wide_layers)
@@ -225,7 +226,8 @@ def main() -> None:
     from interp.app.paths import shared_model_dir
     from interp.core.models import load_model
     from interp.lens import TunedLens, TunedLensConfig, kl_by_layer
-    from interp.lens.tuned import _residuals_and_final, batch_order
+    from interp.lens.kl import _residuals_and_final
+    from interp.lens.tuned import batch_order
 
     folder = shared_model_dir()
     hf = AutoModelForCausalLM.from_pretrained(folder).eval().requires_grad_(False)

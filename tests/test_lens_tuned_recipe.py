@@ -13,7 +13,8 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp.lens import TunedLens, TunedLensConfig, kl_by_layer
-from interp.lens.tuned import _kl_per_layer, _lr_factor, _optimizer, _residuals_and_final, batch_order
+from interp.lens.kl import _kl_per_layer, _residuals_and_final
+from interp.lens.tuned import _lr_factor, _optimizer, batch_order
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

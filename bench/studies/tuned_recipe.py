@@ -58,7 +58,8 @@ def main() -> None:
     from interp.app.paths import shared_model_dir
     from interp.core.models import load_model
     from interp.lens import TunedLens, TunedLensConfig, kl_by_layer
-    from interp.lens.tuned import _fit, _residuals_and_final, batch_order
+    from interp.lens.kl import _residuals_and_final
+    from interp.lens.tuned import _fit, batch_order
 
     steps = args.tokens // (args.batch * args.ctx)
     if args.model == "stories260K":

@@ -11,7 +11,9 @@ from interp.lens.decode import decode_layers, decode_residuals, lens_name, resol
 from interp.lens.jacobian import JacobianLens, JacobianLensConfig, attached_jacobian_lens
 from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult, layer_label
-from interp.lens.tuned import TunedLens, TunedLensConfig, attached_lens, kl_by_layer
+from interp.lens.fitted import FittedLens
+from interp.lens.kl import kl_by_layer
+from interp.lens.tuned import TunedLens, TunedLensConfig, attached_lens
 from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "lens_name",
     "layer_label",
     "LensResult",
+    "FittedLens",
     "TunedLens",
     "TunedLensConfig",
     "attached_lens",

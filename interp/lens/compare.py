@@ -19,7 +19,7 @@ from interp.core.validate import Check
 from interp.lens.errors import LensConfigError
 from interp.lens.result import layer_label
 from interp.core.frontend import input_device
-from interp.lens.tuned import _kl_per_layer, _residuals_and_final
+from interp.lens.kl import _kl_per_layer, _residuals_and_final
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +76,7 @@ def compare_lenses(
     lenses (objects, or ``"attached"`` for the ones attached to ``model``), batched over ``tokens``.
     ``from_position`` leaves the first positions of every window out of the average (e.g. the
     ``skip_first`` positions a Jacobian lens was not fitted on); 0 averages over every token, as
-    :func:`~interp.lens.tuned.kl_by_layer` does.
+    :func:`~interp.lens.kl.kl_by_layer` does.
 
     Example:
         >>> cmp = compare_lenses(model, held_out, tuned=tlens, jacobian=jlens)   # doctest: +SKIP

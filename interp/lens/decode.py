@@ -28,8 +28,9 @@ from interp.core.validate import Check
 from interp.lens.errors import LensConfigError
 from interp.lens.layers import layer_hook_name, resolve_layers
 from interp.lens.result import LensResult
-from interp.lens.jacobian import JacobianLens, attached_jacobian_lens
-from interp.lens.tuned import TunedLens, attached_lens
+from interp.lens.fitted import FittedLens
+from interp.lens.jacobian import JacobianLens
+from interp.lens.tuned import TunedLens
 from interp.lens.unembed import DEFAULT_CHUNK, unembed_topk
 
 if TYPE_CHECKING:
@@ -42,38 +43,31 @@ LensKind = Literal["logit", "tuned", "jacobian"]
 Positions = int | Sequence[int] | Literal["all"]
 
 
-def resolve_lens(model: "HookedTransformer", lens: "LensKind | TunedLens | JacobianLens | None"
-                 ) -> "TunedLens | JacobianLens | None":
+_VERBS = {TunedLens: "Train one with `TunedLens.train(model, tokens)` or load one with `TunedLens.load(path, model)`",
+          JacobianLens: "Fit one with `JacobianLens.fit(model, tokens)` or load one with `JacobianLens.load(path, model)`"}
+
+
+def resolve_lens(model: "HookedTransformer", lens: "LensKind | FittedLens | None") -> "FittedLens | None":
     """The tuned or Jacobian lens ``lens`` names (None for the logit lens); clear errors for anything else."""
     if lens is None or lens == "logit":
         return None
-    if isinstance(lens, (TunedLens, JacobianLens)):
+    if isinstance(lens, FittedLens):
         lens.check_model(model)
         return lens
-    if lens == "jacobian":
-        found = attached_jacobian_lens(model)
-        if found is None:
-            raise LensConfigError(
-                "lens='jacobian' but no Jacobian lens is attached to this model. Fit one with "
-                "`JacobianLens.fit(model, tokens)` or load one with `JacobianLens.load(path, model)` "
-                "(both attach it), or pass the JacobianLens object as lens=..."
-            )
-        return found
-    if lens == "tuned":
-        found = attached_lens(model)
-        if found is None:
-            raise LensConfigError(
-                "lens='tuned' but no tuned lens is attached to this model. Train one with "
-                "`TunedLens.train(model, tokens)` or load one with `TunedLens.load(path, model)` "
-                "(both attach it), or pass the TunedLens object as lens=..."
-            )
-        return found
+    for cls, verb in _VERBS.items():
+        if lens == cls.kind:
+            found = cls.attached(model)
+            if found is None:
+                raise LensConfigError(
+                    f"lens={cls.kind!r} but no {cls.title} is attached to this model. {verb} (both attach it), "
+                    f"or pass the {cls.__name__} object as lens=...")
+            return found
     raise LensConfigError(f"lens={lens!r} is not 'logit', 'tuned', 'jacobian', a TunedLens, a JacobianLens or None.")
 
 
-def lens_name(lens: "TunedLens | JacobianLens | None") -> str:
+def lens_name(lens: "FittedLens | None") -> str:
     """The name a result records for a resolved lens: ``logit``, ``tuned`` or ``jacobian``."""
-    return "logit" if lens is None else getattr(lens, "kind", "tuned")
+    return "logit" if lens is None else lens.kind
 
 
 def decode_residuals(
@@ -199,7 +193,7 @@ def decode_layers(
     *,
     positions: Positions = -1,
     k: int = 10,
-    lens: "LensKind | TunedLens | JacobianLens | None" = None,
+    lens: "LensKind | FittedLens | None" = None,
     final_norm: bool = True,
     target_ids: int | Sequence[int] | Int[Tensor, "batch n_targets"] | None = None,
     layers: Sequence[int] | int | None = None,

@@ -22,24 +22,21 @@ running sum. Saved as safetensors (the Jacobians) + JSON (shapes, model name, fi
 
 from __future__ import annotations
 
-import json
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
-from torch import Tensor, nn
+from torch import Tensor
 
-from interp.core.errors import missing_file
 from interp.core.frontend import d_model as d_model_of
 from interp.core.frontend import input_device, output_device
 from interp.core.frontend import n_layers as n_layers_of
 from interp.core.tokens import Truncation
 from interp.core.validate import Check
-from interp.lens.errors import LensConfigError, LensLoadError
+from interp.lens.errors import LensConfigError
+from interp.lens.fitted import FittedLens, token_windows
 from interp.lens.layers import layer_hook_name
 
 if TYPE_CHECKING:
@@ -47,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["JacobianLens", "JacobianLensConfig", "attached_jacobian_lens", "jacobian_sums"]
 
-_ATTACHED: "weakref.WeakKeyDictionary[nn.Module, JacobianLens]" = weakref.WeakKeyDictionary()
 WEIGHTS_FILE = "jacobian_lens.safetensors"
 CONFIG_FILE = "jacobian_lens.json"
 FORMAT = "interp.jacobian_lens/1"
@@ -55,7 +51,7 @@ FORMAT = "interp.jacobian_lens/1"
 
 def attached_jacobian_lens(model: "HookedTransformer") -> "JacobianLens | None":
     """The Jacobian lens attached to ``model`` (what ``lens="jacobian"`` uses), if any."""
-    return _ATTACHED.get(model)
+    return JacobianLens.attached(model)
 
 
 @dataclass
@@ -83,7 +79,7 @@ class JacobianLensConfig:
         c.integer("max_grad_bytes", min=1)
 
 
-class JacobianLens(nn.Module):
+class JacobianLens(FittedLens):
     """Per-layer average Jacobians ``J_l`` (``[n_layers, d_model, d_model]``, rows = final residual) for
     lens indices ``0..n_layers-1``; the lens translates ``h -> J_l h``. The last index (the model's
     output) passes unchanged.
@@ -95,36 +91,21 @@ class JacobianLens(nn.Module):
     """
 
     kind = "jacobian"
+    title = "Jacobian lens"
+    weights_file = WEIGHTS_FILE
+    config_file = CONFIG_FILE
+    format = FORMAT
+    make_hint = "Fit a lens for this model with JacobianLens.fit(model, tokens)."
+    nonfinite_hint = "the fit overflowed."
 
     def __init__(self, n_layers: int, d_model: int, *, model_name: str = "", dtype=torch.float32):
-        super().__init__()
-        self.n_layers = n_layers
-        self.d_model = d_model
-        self.model_name = model_name
+        super().__init__(n_layers, d_model, model_name=model_name)
         eye = torch.eye(d_model, dtype=dtype)
         # identity before fitting: an unfitted lens is the logit lens
         self.register_buffer("jacobian", eye.expand(n_layers, d_model, d_model).clone())
         self.n_positions = 0
         """How many (window, source position) pairs the average ran over."""
         self.skip_first = 0
-
-    @classmethod
-    def for_model(cls, model: "HookedTransformer") -> "JacobianLens":
-        return cls(n_layers_of(model), d_model_of(model), model_name=str(getattr(model.cfg, "model_name", ""))).to(
-            output_device(model))
-
-    def check_model(self, model: "HookedTransformer") -> None:
-        if (n_layers_of(model), d_model_of(model)) != (self.n_layers, self.d_model):
-            raise LensConfigError(
-                f"This Jacobian lens was made for n_layers={self.n_layers}, d_model={self.d_model} "
-                f"({self.model_name or 'unnamed model'}); the model has n_layers={n_layers_of(model)}, "
-                f"d_model={d_model_of(model)}. Fit a lens for this model with JacobianLens.fit(model, tokens).")
-
-    def attach(self, model: "HookedTransformer") -> "JacobianLens":
-        """Make this the lens ``decode_layers(..., lens="jacobian")`` uses for ``model``."""
-        self.check_model(model)
-        _ATTACHED[model] = self
-        return self
 
     def translate(
         self, resid: Float[Tensor, "batch n_sel n_pos d_model"], layers: Sequence[int]
@@ -134,12 +115,6 @@ class JacobianLens(nn.Module):
                                                  device=self.jacobian.device)[None]])
         idx = torch.as_tensor(list(layers), device=J.device)
         return torch.einsum("bspe,sde->bspd", resid.to(J.dtype), J[idx])
-
-    def kl_by_layer(self, model: "HookedTransformer", tokens: Int[Tensor, "n ctx"]) -> Float[Tensor, "n_layers"]:
-        """Mean KL(final || this lens) per lens index ``0..n_layers-1`` on ``tokens``."""
-        from interp.lens.tuned import kl_by_layer
-
-        return kl_by_layer(model, tokens, self)
 
     # ---- fitting -------------------------------------------------------------------------
     @classmethod
@@ -161,15 +136,13 @@ class JacobianLens(nn.Module):
         from tqdm.auto import tqdm
 
         from interp.core.progress import bar_disabled
-        from interp.lens.tuned import TunedLens
-
         cfg = config or JacobianLensConfig()
         c = Check("JacobianLens.fit", LensConfigError)
         c.instance("config", JacobianLensConfig, cfg)
         c.integer("ctx", ctx, min=2, fix="A text window is BOS plus at least one token.")
         c.boolean("progress", progress)
         c.boolean("attach", attach)
-        windows = TunedLens._token_windows(model, data, ctx, truncate)
+        windows = token_windows(model, data, ctx, truncate, what="the Jacobian lens's fitting tokens")
         if cfg.max_windows is not None:
             windows = windows[: cfg.max_windows]
         if windows.shape[1] <= cfg.skip_first:
@@ -194,59 +167,19 @@ class JacobianLens(nn.Module):
         return lens
 
     # ---- persistence ---------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({"jacobian": self.jacobian.detach().cpu().contiguous()}, str(folder / WEIGHTS_FILE))
-        meta = dict(n_layers=self.n_layers, d_model=self.d_model, model_name=self.model_name, format=FORMAT,
-                    n_positions=self.n_positions, skip_first=self.skip_first)
-        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-        return folder
+    def _tensors(self) -> dict[str, Tensor]:
+        return {"jacobian": self.jacobian}
 
     @classmethod
-    def load(cls, folder: str | Path, model: "HookedTransformer | None" = None, *,
-             attach: bool = True) -> "JacobianLens":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+    def _tensor_shapes(cls, n_layers: int, d_model: int) -> dict[str, tuple[int, ...]]:
+        return {"jacobian": (n_layers, d_model, d_model)}
 
-        folder = Path(folder)
-        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-        if not w_path.is_file() or not cfg_path.is_file():
-            absent = ", ".join(p.name for p in (cfg_path, w_path) if not p.is_file())
-            raise missing_file(LensLoadError,
-                               f"{folder} is not a saved Jacobian lens: it needs {WEIGHTS_FILE} and {CONFIG_FILE} "
-                               f"(written by JacobianLens.save); missing {absent}.")
-        try:
-            meta = json.loads(cfg_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise LensLoadError(f"{cfg_path} is not valid JSON ({err}); save the lens again.") from err
-        if not isinstance(meta, dict) or not all(isinstance(meta.get(k), int) and meta[k] > 0
-                                                 for k in ("n_layers", "d_model")):
-            raise LensLoadError(f"{cfg_path} does not describe a Jacobian lens: it needs positive integers n_layers "
-                                "and d_model (written by JacobianLens.save).")
-        n, d = meta["n_layers"], meta["d_model"]
-        try:
-            tensors = load_file(str(w_path))
-        except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-            raise LensLoadError(f"{w_path} is corrupt or truncated ({err}); save the lens again.") from err
-        shapes = {k: tuple(v.shape) for k, v in tensors.items()}
-        if shapes != {"jacobian": (n, d, d)}:
-            raise LensLoadError(f"{w_path} does not match {CONFIG_FILE} (n_layers={n}, d_model={d}): it holds "
-                                f"{shapes}; the folder mixes two lenses.")
-        if not torch.isfinite(tensors["jacobian"]).all():
-            raise LensLoadError(f"{w_path} holds NaN or inf entries: the fit overflowed.")
-        lens = cls(n, d, model_name=meta.get("model_name", ""))
-        if model is not None:
-            lens.check_model(model)  # before anything is attached
-        lens.jacobian.copy_(tensors["jacobian"])
-        lens.n_positions, lens.skip_first = int(meta.get("n_positions", 0)), int(meta.get("skip_first", 0))
-        if model is not None:
-            lens.to(output_device(model))
-            if attach:
-                lens.attach(model)
-        return lens
+    def _meta(self) -> dict[str, Any]:
+        return dict(n_positions=self.n_positions, skip_first=self.skip_first)
+
+    def _restore(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        self.jacobian.copy_(tensors["jacobian"])
+        self.n_positions, self.skip_first = int(meta.get("n_positions", 0)), int(meta.get("skip_first", 0))
 
     def __repr__(self) -> str:
         fitted = f"fitted on {self.n_positions} positions" if self.n_positions else "unfitted (identity)"
