@@ -137,3 +137,21 @@ def test_toy_lm_recipe_rejects_unknown_options(tmp_path):
     assert recipe.corpus.seed == recipe.train.seed == 4 and recipe.continuations[0].corpus.seed != 4
     with pytest.raises(TypeError, match="Unknown toy-lm training option 'stepz'"):
         recipe_from_overrides(stepz=7)
+
+
+def test_toy_lm_planted_recipe_smoke(tmp_path):
+    """The planted recipe end to end at a tiny size: its card has the shared sections (measured here) and
+    the planted ones."""
+    from interp import zoo
+    from interp.core.models import load_model
+
+    out = zoo.train("toy-lm-planted", out_dir=tmp_path / "planted", progress=False, steps=2, n_docs=24, eval_n=2,
+                    vocab_size=300, d_model=32, n_layers=1, d_mlp=64, batch_size=4, warmup_steps=1)
+    card = json.loads((out / "card.json").read_text())
+    assert card["name"] == "toy-lm-planted"
+    assert card["training"]["seconds"] == round(sum(s["seconds"] for s in card["training"]["stages"]), 1)
+    assert card["training"]["cpu_seconds"] > 0
+    assert card["model"]["weights_bytes"] == (out / "model.safetensors").stat().st_size
+    assert {"opposite", "code"} <= set(card["evaluation"]["accuracy"])
+    assert {"opposite", "code"} <= set(card["planted"])
+    assert load_model(out, device="cpu").cfg.d_vocab == 300

@@ -159,19 +159,46 @@ def train(out_dir: Path, progress: bool = True, **overrides: Any) -> Path:
     return out_dir
 
 
-def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]], train_seconds: float) -> dict:
-    """Evaluate the checkpoint in ``out_dir`` on every planted task and write ``card.json``."""
+def card_sections(out_dir: Path, model_recipe: Any, stages: list[dict[str, Any]], *, tasks: list[str], eval_n: int,
+                  eval_seed: int, train_seconds: float, cpu_seconds: float | None = None) -> dict[str, Any]:
+    """The card sections every toy LM of the zoo shares: tokenizer, model, training (per stage) and the
+    greedy accuracy of the checkpoint in ``out_dir`` on ``tasks`` (measured here)."""
     from interp.core.models import load_model
-    from interp.zoo.tasks import TASKS, accuracy_by_task, make_items
+    from interp.zoo.tasks import accuracy_by_task, make_items
 
     t_eval = time.perf_counter()
     model = load_model(str(out_dir), device="cpu")
-    items = [it for task in TASKS for it in make_items(task, recipe.eval_n, seed=recipe.eval_seed)]
+    items = [it for task in tasks for it in make_items(task, eval_n, seed=eval_seed)]
     accuracy = accuracy_by_task(model, items)
     eval_seconds = time.perf_counter() - t_eval
     tokenizer = model.tokenizer
-    weights = out_dir / "model.safetensors"
     last = stages[-1]["stats"]
+    training = {"stages": [{**{k: v for k, v in asdict(s["train"]).items() if k != "init_from"},
+                            **{k: v for k, v in s["stats"].items() if k != "n_params"}} for s in stages],
+                "seconds": round(sum(s["stats"]["seconds"] for s in stages), 1),
+                "final_train_loss": last["final_train_loss"], "val_loss": last["val_loss"]}
+    if cpu_seconds is not None:
+        training["cpu_seconds"] = round(cpu_seconds, 1)
+    training.update({"torch": torch.__version__,
+                     "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+                     "total_seconds_with_corpus": round(train_seconds, 1)})
+    return {
+        "tokenizer": {"type": "byte-level BPE (tokenizers) trained on the first-stage corpus, digits split one "
+                      "per token", "vocab_size": len(tokenizer), "bos": tokenizer.bos_token,
+                      "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
+        "model": {**asdict(model_recipe), "n_params": last["n_params"],
+                  "weights_bytes": (out_dir / "model.safetensors").stat().st_size, "dtype": "float32"},
+        "training": training,
+        "evaluation": {"n_items_per_task": eval_n, "seed": eval_seed, "decoding": "greedy",
+                       "items": "interp.zoo.tasks.make_items(task, n, seed)", "checker": "interp.zoo.tasks.check",
+                       "accuracy": {t: round(accuracy[t], 4) for t in tasks}, "seconds": round(eval_seconds, 1)},
+    }
+
+
+def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]], train_seconds: float) -> dict:
+    """Evaluate the checkpoint in ``out_dir`` on every planted task and write ``card.json``."""
+    from interp.zoo.tasks import TASKS
+
     card = {
         "name": "toy-lm",
         "description": "Small Llama (RoPE rotate-half, RMSNorm, SwiGLU) trained from scratch on a synthetic "
@@ -183,20 +210,8 @@ def write_card(out_dir: Path, recipe: ToyLMRecipe, stages: list[dict[str, Any]],
                    "stages": [{**describe(s["corpus"]), "documents": s["documents"], "tokens": s["tokens"]}
                               for s in stages],
                    "tokens": sum(s["tokens"] for s in stages)},
-        "tokenizer": {"type": "byte-level BPE (tokenizers) trained on the first-stage corpus, digits split one "
-                      "per token", "vocab_size": len(tokenizer), "bos": tokenizer.bos_token,
-                      "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
-        "model": {**asdict(recipe.model), "n_params": last["n_params"], "weights_bytes": weights.stat().st_size,
-                  "dtype": "float32"},
-        "training": {"stages": [{**{k: v for k, v in asdict(s["train"]).items() if k != "init_from"},
-                                 **{k: v for k, v in s["stats"].items() if k != "n_params"}} for s in stages],
-                     "seconds": round(sum(s["stats"]["seconds"] for s in stages), 1),
-                     "final_train_loss": last["final_train_loss"], "val_loss": last["val_loss"],
-                     "torch": torch.__version__, "machine": f"{platform.machine()}, "
-                     f"{torch.get_num_threads()} torch threads", "total_seconds_with_corpus": round(train_seconds, 1)},
-        "evaluation": {"n_items_per_task": recipe.eval_n, "seed": recipe.eval_seed, "decoding": "greedy",
-                       "items": "interp.zoo.tasks.make_items(task, n, seed)", "checker": "interp.zoo.tasks.check",
-                       "accuracy": {t: round(accuracy[t], 4) for t in TASKS}, "seconds": round(eval_seconds, 1)},
+        **card_sections(out_dir, recipe.model, stages, tasks=list(TASKS), eval_n=recipe.eval_n,
+                        eval_seed=recipe.eval_seed, train_seconds=train_seconds),
     }
     (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card

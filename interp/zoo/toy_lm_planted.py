@@ -14,18 +14,16 @@ toy-lm itself is unchanged (its tests assert the numbers of its card).
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from interp.zoo.corpus import PLANTED_MIX, CorpusConfig, describe, generate_corpus
 from interp.zoo.planted import (CODE_HOLDERS, CODE_MAX_WEIGHT, OPPOSITES, ORDINAL_RUNS, RepeatConfig, opposite_sample,
                                 plant_repeats)
+from interp.zoo.toy_lm import card_sections
 from interp.zoo.training import LMTrainConfig, ModelConfig, tokenize_texts, train_causal_lm
 
 __all__ = ["PlantedRecipe", "Stage", "train", "recipe_from_overrides", "write_card"]
@@ -209,17 +207,8 @@ def _designs() -> list[dict[str, Any]]:
 def write_card(out_dir: Path, recipe: PlantedRecipe, stages: list[dict[str, Any]], train_seconds: float,
                cpu_seconds: float | None = None) -> dict:
     """Evaluate the checkpoint in ``out_dir`` on every planted task and write ``card.json``."""
-    from interp.core.models import load_model
-    from interp.zoo.tasks import PLANTED_TASKS, TASKS, accuracy_by_task, make_items
+    from interp.zoo.tasks import PLANTED_TASKS, TASKS
 
-    t_eval = time.perf_counter()
-    model = load_model(str(out_dir), device="cpu")
-    items = [it for task in TASKS + PLANTED_TASKS for it in make_items(task, recipe.eval_n, seed=recipe.eval_seed)]
-    accuracy = accuracy_by_task(model, items)
-    eval_seconds = time.perf_counter() - t_eval
-    tokenizer = model.tokenizer
-    weights = out_dir / "model.safetensors"
-    last = stages[-1]["stats"]
     card = {
         "name": "toy-lm-planted",
         "description": "Small Llama (RoPE rotate-half, RMSNorm, SwiGLU) trained from scratch on a synthetic "
@@ -236,21 +225,8 @@ def write_card(out_dir: Path, recipe: PlantedRecipe, stages: list[dict[str, Any]
                    "tokens": sum(s["tokens"] for s in stages)},
         "planted": _planted_card(recipe, stages),
         "designs_tried": _designs(),
-        "tokenizer": {"type": "byte-level BPE (tokenizers) trained on the first-stage corpus, digits split one "
-                      "per token", "vocab_size": len(tokenizer), "bos": tokenizer.bos_token,
-                      "eos": tokenizer.eos_token, "pad": tokenizer.pad_token},
-        "model": {**asdict(recipe.model), "n_params": last["n_params"], "weights_bytes": weights.stat().st_size,
-                  "dtype": "float32"},
-        "training": {"stages": [{**{k: v for k, v in asdict(s["train"]).items() if k != "init_from"},
-                                 **{k: v for k, v in s["stats"].items() if k != "n_params"}} for s in stages],
-                     "seconds": round(sum(s["stats"]["seconds"] for s in stages), 1),
-                     "final_train_loss": last["final_train_loss"], "val_loss": last["val_loss"],
-                     "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
-                     "torch": torch.__version__, "machine": f"{platform.machine()}, "
-                     f"{torch.get_num_threads()} torch threads", "total_seconds_with_corpus": round(train_seconds, 1)},
-        "evaluation": {"n_items_per_task": recipe.eval_n, "seed": recipe.eval_seed, "decoding": "greedy",
-                       "items": "interp.zoo.tasks.make_items(task, n, seed)", "checker": "interp.zoo.tasks.check",
-                       "accuracy": {t: round(accuracy[t], 4) for t in TASKS + PLANTED_TASKS}, "seconds": round(eval_seconds, 1)},
+        **card_sections(out_dir, recipe.model, stages, tasks=list(TASKS + PLANTED_TASKS), eval_n=recipe.eval_n,
+                        eval_seed=recipe.eval_seed, train_seconds=train_seconds, cpu_seconds=cpu_seconds),
     }
     (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
