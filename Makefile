@@ -63,13 +63,21 @@ zoo: install
 	$(VENV)/bin/interp zoo train --all
 
 # Benchmarks print ratio lines (RATIO ...) against their peer package and the physical floor, both measured
-# in the same run (minutes each on a CPU). The peers come from bench/requirements.txt, installed here only
-# (never by `make install`) with constraints.txt, so no pinned version moves; if they cannot be installed the
-# benches still run and say "peer not installed: <reason>". bench/_*.py are shared helpers, not benches.
-BENCH_STAMP := $(VENV)/.bench-installed
+# in the same run (minutes each on a CPU). The peers come from bench/requirements.txt, installed with
+# constraints.txt (no pinned version moves) into their own environment $(BENCH_VENV), layered over $(VENV):
+# its one .pth file adds $(VENV)'s site-packages (our pinned stack and the editable interp), so the peers
+# never enter the default install. They have to stay out: tuned-lens's wheel ships a top-level `tests`
+# package, which would shadow this repository's tests/ in $(VENV) and break `make test`. If the peers cannot
+# be installed the benches still run and say "peer not installed: <reason>". bench/_*.py are shared helpers.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.bench-installed
 
 $(BENCH_STAMP): bench/requirements.txt constraints.txt $(STAMP)
-	@$(PIP) install -q -c constraints.txt -r bench/requirements.txt && touch $@ \
+	@test -x $(BENCH_PY) || $(PY) -m venv $(BENCH_VENV)
+	@$(PY) -c "import site; print('import site; site.addsitedir(%r)' % site.getsitepackages()[0])" \
+		> "$$($(BENCH_PY) -c 'import site; print(site.getsitepackages()[0])')/interp-base.pth"
+	@$(BENCH_PY) -m pip install -q -c constraints.txt -r bench/requirements.txt && touch $@ \
 		|| echo "WARNING: the bench peers did not install; their ratio lines will say 'peer not installed'."
 
 # Every RATIO line is also appended to out/bench-ratios.txt and repeated at the end; a failing bench does
@@ -79,7 +87,7 @@ bench: install $(BENCH_STAMP)
 	@mkdir -p out; rm -f out/bench-ratios.txt
 	@echo "== $$(date -u +%FT%TZ) load average $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) cores"
 	@failed=""; for b in bench/[!_]*.py; do echo "== $$b"; \
-		BENCH_RATIOS=out/bench-ratios.txt $(PY) $$b --threads 1 $(BENCH_ARGS) || failed="$$failed $$b"; done; \
+		BENCH_RATIOS=out/bench-ratios.txt $(BENCH_PY) $$b --threads 1 $(BENCH_ARGS) || failed="$$failed $$b"; done; \
 	echo "== every ratio line (out/bench-ratios.txt); load average now $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	cat out/bench-ratios.txt 2>/dev/null; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
@@ -116,4 +124,4 @@ gpu-check:
 	PYTHONPATH=$(CURDIR)/$(GPU_SITE):$(CURDIR) $(GPU_PYTHON) -m pytest tests/gpu -m gpu -p no:cacheprovider -q -rA
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache $(BENCH_VENV)

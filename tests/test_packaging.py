@@ -338,3 +338,14 @@ def test_no_pickle_loading():
             if "weights_only=True" not in call:
                 offenders.append(f"{p}: {call}")
     assert not offenders, offenders
+
+
+def test_tests_package_is_this_repository_s():
+    """`from tests.browser...` must find this folder: a package installed into the venv with a top-level
+    `tests` (tuned-lens's wheel has one) shadows it, which is why `make bench` keeps its peers in .venv-bench."""
+    import tests
+
+    here = Path(__file__).resolve().parent
+    found = [Path(p).resolve() for p in getattr(tests, "__path__", [])]
+    assert here in found, (f"`import tests` finds {found}, not {here}: an installed package ships a top-level "
+                           "`tests`; uninstall it from this venv (bench peers belong in .venv-bench, see Makefile).")
