@@ -102,6 +102,51 @@ def test_selected_lorsa_heads_on_fresh_probes(model, lorsa_card):
         assert d.mean() >= -tol_d, (score, d)  # the card's claim: the Lorsa head matches (or beats) the host head
 
 
+def test_lorsa_card_eval_re_measured(model, lorsa_card):
+    """The bundled Lorsa's explained variance and loss recovered (card: 256 held-out rows of corpus seed 7),
+    re-measured on 4 batches of 32 rows of unseen documents (corpus seed 13); tolerance from the spread
+    over batches, the card's estimate having 8 batches' worth of rows."""
+    from interp.lorsa import evaluate_lorsa
+    from interp.zoo.recovery.lorsa import planted_tokens
+
+    lorsa = zoo.load_lorsa(LORSA)
+    tokens = planted_tokens(model, 128, lorsa_card["data"]["ctx"], seed=13)
+    evs = [evaluate_lorsa(model, lorsa, tokens[i:i + 32], progress=False).summary() for i in range(0, 128, 32)]
+    for key in ("explained_variance", "loss_recovered"):
+        got = np.array([e[key] for e in evs])
+        se = _se(got)
+        tol = 4 * math.sqrt(se ** 2 + (got.std(ddof=1) / math.sqrt(8)) ** 2) + 2e-3
+        assert abs(got.mean() - lorsa_card["eval"][key]) <= tol, (key, got, lorsa_card["eval"][key])
+    assert all(e["l0"] == lorsa_card["eval"]["l0"] for e in evs)  # top-K: exactly K heads per token
+
+
+def test_induction_control_is_head_scores_on_the_repeat_and_shows_position(model, lorsa_card):
+    """``induction_control`` scores the repeated probe exactly as head_scores does (its own code path), and
+    the card's finding holds on fresh probe seeds: the best host 'induction' head scores nearly as high
+    when nothing repeats (its score is position), within 4 standard errors of the card's numbers."""
+    from interp.lorsa.analyze import head_scores
+    from interp.zoo.recovery.lorsa import induction_control
+
+    lorsa = zoo.load_lorsa(LORSA)
+    card = lorsa_card["induction_control"]
+    lh, hh = card["lorsa_head"], card["host_head"]
+    ref = head_scores(model, lorsa, n_random=64, seed=0, weighting="output")
+    got = induction_control(model, lorsa, [lh], n_random=64, seed=0, weighting="output")
+    host = got[got["source"] == "host"].set_index("head")
+    np.testing.assert_allclose(host["repeated"].to_numpy(), ref.host["induction"].to_numpy(), atol=1e-5)
+    assert got.loc[got["source"] == "lorsa", "repeated"].item() == pytest.approx(ref.lorsa.loc[lh, "induction"], abs=1e-5)
+    frames = [induction_control(model, lorsa, [lh], n_random=64, seed=200 + s, weighting="output") for s in range(4)]
+    rows = [f[(f["source"] == "host") & (f["head"] == hh)].iloc[0] for f in frames]
+    claimed = card["output/host"]
+    for key in ("repeated", "control", "content"):
+        vals = np.array([r[key] for r in rows], dtype=float)
+        tol = 4 * math.sqrt(_se(vals) ** 2 + claimed[key]["se"] ** 2) + 1e-3
+        assert abs(vals.mean() - claimed[key]["mean"]) <= tol, (key, vals, claimed[key])
+    content = np.array([r["content"] for r in rows], dtype=float)
+    repeated = np.array([r["repeated"] for r in rows], dtype=float)
+    assert content.mean() < 0.25 * repeated.mean(), (content, repeated)  # the card's claim: mostly position
+
+
 # ------------------------------------------------------------------------------------------- CorrSteer's latent
 def test_opposite_mode_accuracy_by_evidence(model, card):
     """Greedy accuracy of the opposite/same segments per mode and evidence, re-measured on 100 fresh

@@ -1,4 +1,5 @@
-"""Where things live outside the package: the shared real models (``stories260K``) and the notebooks.
+"""Where things live outside the package: the shared real models (``stories260K``), the shared fixtures
+(``lorsa-authors-stories260K-L2``) and the notebooks.
 
 The library never assumes a repository layout; these lookups belong to the app layer (CLI, demo,
 experiment runners) and are overridable by environment variables.
@@ -9,7 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["shared_model_dir", "notebook_dir"]
+__all__ = ["shared_model_dir", "shared_fixture_dir", "AUTHORS_LORSA_FIXTURE", "notebook_dir"]
+
+AUTHORS_LORSA_FIXTURE = "lorsa-authors-stories260K-L2"
+"""The shared fixture holding a Lorsa trained and saved by the Lorsa authors' own code (see its README)."""
 
 
 def shared_model_dir(name: str = "stories260K") -> Path:
@@ -27,12 +31,42 @@ def shared_model_dir(name: str = "stories260K") -> Path:
     base = os.environ.get("INTERP_SHARED_MODELS")
     if base:
         return Path(base).expanduser() / name
+    found = _first_shared("models", name)
+    return found if found is not None else Path.cwd().resolve().parent / "shared" / "models" / name
+
+
+def _first_shared(kind: str, name: str) -> Path | None:
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
-        candidate = folder / "shared" / "models" / name
+        candidate = folder / "shared" / kind / name
         if candidate.is_dir():
             return candidate
-    return here.parent / "shared" / "models" / name
+    return None
+
+
+def shared_fixture_dir(name: str = AUTHORS_LORSA_FIXTURE) -> Path:
+    """Folder of a fixture kept beside the project (``../shared/fixtures/<name>``); it may not exist.
+
+    ``INTERP_LORSA_AUTHORS_FIXTURE`` overrides the authors' Lorsa fixture's location and
+    ``INTERP_SHARED_FIXTURES`` the parent folder of every fixture; otherwise the first
+    ``shared/fixtures/<name>`` found in the working directory or one of its parents, then the
+    ``fixtures`` folder beside the shared models (:func:`shared_model_dir`). Callers check ``is_dir()``.
+
+    >>> shared_fixture_dir().name
+    'lorsa-authors-stories260K-L2'
+    """
+    if name == AUTHORS_LORSA_FIXTURE and os.environ.get("INTERP_LORSA_AUTHORS_FIXTURE"):
+        return Path(os.environ["INTERP_LORSA_AUTHORS_FIXTURE"]).expanduser()
+    base = os.environ.get("INTERP_SHARED_FIXTURES")
+    if base:
+        return Path(base).expanduser() / name
+    found = _first_shared("fixtures", name)
+    if found is not None:
+        return found
+    beside_models = shared_model_dir().resolve().parent.parent / "fixtures" / name
+    if beside_models.is_dir():
+        return beside_models
+    return Path.cwd().resolve().parent / "shared" / "fixtures" / name
 
 
 def notebook_dir(folder: str | os.PathLike[str] | None = None) -> Path:

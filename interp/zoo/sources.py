@@ -26,7 +26,7 @@ from interp.translation import CHAT, FEW_SHOT, ZERO_SHOT, Lexicon, PromptTemplat
 
 __all__ = ["TokenSourceKind", "token_source", "held_out_text_tokens", "corrsteer_task", "grpo_task",
            "SAESet", "saes_for", "TranslationSetup", "translation_setup", "TEMPLATES", "load_lorsa",
-           "bundled_tuned_lens"]
+           "bundled_lorsa", "lorsa_card", "authors_reference_tokens", "bundled_tuned_lens"]
 
 TokenSourceKind = Literal["auto", "corpus", "sample"]
 
@@ -44,8 +44,9 @@ def _zoo_model(name: Any) -> str | None:
 def token_source(model_name: str, model: Any, n_seq: int, ctx: int, *, kind: TokenSourceKind = "auto",
                  seed: int = 0, progress: bool = False) -> Int[Tensor, "n_seq ctx"]:
     """``n_seq`` BOS-first rows of ``ctx`` tokens to train and evaluate on: the synthetic corpus of a zoo
-    model (documents it never saw), or text sampled from the model itself (``kind="sample"``, the only
-    offline source for other models). ``"auto"`` picks the corpus for zoo models.
+    model (documents it never saw; for toy-lm-planted, documents of its planted mix with repeated random
+    spans planted as in its recipe, corpus seed ``4242 + seed``), or text sampled from the model itself
+    (``kind="sample"``, the only offline source for other models). ``"auto"`` picks the corpus for zoo models.
 
     >>> tokens = token_source("toy-lm", model, 512, 128)     # doctest: +SKIP
     """
@@ -58,6 +59,10 @@ def token_source(model_name: str, model: Any, n_seq: int, ctx: int, *, kind: Tok
         raise ZooConfigError(f"{model_name!r} is not a zoo model, so it has no bundled corpus; use kind='sample'.")
     if kind == "sample" or zoo_name is None:
         return sample_tokens(model, n_seq, ctx, seed=seed, progress=progress)
+    if zoo_name == "toy-lm-planted":  # its own training distribution: the planted mix with repeated random spans
+        from interp.zoo.recovery.lorsa import planted_tokens
+
+        return planted_tokens(model, n_seq, ctx, seed=4242 + seed)
     from interp.zoo.corpus import CorpusConfig, generate_corpus
 
     n_docs = 64
@@ -264,3 +269,54 @@ def load_lorsa(spec: str | os.PathLike, *, device: str = "cpu") -> Any:
     if isinstance(spec, str) and spec in zoo.names("lorsa"):
         return zoo.load_lorsa(spec, device=device)
     return Lorsa.load(spec, device=device)
+
+
+def lorsa_card(spec: str | os.PathLike) -> dict[str, Any]:
+    """The card of a zoo Lorsa (what its recipe measured, e.g. ``["eval"]``); ``{}`` for a Lorsa folder."""
+    from interp import zoo
+
+    if isinstance(spec, str) and spec in zoo.names("lorsa"):
+        return zoo.card(spec)
+    return {}
+
+
+def authors_reference_tokens(folder: str | os.PathLike) -> Tensor | None:
+    """The token ids an authors' Lorsa folder ships as its reference (``authors_forward.safetensors``'s
+    ``tokens``, the sequences its README's explained variance was measured on, as the shared fixture
+    ``lorsa-authors-stories260K-L2`` has), or ``None`` when the folder has none."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / "authors_forward.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        tokens = load_file(str(path)).get("tokens")
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise ZooLoadError(f"{path} cannot be read ({err}).") from err
+    return tokens.long() if tokens is not None else None
+
+
+def bundled_lorsa(model_name: Any, layer: int | None = None) -> str | None:
+    """Zoo name of the Lorsa bundled for the zoo model ``model_name`` (at ``layer`` when given), or
+    ``None`` when there is none (a notebook then trains one).
+
+    >>> bundled_lorsa("toy-lm-planted")
+    'toy-lm-planted-lorsa'
+    >>> bundled_lorsa("toy-lm") is None
+    True
+    """
+    from interp import zoo
+
+    zoo_name = _zoo_model(model_name)
+    if zoo_name is None:
+        return None
+    for name in zoo.names("lorsa"):
+        if zoo.entry(name).needs[:1] != (zoo_name,):
+            continue
+        try:
+            found = zoo.card(name).get("layer")
+        except FileNotFoundError:  # registered but never trained
+            continue
+        if layer is None or found == layer:
+            return name
+    return None
