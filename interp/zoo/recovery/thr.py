@@ -3,12 +3,15 @@ codes, and do THR p = +0.5 / -0.5 trade greedy accuracy against pass@k as the pa
 
 Every code holder of :mod:`interp.zoo.planted` was planted with its own frequency, so toy-lm
 remembers the frequent codes and only half-remembers the rare ones. GRPO trains on half of the
-holders (every odd index, all frequencies); pass@k is measured on the other half, split by planted
-frequency into a ``hard`` subset (the rarest holders) and an ``easy`` one (the most frequent). A
-code is a fact about one holder, so training on other holders cannot teach it: what GRPO can change
-on the held-out holders is how sharply the policy commits to what it already believes.
+holders (every odd index, all frequencies, or one band with ``train_band``); pass@k is measured on the
+other half, split by planted frequency into a ``hard`` subset (the rarest holders) and an ``easy`` one
+(the most frequent), and on the trained holders of the same bands (``train-hard``, ``train-easy``). A
+code is a fact about one holder, so training on other holders cannot teach it: on the held-out holders
+GRPO can only change how sharply the policy commits to what it already believes (or overwrite it); on
+the trained ones it can sharpen onto the rare successes it samples.
 
-    python -m interp.zoo.recovery.thr --out out/recovery_thr --steps 40 --seeds 0 1 2
+    python -m interp.app.zoo_experiments recovery thr --steps 150 --lr 2e-4 --eval-every 50 --n-samples 64 \
+        --easy-samples 16 --seeds 0 1 2 --out out/recovery_thr
 """
 
 from __future__ import annotations
