@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGETS = ("LensExplorer", "HeadBrowser", "SteeringPanel", "THRViewer")
+WIDGETS = ("LensExplorer", "HeadBrowser", "SteeringPanel", "THRViewer", "THRTrainingViewer")
 _PLOT_DIV = re.compile(r'<div id="([0-9a-f-]{36})" class="plotly-graph-div"')
 _NEW_PLOT = re.compile(r'Plotly\.newPlot\(\s*"([0-9a-f-]{36})",\s*')
 

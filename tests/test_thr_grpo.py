@@ -324,3 +324,43 @@ def test_one_thr_step_lands_where_the_hand_computed_loss_says(kind, loss_type):
         torch.testing.assert_close(q.detach() - before[name], -lr * grad[name], atol=2e-6, rtol=1e-3, msg=name)
         moved = max(moved, float((grad[name] - plain[name]).abs().max() / plain[name].abs().max().clamp_min(1e-12)))
     assert moved > 0.05, "THR's weights should change the update relative to plain GRPO"
+
+
+@_NEEDS_STORIES
+def test_token_log_records_what_each_step_trained_on(story_task):
+    """``token_log=True``: one rollout per step; its per-token advantage is the group advantage (by hand from
+    the rewards) times 1 + p*sign(THR) on dominant tokens (tau by hand), THR the step's own, KL 0 against a
+    reference equal to the policy at step 0 and > 0 once the policy has moved."""
+    from widgets import THRTrainingViewer
+
+    model, tok = _hf()
+    p, G = 0.5, TINY["group_size"]
+    tr = GRPOTrainer(model, story_task, GRPOConfig(thr=True, thr_p=p, kl_coef=0.1, seed=2, **TINY), tokenizer=tok,
+                     token_log=True)
+    thr_by_step = []
+    for _ in range(2):
+        tr.step()
+        thr_by_step.append([t.tolist() for t in tr.last.result.thr])
+    log = tr.token_log
+    assert log.steps == [0, 1] and all(len(r.responses) == TINY["prompts_per_step"] * G for r in log.rollouts)
+    for r, thr in zip(log.rollouts, thr_by_step):
+        for b in range(r.n_groups):
+            rows = r.group(b)
+            rewards = [x["reward"] for x in rows]
+            mean = sum(rewards) / G
+            std = math.sqrt(sum((x - mean) ** 2 for x in rewards) / G)  # population std (the brief's sqrt((1-p)/p))
+            for i, x in enumerate(rows):
+                a = 0.0 if std < 1e-6 else (x["reward"] - mean) / std
+                assert x["seq_advantage"] == pytest.approx(a, rel=1e-3, abs=1e-6)
+                assert x["thr"] == pytest.approx(thr[b * G + i], abs=1e-7)
+            correct = [x for x in rows if x["seq_advantage"] > 0]
+            tau = max(0.0, min(sum(x["thr"]) / len(x["thr"]) for x in correct)) if correct else 0.0
+            for x in rows:
+                want = [x["seq_advantage"] * (1 + p * math.copysign(1, t) if abs(t) > tau else 1.0) for t in x["thr"]]
+                assert x["advantage"] == pytest.approx(want, rel=1e-4, abs=1e-6)
+    # the reweighting is visible: some tokens carry an advantage other than their response's
+    assert any(abs(a - x["seq_advantage"]) > 1e-3 for r in log.rollouts for x in r.responses for a in x["advantage"])
+    assert all(k == pytest.approx(0.0, abs=1e-5) for x in log[0].responses for k in x["kl"])
+    assert max(k for x in log[1].responses for k in x["kl"]) > 1e-6
+    v = THRTrainingViewer(log)
+    assert v.step_label.value == "step 1"

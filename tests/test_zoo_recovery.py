@@ -192,3 +192,28 @@ def test_base_pass_at_k_on_hard_and_easy_codes(card):
             p = min(max((got[f"pass@{k}"] + claimed) / 2, 1 / draws), 1 - 1 / draws)
             tol = 4 * math.sqrt(2 * p * (1 - p) / draws) + 1 / draws
             assert abs(got[f"pass@{k}"] - claimed) <= tol, (band, k, got, claimed)
+
+
+def test_base_pass_at_k_on_the_trained_hard_holders(card):
+    """The base of the card's GRPO experiment (``thr_grpo``) on the trained hard holders (``train-hard``: the rare
+    codes GRPO trains on), re-measured with another sampling seed: pass@1 (n_prompts x 64 draws) and pass@64
+    (n_prompts draws) within 4 binomial SEs of the difference. A few seconds: 61 prompts x 64 samples of 6 tokens."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp.thr.experiment import evaluate_policy
+    from interp.zoo.recovery.thr import code_tasks
+
+    torch.set_num_threads(1)
+    folder = zoo.model_dir(NAME)
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    task = code_tasks()[1]["train-hard"]
+    base = card["recovery"]["thr_grpo"]["summary"]["base"]
+    got = evaluate_policy(hf, task, n_samples=64, ks=(1, 64), tokenizer=tok, seed=4321).flat()
+    n = len(task.test)
+    for k, draws in ((1, 64 * n), (64, n)):
+        claimed = base[f"train-hard/pass@{k}"]
+        p = min(max((got[f"pass@{k}"] + claimed) / 2, 1 / draws), 1 - 1 / draws)
+        tol = 4 * math.sqrt(2 * p * (1 - p) / draws) + 1 / draws
+        assert abs(got[f"pass@{k}"] - claimed) <= tol, (k, got, claimed)
+    assert got["pass@1"] < 0.05  # rarely solved: the premise of the experiment

@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("--eval-every", type=int, default=10)
     th.add_argument("--n-samples", type=int, default=128)
     th.add_argument("--variants", nargs="+", default=["plain", "p=+0.5", "p=-0.5"])
+    th.add_argument("--prompts", type=int, default=16, help="prompts per GRPO step (G responses each)")
+    th.add_argument("--train-band", default=None, choices=["hard", "easy"], help="train only on this band's holders")
+    th.add_argument("--easy-samples", type=int, default=None, help="samples per prompt on the easy sets")
+    th.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     for p in (cs, lo, th):
         p.add_argument("--record", action="store_true", help="write the summary into the model's card.json")
     return parser
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         shown, recorded = {k: v for k, v in s.items() if k != "host_all_layers"}, s
     else:
         r = thr.run(steps=args.steps, seeds=tuple(args.seeds), lr=args.lr, eval_every=args.eval_every,
-                             n_samples=args.n_samples, variants=tuple(args.variants), out=args.out)
+                    n_samples=args.n_samples, variants=tuple(args.variants), out=args.out, prompts=args.prompts,
+                    train_band=args.train_band, easy_samples=args.easy_samples, ks=tuple(args.ks), progress=False)
         shown, recorded = r["summary"], {k: v for k, v in r.items() if k != "runs"}
     _show(shown)
     if args.record:

@@ -229,13 +229,15 @@ def run_experiment(
     make_model: Callable[[], tuple[nn.Module, Any]], task: VerifiableTask, *, base: GRPOConfig, steps: int,
     seeds: tuple[int, ...] = (0,), variants: tuple[Variant, ...] = DEFAULT_VARIANTS, eval_every: int = 10,
     n_samples: int = 16, ks: tuple[int, ...] = (1, 2, 4, 8, 16), out: Path | None = None, progress: bool = True,
-    eval_tasks: dict[str, VerifiableTask] | None = None,
+    eval_tasks: dict[str, VerifiableTask] | None = None, eval_samples: dict[str, int] | None = None,
 ) -> ExperimentResult:
     """Train every variant for every seed from the same start (``make_model()`` returns a fresh
     ``(model, tokenizer_or_None)`` each call); evaluate at step 0 and every ``eval_every`` steps
     (``n_samples=0`` evaluates nothing). With ``out``, ``results.json`` is rewritten after every run.
     ``eval_tasks`` are further held-out sets (e.g. a hard and an easy subset) evaluated at the same
-    steps; their metrics are keyed ``"<name>/<metric>"`` beside the task's own.
+    steps; their metrics are keyed ``"<name>/<metric>"`` beside the task's own. ``eval_samples`` gives some of
+    them their own number of samples per prompt (pass@k only for k up to it), e.g. fewer for an easy set whose
+    pass@k saturates early.
 
     >>> res = run_experiment(lambda: (copy_model(model), None), task, base=GRPOConfig(), steps=20)  # doctest: +SKIP
     >>> res.final()                                                                                  # doctest: +SKIP
@@ -260,13 +262,19 @@ def run_experiment(
     c.boolean("progress", progress)
     if eval_tasks is not None and not all(isinstance(t, VerifiableTask) for t in eval_tasks.values()):
         c.fail("eval_tasks", eval_tasks, "a dict of name -> VerifiableTask")
+    eval_samples = dict(eval_samples or {})
+    unknown = sorted(set(eval_samples) - set(eval_tasks or {}))
+    if unknown or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in eval_samples.values()):
+        c.fail("eval_samples", eval_samples, "a dict of eval_tasks name -> samples per prompt (>= 1)",
+               f"{unknown} are not eval_tasks." if unknown else "")
     ks = tuple(k for k in ks if k <= n_samples)
 
     def measure(model: Any, tok: Any = None) -> dict[str, float]:
         rec = evaluate_policy(model, task, n_samples=n_samples, ks=ks, tokenizer=tok).flat()
         for name, extra in (eval_tasks or {}).items():
-            rec.update({f"{name}/{k}": v for k, v in
-                        evaluate_policy(model, extra, n_samples=n_samples, ks=ks, tokenizer=tok).flat().items()})
+            n = eval_samples.get(name, n_samples)
+            rec.update({f"{name}/{k}": v for k, v in evaluate_policy(
+                model, extra, n_samples=n, ks=tuple(k for k in ks if k <= n), tokenizer=tok).flat().items()})
         return rec
 
     model0, tok = make_model()

@@ -32,6 +32,7 @@ from interp.thr.core import THRInputError, Vocab, group_advantages, thr_weights,
 from interp.thr.logprobs import DEFAULT_VOCAB_CHUNK, output_head, token_logprobs
 from interp.thr.policy import Policy, Rollout, as_policy
 from interp.thr.result import GRPOLog, THRResult, thr_statistics
+from interp.thr.training_log import THRTrainingLog
 from interp.core.tasks import Example
 from interp.thr.tasks import VerifiableTask
 
@@ -239,7 +240,10 @@ class GRPOTrainer:
     """GRPO on a verifiable-reward task, THR reweighting switchable.
 
     The trainer trains a copy of ``model`` (``trainer.model``), so the model passed in is left as it was;
-    ``in_place=True`` trains the model itself (half the memory for a large one).
+    ``in_place=True`` trains the model itself (half the memory for a large one). ``token_log=True`` also keeps
+    ``trainer.token_log``, a :class:`~interp.thr.training_log.THRTrainingLog` of every rollout (per token: THR, the
+    advantage the loss used, entropy, KL to the reference when ``kl_coef > 0``), the log
+    ``widgets.THRTrainingViewer`` browses (the same one :class:`interp.thr.trl_callback.THRCallback` fills in TRL).
 
     Example:
         >>> from interp import load_model                                 # doctest: +SKIP
@@ -251,12 +255,14 @@ class GRPOTrainer:
     """
 
     def __init__(self, model: nn.Module | Policy, task: VerifiableTask, config: GRPOConfig | None = None,
-                 *, tokenizer: Any | None = None, name: str | None = None, in_place: bool = False):
+                 *, tokenizer: Any | None = None, name: str | None = None, in_place: bool = False,
+                 token_log: bool = False):
         c = Check("GRPOTrainer", THRInputError)
         c.instance("task", VerifiableTask, task)
         c.instance("config", GRPOConfig, config, optional=True)
         c.text("name", name, optional=True)
         c.boolean("in_place", in_place)
+        c.boolean("token_log", token_log)
         policy = as_policy(model, tokenizer)
         if not in_place:
             # train a copy: the caller's model stays as it was (pass in_place=True to save the memory)
@@ -278,6 +284,7 @@ class GRPOTrainer:
                 p.requires_grad_(False)
         self.step_count = 0
         self.log = GRPOLog(name=name or self._default_name())
+        self.token_log: THRTrainingLog | None = THRTrainingLog() if token_log else None
         self.last: ScoredBatch | None = None
 
     def _default_name(self) -> str:
@@ -306,7 +313,7 @@ class GRPOTrainer:
         t1 = time.perf_counter()
         batch = score_rollouts(
             self.policy, items, self.task, ro, group_size=cfg.group_size, temperature=cfg.temperature,
-            compute_thr=cfg.thr or cfg.log_thr, vocab=cfg.thr_vocab, exclude_self=cfg.thr_exclude_self,
+            compute_thr=cfg.thr or cfg.log_thr or self.token_log is not None, vocab=cfg.thr_vocab, exclude_self=cfg.thr_exclude_self,
             normalize=cfg.normalize, scale_rewards=cfg.scale_rewards,
         )
         t_thr = time.perf_counter() - t1
@@ -349,8 +356,28 @@ class GRPOTrainer:
         if batch.result is not None:
             record.update(thr_statistics(batch.result.thr, batch.result.entropy, batch.rewards, cfg.group_size,
                                          beta=cfg.thr_beta, scale_rewards=cfg.scale_rewards))
+        if self.token_log is not None:
+            self._log_tokens(batch, adv, tok_adv, ref_logp, record)
         self.log.append(record)
         return record
+
+    def _log_tokens(self, batch: ScoredBatch, adv: Tensor, tok_adv: Tensor, ref_logp: Tensor | None,
+                    record: dict[str, float]) -> None:
+        """One rollout of ``token_log``: what this step's loss saw, token by token (KL: the k3 estimator the
+        loss penalises, against the reference before the update; NaN without a reference)."""
+        assert self.token_log is not None and batch.result is not None
+        res, mask = batch.result, batch.mask
+        lengths = mask.sum(1).tolist()
+        kl = None
+        if ref_logp is not None:
+            d = ref_logp - batch.old_logp
+            kl = [(torch.exp(d[i, :n]) - d[i, :n] - 1).tolist() for i, n in enumerate(lengths)]
+        keep = ("reward_mean", "thr_density", "dominant_positive", "entropy_all", "entropy_dominant", "active_groups")
+        self.token_log.add_rollout(
+            self.step_count - 1, self.config.group_size, [it.prompt for it in batch.items], res.token_text,
+            [t.tolist() for t in res.thr], [tok_adv[i, :n].tolist() for i, n in enumerate(lengths)],
+            [e.tolist() for e in res.entropy], kl, batch.rewards.tolist(), adv.tolist(),
+            {k: record[k] for k in keep if k in record})
 
     def _loss(self, logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, adv: Tensor, mask: Tensor
               ) -> tuple[Tensor, dict[str, float]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from interp.thr.training_log import THRTrainingLog
 
 __all__ = ["Filter", "token_figure", "histogram_figure", "training_figure", "rollout_token_figure", "eval_figure",
-           "eval_curve_figure"]
+           "eval_curve_figure", "pass_at_k_figure"]
 
 Filter = Literal["all", "correct", "incorrect"]
 
@@ -171,4 +171,19 @@ def eval_curve_figure(run: "RunResult", metrics: Sequence[str] = ("greedy", "pas
                                  line=dict(color=RUN_COLOURS[k % len(RUN_COLOURS)])))
     fig.update_layout(title=f"{run.variant} (seed {run.seed})", xaxis_title="step", yaxis_title="rate",
                       legend_title_text="metric")
+    return fig
+
+
+def pass_at_k_figure(frame: "Any", title: str = "pass@k") -> go.Figure:
+    """pass@k against k (log axis), one line per run or variant with standard-error bars. ``frame`` has the
+    columns ``variant``, ``k``, ``mean`` and ``se`` (NaN: no bar), e.g.
+    :func:`interp.zoo.recovery.thr.pass_at_k_frame` of a card's summary."""
+    fig = go.Figure()
+    for n, (name, part) in enumerate(frame.groupby("variant", sort=False)):
+        part = part.sort_values("k")
+        fig.add_trace(go.Scatter(x=part["k"], y=part["mean"], mode="lines+markers", name=str(name),
+                                 error_y=dict(type="data", array=part["se"].fillna(0).tolist(), visible=True),
+                                 line=dict(color=RUN_COLOURS[n % len(RUN_COLOURS)])))
+    fig.update_layout(title=title, xaxis=dict(title="k", type="log", tickvals=sorted(frame["k"].unique())),
+                      yaxis=dict(title="pass@k", rangemode="tozero"), legend_title_text="run")
     return fig

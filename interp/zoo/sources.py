@@ -123,10 +123,16 @@ def corrsteer_task(spec: str, n: int = 1000, *, seed: int = 0, kind: str = "exac
 
 
 def grpo_task(model_name: str, task: str = "arith", *, seed: int = 0, max_new_tokens: int = 24) -> VerifiableTask:
-    """The GRPO task of a model: a zoo model's planted task, else stories260K's story-word task."""
+    """The GRPO task of a model: a zoo model's planted task, else stories260K's story-word task.
+    ``toy-lm-planted`` with ``task="code"`` is the rarely-solved code task of its card
+    (:func:`interp.zoo.recovery.thr.code_tasks`: train on the train holders, test on the held-out hard ones)."""
     from interp.zoo.stories import story_word_task
     from interp.zoo.tasks import planted_grpo_task
 
+    if _zoo_model(model_name) == "toy-lm-planted" and task == "code":
+        from interp.zoo.recovery.thr import code_tasks
+
+        return code_tasks()[0]
     if _zoo_model(model_name) is not None:
         return planted_grpo_task(task, seed=seed)
     return story_word_task(seed=seed, max_new_tokens=max_new_tokens)

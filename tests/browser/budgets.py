@@ -9,5 +9,6 @@ BUDGETS: dict[str, dict] = {
     "02_lorsa_heads.ipynb": dict(CTX=48, N_TRAIN_SEQ=24, N_EVAL_SEQ=8, EXPANSION=2, TOP_K=4, THREADS=1, N_RANDOM=16,
                                  FRESH_PROBES=2, AUTHORS_EVAL_SEQ=4, AUTHORS_CTX=64),
     "03_corrsteer.ipynb": dict(N_SAMPLES=48, N_TRAIN=24, N_VAL=8, N_RANDOM=1, BATCH_SIZE=24, SAE_TRAIN_TOKENS=20_000),
-    "04_thr_attribution.ipynb": dict(N_PROMPTS=3, GROUP_SIZE=4, STEPS=1, PROMPTS_PER_STEP=2, EVAL_SAMPLES=0),
+    "04_thr_attribution.ipynb": dict(N_PROMPTS=3, GROUP_SIZE=4, STEPS=1, PROMPTS_PER_STEP=2, EVAL_SAMPLES=0,
+                                     LOG_STEPS=1),
 }

@@ -3,18 +3,22 @@ codes, and do THR p = +0.5 / -0.5 trade greedy accuracy against pass@k as the pa
 
 Every code holder of :mod:`interp.zoo.planted` was planted with its own frequency, so toy-lm
 remembers the frequent codes and only half-remembers the rare ones. GRPO trains on half of the
-holders (every odd index, all frequencies); pass@k is measured on the other half, split by planted
-frequency into a ``hard`` subset (the rarest holders) and an ``easy`` one (the most frequent). A
-code is a fact about one holder, so training on other holders cannot teach it: what GRPO can change
-on the held-out holders is how sharply the policy commits to what it already believes.
+holders (every odd index, all frequencies, or one band with ``train_band``); pass@k is measured on the
+other half, split by planted frequency into a ``hard`` subset (the rarest holders) and an ``easy`` one
+(the most frequent), and on the trained holders of the same bands (``train-hard``, ``train-easy``). A
+code is a fact about one holder, so training on other holders cannot teach it: on the held-out holders
+GRPO can only change how sharply the policy commits to what it already believes (or overwrite it); on
+the trained ones it can sharpen onto the rare successes it samples.
 
-    python -m interp.zoo.recovery.thr --out out/recovery_thr --steps 40 --seeds 0 1 2
+    python -m interp.app.zoo_experiments recovery thr --steps 150 --lr 2e-4 --eval-every 50 --n-samples 64 \
+        --easy-samples 16 --seeds 0 1 2 --out out/recovery_thr
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +27,16 @@ from interp.core.tasks import Example
 from interp.thr.tasks import VerifiableTask
 from interp.zoo.planted import CODE_HOLDERS, CODES, code_prompt, code_weight
 
-__all__ = ["BANDS", "code_holders", "code_tasks", "summarize_runs", "run"]
+__all__ = ["BANDS", "code_holders", "code_tasks", "summarize_runs", "summary_frame", "pass_at_k_frame", "run", "HEADLINE", "KS"]
 
 BANDS: dict[str, tuple[float, float]] = {"hard": (0.0, 3.0), "easy": (15.0, math.inf)}
 """Planted relative frequency (:func:`interp.zoo.planted.code_weight`) of each held-out subset."""
 
 KS = (1, 2, 4, 8, 16, 32, 64)
+
+HEADLINE = ("train_reward", "hard/pass@1", "hard/pass@64", "train-hard/greedy", "train-hard/pass@1",
+            "train-hard/pass@64", "train-easy/greedy", "train-easy/pass@1", "easy/pass@1")
+"""The metrics the card and notebook 04 quote for each variant."""
 
 
 def code_holders(split: str, band: str | None = None) -> list[str]:
@@ -47,18 +55,25 @@ def _reward(item: Example, completion: str) -> float:
     return 1.0 if check("code", completion, item.answer) else 0.0
 
 
-def code_tasks() -> tuple[VerifiableTask, dict[str, VerifiableTask]]:
-    """The GRPO task (train: every train holder; test: the held-out ``hard`` holders) and the other
-    held-out subsets (``easy``) as tasks of their own (same train split, for the API)."""
+def code_tasks(train_band: str | None = None) -> tuple[VerifiableTask, dict[str, VerifiableTask]]:
+    """The GRPO task (train: the train holders, all of them or those of ``train_band``; test: the held-out
+    ``hard`` holders) and further evaluation sets as tasks of their own: ``easy`` (held-out easy holders) and
+    ``train-hard`` / ``train-easy`` (the train split's holders of each band: the prompts GRPO trains on, when
+    it trains on that band). Only their test split is evaluated; their train split is the held-out one."""
     def items(holders: list[str]) -> list[Example]:
         return [Example(code_prompt(h), CODES[h]) for h in holders]
 
-    train = items(code_holders("train"))
+    if train_band is not None and train_band not in BANDS:
+        raise ValueError(f"train_band must be None or one of {sorted(BANDS)}, got {train_band!r}.")
+    train = items(code_holders("train", train_band))
+    held_out = items(code_holders("test"))
     main = VerifiableTask("toy-lm-code", train, items(code_holders("test", "hard")), _reward, max_new_tokens=6,
                           description="toy-lm planted-frequency codes: the first number must be the holder's code; "
                           "test = the held-out hard holders.")
     subsets = {b: VerifiableTask(f"toy-lm-code-{b}", train, items(code_holders("test", b)), _reward, max_new_tokens=6)
                for b in BANDS if b != "hard"}
+    subsets |= {f"train-{b}": VerifiableTask(f"toy-lm-code-train-{b}", held_out, items(code_holders("train", b)),
+                                             _reward, max_new_tokens=6) for b in BANDS}
     return main, subsets
 
 
@@ -117,8 +132,44 @@ def summarize_runs(results: dict[str, Any], *, match: str = "train_reward", smoo
     return out
 
 
+def summary_frame(summary: dict[str, Any], which: str = "matched", metrics: tuple[str, ...] | None = None) -> Any:
+    """One row per variant (the base policy first) of a :func:`summarize_runs` summary, ``which`` = ``"matched"``
+    (at the common level of ``summary["match"]``) or ``"final"`` (last step): "mean ± SE over seeds" per metric."""
+    import pandas as pd
+
+    if which not in ("matched", "final"):
+        raise ValueError(f"which must be 'matched' or 'final', got {which!r}.")
+    part = summary[which]
+    first = next(iter(part.values()))
+    metrics = metrics or tuple(m for m in first if m != "step" and not m.endswith("mean_reward"))
+    rows = [{"variant": "base", "step": 0, **{m: (f"{summary['base'][m]:.3f}" if m in summary["base"] else "")
+                                            for m in metrics}}]
+    for v, d in part.items():
+        step = d["step"] if not isinstance(d["step"], dict) else d["step"]["mean"]
+        rows.append({"variant": v, "step": round(float(step), 1),
+                     **{m: f"{d[m]['mean']:.3f} ± {d[m]['se']:.3f}" for m in metrics if m in d}})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def pass_at_k_frame(summary: dict[str, Any], band: str = "hard", which: str = "matched") -> Any:
+    """Long frame (``variant``, ``k``, ``mean``, ``se``) of pass@k on one evaluation set (``hard``, ``easy``,
+    ``train-hard``, ...), the base policy first: the input of :func:`interp.thr.plots.pass_at_k_figure`."""
+    import pandas as pd
+
+    prefix = f"{band}/pass@"
+    rows = [dict(variant="base", k=int(m[len(prefix):]), mean=v, se=float("nan"))
+            for m, v in summary["base"].items() if m.startswith(prefix)]
+    for v, d in summary[which].items():
+        rows += [dict(variant=v, k=int(m[len(prefix):]), mean=s["mean"], se=s["se"]) for m, s in d.items()
+                 if m.startswith(prefix)]
+    if not rows:
+        raise ValueError(f"The summary has no pass@k for {band!r}; sets: "
+                         f"{sorted({m.split('/')[0] for m in summary['base'] if '/' in m})}.")
+    return pd.DataFrame(rows)
+
+
 def run(*, steps: int = 40, seeds: tuple[int, ...] = (0, 1, 2), lr: float | None = None, group_size: int = 8,
-        prompts: int = 16, eval_every: int = 10, n_samples: int = 128, ks: tuple[int, ...] = KS,
+        prompts: int = 16, train_band: str | None = None, easy_samples: int | None = None, eval_every: int = 10, n_samples: int = 128, ks: tuple[int, ...] = KS,
         variants: tuple[str, ...] = ("plain", "p=+0.5", "p=-0.5"), out: str | Path | None = None,
         progress: bool = True, model_dir: str | Path | None = None) -> dict[str, Any]:
     """Plain GRPO and THR p = +-0.5 from the committed toy-lm, ``seeds`` each; pass@k on the held-out
@@ -130,7 +181,7 @@ def run(*, steps: int = 40, seeds: tuple[int, ...] = (0, 1, 2), lr: float | None
     from interp.thr.grpo import DEFAULT_LR, GRPOConfig
 
     folder = Path(model_dir) if model_dir is not None else zoo.model_dir("toy-lm-planted")
-    task, subsets = code_tasks()
+    task, subsets = code_tasks(train_band)
     table = {v.name: v for v in DEFAULT_VARIANTS}
 
     def make_model():
@@ -138,10 +189,14 @@ def run(*, steps: int = 40, seeds: tuple[int, ...] = (0, 1, 2), lr: float | None
 
     base = GRPOConfig(group_size=group_size, prompts_per_step=prompts, lr=lr if lr is not None else DEFAULT_LR,
                       max_new_tokens=task.max_new_tokens)
+    t0, c0 = time.time(), time.process_time()
     result = run_experiment(make_model, task, base=base, steps=steps, seeds=tuple(seeds),
                              variants=tuple(table[v] for v in variants), eval_every=eval_every, n_samples=n_samples,
-                             ks=ks, eval_tasks=subsets, out=Path(out) if out is not None else None, progress=progress)
+                             ks=ks, eval_tasks=subsets,
+                             eval_samples={k: easy_samples for k in subsets if k.endswith("easy")} if easy_samples else None,
+                             out=Path(out) if out is not None else None, progress=progress)
     results = result.to_dict()
+    results |= dict(train_band=train_band, wall_seconds=time.time() - t0, cpu_seconds=time.process_time() - c0)
     results["summary"] = summarize_runs(results)
     results["bands"] = {b: {"range": list(r), "n_test": len(code_holders("test", b)), "n_train": len(code_holders("train", b))}
                         for b, r in BANDS.items()}
