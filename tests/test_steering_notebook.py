@@ -46,7 +46,7 @@ def test_notebook_executes_with_small_budget(tmp_path):
     from interp.app.notebooks import execute_notebook
 
     try:
-        zoo.model_dir("toy-lm")
+        zoo.model_dir("toy-mode")
     except FileNotFoundError as err:
         pytest.skip(str(err))
     run = execute_notebook(NOTEBOOK, out_dir=tmp_path, parameters={
@@ -54,5 +54,9 @@ def test_notebook_executes_with_small_budget(tmp_path):
         "OUT_DIR": str(tmp_path / "out"),
     })
     assert (tmp_path / "out" / "corrsteer_report" / "report.json").is_file()
+    # the default is toy-mode's planted task; the selection-rule comparison ran and was saved
+    assert "toy-mode/opposite" in (tmp_path / "out" / "corrsteer_report" / "report.json").read_text()
+    assert (tmp_path / "out" / "selectors" / "comparison.json").is_file()
+    assert "cosine_with_latent" in run.html.read_text()
     assert "plotly" in run.html.read_text()
     assert_every_widget_has_a_static_figure(run, "SteeringPanel")
