@@ -34,6 +34,7 @@ def test_notebook_executes_on_stories260k_with_saved_saes(tmp_path, stories_dir)
     run = execute_notebook(NOTEBOOK, out_dir=tmp_path, parameters={
         "MODEL": str(stories_dir), "SAE_DIR": str(sae_dir), "TASK": "stories-name", "N_SAMPLES": 40, "N_TRAIN": 20,
         "N_VAL": 6, "N_RANDOM": 1, "BATCH_SIZE": 20, "OUT_DIR": str(tmp_path / "out"),
+        "LEAKAGE_CHECK": False, "SELECTORS": False,  # both run on toy-mode in the small-budget test
     })
     report = tmp_path / "out" / "corrsteer_report" / "report.json"
     assert report.is_file() and "stories/name-recall" in report.read_text()
