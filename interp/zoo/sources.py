@@ -54,14 +54,14 @@ def token_source(model_name: str, model: Any, n_seq: int, ctx: int, *, kind: Tok
     if kind not in ("auto", "corpus", "sample"):
         raise ZooConfigError(f"kind={kind!r}: use 'auto', 'corpus' or 'sample'.")
     zoo_name = _zoo_model(model_name)
+    if zoo_name == "toy-mode" and kind != "sample":  # its own rule episodes (toy-lm's corpus is text it never saw)
+        from interp.zoo.toy_mode import sae_tokens
+
+        return sae_tokens(model, n_seq, ctx, seed=seed)
     if kind == "corpus" and zoo_name is None:
         raise ZooConfigError(f"{model_name!r} is not a zoo model, so it has no bundled corpus; use kind='sample'.")
     if kind == "sample" or zoo_name is None:
         return sample_tokens(model, n_seq, ctx, seed=seed, progress=progress)
-    if zoo_name == "toy-mode":  # its own rule episodes (toy-lm's corpus is text it never saw)
-        from interp.zoo.toy_mode import sae_tokens
-
-        return sae_tokens(model, n_seq, ctx, seed=seed)
     from interp.zoo.corpus import CorpusConfig, generate_corpus
 
     n_docs = 64
