@@ -34,6 +34,7 @@ def test_notebook_executes_on_stories260k_with_saved_saes(tmp_path, stories_dir)
     run = execute_notebook(NOTEBOOK, out_dir=tmp_path, parameters={
         "MODEL": str(stories_dir), "SAE_DIR": str(sae_dir), "TASK": "stories-name", "N_SAMPLES": 40, "N_TRAIN": 20,
         "N_VAL": 6, "N_RANDOM": 1, "BATCH_SIZE": 20, "OUT_DIR": str(tmp_path / "out"),
+        "LEAKAGE_CHECK": False, "SELECTORS": False,  # both run on toy-mode in the small-budget test
     })
     report = tmp_path / "out" / "corrsteer_report" / "report.json"
     assert report.is_file() and "stories/name-recall" in report.read_text()
@@ -46,7 +47,7 @@ def test_notebook_executes_with_small_budget(tmp_path):
     from interp.app.notebooks import execute_notebook
 
     try:
-        zoo.model_dir("toy-lm")
+        zoo.model_dir("toy-mode")
     except FileNotFoundError as err:
         pytest.skip(str(err))
     run = execute_notebook(NOTEBOOK, out_dir=tmp_path, parameters={
@@ -54,5 +55,9 @@ def test_notebook_executes_with_small_budget(tmp_path):
         "OUT_DIR": str(tmp_path / "out"),
     })
     assert (tmp_path / "out" / "corrsteer_report" / "report.json").is_file()
+    # the default is toy-mode's planted task; the selection-rule comparison ran and was saved
+    assert "toy-mode/opposite" in (tmp_path / "out" / "corrsteer_report" / "report.json").read_text()
+    assert (tmp_path / "out" / "selectors" / "comparison.json").is_file()
+    assert "cosine_with_latent" in run.html.read_text()
     assert "plotly" in run.html.read_text()
     assert_every_widget_has_a_static_figure(run, "SteeringPanel")

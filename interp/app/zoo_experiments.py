@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     tm = sub.add_parser("pivot-time", help="single-thread CPU time of toy-pivot's recipe (two short runs)")
     tm.add_argument("short", type=int, nargs="?", default=50)
     tm.add_argument("long", type=int, nargs="?", default=300)
-    r = sub.add_parser("recovery", help="re-measure one planted recovery of toy-lm-planted")
+    r = sub.add_parser("recovery", help="re-measure one planted recovery (corrsteer: toy-mode; lorsa, thr: toy-lm-planted)")
     which = r.add_subparsers(dest="method", required=True)
     cs = which.add_parser("corrsteer")
     cs.add_argument("--out", type=Path, default=Path("out/recovery_corrsteer"))
@@ -81,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.method == "corrsteer":
         s = corrsteer.run(n_random=args.n_random, seed=args.seed, out=args.out, progress=True)
-        shown, recorded = {p: {k: v for k, v in d.items() if k not in ("conditions", "selected")}
-                           for p, d in s["poolings"].items()}, s
+        shown = {"latent": s["latent"], "best_cosine_any_feature": s["best_cosine_any_feature"],
+                 **{p: {k: v for k, v in d.items() if k not in ("conditions", "selected", "by_evidence")}
+                    for p, d in s["poolings"].items()},
+                 "selectors": [{k: r[k] for k in ("rank", "condition", "delta", "delta_low", "delta_high", "ser",
+                                                   "beats_random")} for r in s.get("selectors", {}).get("ranking", [])]}
+        recorded = s
     elif args.method == "lorsa":
         s = lorsa.run(layer=args.layer, n_train_seq=args.n_train_seq, out=args.out, progress=True)
         shown, recorded = {k: v for k, v in s.items() if k != "host_all_layers"}, s
@@ -92,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     train_band=args.train_band, easy_samples=args.easy_samples, ks=tuple(args.ks), progress=False)
         shown, recorded = r["summary"], {k: v for k, v in r.items() if k != "runs"}
     _show(shown)
-    if args.record:
-        recovery.record(args.method, recorded)
+    if args.record:  # CorrSteer's latent is planted in toy-mode; the others in toy-lm-planted
+        recovery.record(args.method, recorded, name="toy-mode" if args.method == "corrsteer" else "toy-lm-planted")
     return 0
 
 

@@ -68,6 +68,14 @@ register(ZooEntry(
     recipe="interp.zoo.toy_lm_planted:train",
 ))
 register(ZooEntry(
+    name="toy-mode", kind="model",
+    description="Tiny Llama trained only on same/opposite rule episodes (interp.zoo.toy_mode): the answer depends on a "
+                "latent mode inferred from a truthful rule line and 0-3 noisy examples, so the model's belief in it "
+                "varies with the evidence (CorrSteer's planted latent, issue 14). Its card records every design tried "
+                "and what CorrSteer recovered.",
+    recipe="interp.zoo.toy_mode:train",
+))
+register(ZooEntry(
     name="toy-translate", kind="model",
     description="Toy multilingual Llama for the translation-barrier demo: word translation among 12 languages of "
                 "the bundled lexicon, English pivot dominating the corpus, low-resource languages rare.",
@@ -93,6 +101,12 @@ register(ZooEntry(
     name="toy-lm-saes", kind="saes",
     description="TopK residual SAEs (512 features, k=16) for toy-lm at blocks.0-3.hook_resid_post, sae-lens format.",
     recipe="interp.zoo.saes:train", needs=("toy-lm",),
+))
+register(ZooEntry(
+    name="toy-mode-saes", kind="saes",
+    description="TopK residual SAEs (256 features, k=8) for toy-mode at blocks.0-2.hook_resid_post, sae-lens format, "
+                "trained on unseen toy-mode documents.",
+    recipe="interp.zoo.toy_mode:train_saes", needs=("toy-mode",),
 ))
 register(ZooEntry(
     name="toy-lm-planted-lorsa", kind="lorsa",

@@ -55,6 +55,10 @@ def token_source(model_name: str, model: Any, n_seq: int, ctx: int, *, kind: Tok
     if kind not in ("auto", "corpus", "sample"):
         raise ZooConfigError(f"kind={kind!r}: use 'auto', 'corpus' or 'sample'.")
     zoo_name = _zoo_model(model_name)
+    if zoo_name == "toy-mode" and kind != "sample":  # its own rule episodes (toy-lm's corpus is text it never saw)
+        from interp.zoo.toy_mode import sae_tokens
+
+        return sae_tokens(model, n_seq, ctx, seed=seed)
     if kind == "corpus" and zoo_name is None:
         raise ZooConfigError(f"{model_name!r} is not a zoo model, so it has no bundled corpus; use kind='sample'.")
     if kind == "sample" or zoo_name is None:
@@ -106,19 +110,24 @@ def held_out_text_tokens(model_name: str, model: Any, n_seq: int, ctx: int, *, t
 
 # ----------------------------------------------------------------------------------- tasks
 def corrsteer_task(spec: str, n: int = 1000, *, seed: int = 0, kind: str = "exact", **kwargs: Any) -> Task:
-    """A CorrSteer task named by ``spec``: a planted toy-lm task (``"qa"``, ``"mc"``...), stories260K's
-    recall tasks (``"stories-name"``, ``"stories-object"``), or a task file (``.jsonl``/``.json``/``.csv``/
+    """A CorrSteer task named by ``spec``: toy-mode's planted-latent task (``"toy-mode"``: mode opposite,
+    weak evidence, :func:`interp.zoo.toy_mode.mode_task`), a planted toy-lm task (``"qa"``, ``"mc"``...),
+    stories260K's recall tasks (``"stories-name"``, ``"stories-object"``), or a task file (``.jsonl``/``.json``/``.csv``/
     ``.parquet``, read with :func:`interp.core.tasks.load_task` as ``kind``)."""
     from interp.zoo import tasks as planted
     from interp.zoo.stories import stories_recall_task
 
     if Path(spec).suffix:
         return load_task(spec, kind, **kwargs)
+    if spec == "toy-mode":
+        from interp.zoo.toy_mode import mode_task
+
+        return mode_task(n, seed=seed, **kwargs)
     if spec.startswith("stories-"):
         return stories_recall_task(spec.split("-", 1)[1], n, seed=seed)  # type: ignore[arg-type]
     if spec in planted.TASKS:
         return planted.planted_task(spec, n, seed=seed, **kwargs)
-    raise ZooConfigError(f"Unknown task {spec!r}: a toy-lm task ({', '.join(planted.TASKS)}), 'stories-name', "
+    raise ZooConfigError(f"Unknown task {spec!r}: 'toy-mode', a toy-lm task ({', '.join(planted.TASKS)}), 'stories-name', "
                      "'stories-object', or a path to a task file.")
 
 

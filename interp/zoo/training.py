@@ -193,12 +193,24 @@ def _collate(seqs: list[list[int]], pad_id: int) -> tuple[Int[Tensor, "batch pos
     return ids, mask
 
 
-def _loss(model: "LlamaForCausalLM", ids: Tensor, mask: Tensor) -> tuple[Tensor, int]:
+def _target_mask(seqs: list[list[int]], targets: list[list[int]] | None) -> Tensor | None:
+    """``[batch, pos]`` 0/1 of which tokens are predicted (None: every real token)."""
+    if targets is None:
+        return None
+    width = max(len(s) for s in seqs)
+    out = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, t in enumerate(targets):
+        out[row, : len(t)] = torch.tensor(t, dtype=torch.long)
+    return out
+
+
+def _loss(model: "LlamaForCausalLM", ids: Tensor, mask: Tensor, targets: Tensor | None = None) -> tuple[Tensor, int]:
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-    target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    keep = mask[:, 1:] if targets is None else mask[:, 1:] * targets[:, 1:]
+    target = ids[:, 1:].masked_fill(keep == 0, -100)
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1),
                                              ignore_index=-100)
-    return loss, int(mask[:, 1:].sum())
+    return loss, int(keep.sum())
 
 
 def _lr_at(step: int, cfg: LMTrainConfig) -> float:
@@ -216,13 +228,16 @@ def train_causal_lm(
     train_cfg: LMTrainConfig,
     out_dir: str | Path,
     progress: bool = True,
+    target_masks: list[list[int]] | None = None,
 ) -> TrainStats:
     """Train a Llama from scratch on ``texts`` and save it with the tokenizer to ``out_dir``.
 
     ``texts`` are strings (tokenised here as ``<s> text </s>``) or lists of token ids (used as they are).
     Seeded: the same texts, tokenizer, configs and thread count give the same weights. The corpus is
     cycled as often as ``steps`` needs; ``val_fraction`` of the documents are held out for the
-    validation loss in the returned :class:`TrainStats`.
+    validation loss in the returned :class:`TrainStats`. ``target_masks`` (with token-id ``texts``: one
+    0/1 list per text, as long as it) restricts the loss to the tokens marked 1 (e.g. only the answers of a
+    task corpus); ``None`` predicts every token.
     """
     from tqdm.auto import tqdm
 
@@ -250,13 +265,24 @@ def train_causal_lm(
     else:  # already token ids (e.g. with spans planted at the token level): used as given, cut to max_len
         truncated = sum(len(s) > model_cfg.max_len for s in texts)
         seqs = [list(s)[: model_cfg.max_len] for s in texts]
+    if target_masks is not None:
+        if isinstance(texts[0], str) or len(target_masks) != len(texts) or any(
+                len(m) != len(t) for m, t in zip(target_masks, texts)):
+            raise ZooConfigError("target_masks needs token-id texts and one 0/1 list per text, as long as that text.")
+        tmasks: list[list[int]] | None = [list(m)[: model_cfg.max_len] for m in target_masks]
+    else:
+        tmasks = None
     n_val = max(1, int(len(seqs) * train_cfg.val_fraction)) if train_cfg.val_fraction > 0 and len(seqs) > 1 else 0
     order = list(range(len(seqs)))
     rng.shuffle(order)
     val = [seqs[i] for i in order[:n_val]]
     train = [seqs[i] for i in order[n_val:]]
+    val_t = None if tmasks is None else [tmasks[i] for i in order[:n_val]]
+    train_t = None if tmasks is None else [tmasks[i] for i in order[n_val:]]
     if len(train) < train_cfg.batch_size:
-        train = train * math.ceil(train_cfg.batch_size / len(train))
+        reps = math.ceil(train_cfg.batch_size / len(train))
+        train = train * reps
+        train_t = None if train_t is None else train_t * reps
 
     if train_cfg.init_from:
         from transformers import LlamaForCausalLM
@@ -283,10 +309,12 @@ def train_causal_lm(
     for step in bar:
         if not batches:
             batches = _batches([len(s) for s in train], train_cfg.batch_size, rng)
-        ids, mask = _collate([train[i] for i in batches.pop()], pad)
+        chosen = batches.pop()
+        ids, mask = _collate([train[i] for i in chosen], pad)
+        tm = None if train_t is None else _target_mask([train[i] for i in chosen], [train_t[i] for i in chosen])
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, train_cfg)
-        loss, n_tok = _loss(model, ids, mask)
+        loss, n_tok = _loss(model, ids, mask, tm)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
@@ -304,8 +332,10 @@ def train_causal_lm(
         total, count = 0.0, 0
         with torch.no_grad():
             for i in range(0, len(val), train_cfg.batch_size):
-                ids, mask = _collate(val[i : i + train_cfg.batch_size], pad)
-                loss, n_tok = _loss(model, ids, mask)
+                rows = val[i : i + train_cfg.batch_size]
+                ids, mask = _collate(rows, pad)
+                tm = None if val_t is None else _target_mask(rows, val_t[i : i + train_cfg.batch_size])
+                loss, n_tok = _loss(model, ids, mask, tm)
                 total += loss.item() * n_tok
                 count += n_tok
         val_loss = total / count
