@@ -282,6 +282,21 @@ def test_bad_inputs_raise_clear_errors():
         token_hidden_reward(H, L, Y, torch.tensor([1.0, 0.0, 1.0]))
     with pytest.raises(THRInputError, match="NaN"):
         token_hidden_reward(H, [L[0], L[1] * float("nan")], Y, r)
+    # the full vocabulary, in one chunk or several: the same checks, the response named
+    for chunk in (4, 4096):
+        for bad in (float("nan"), float("inf")):
+            L_bad = L[1].clone()
+            L_bad[1, 3] = bad
+            with pytest.raises(THRInputError, match="Response 1: logits contain NaN or \\+inf"):
+                token_hidden_reward(H, [L[0], L_bad], Y, r, vocab="full", chunk_size=chunk)
+        with pytest.raises(THRInputError, match="Response 0"):
+            token_hidden_reward(H, [torch.full_like(L[0], -float("inf")), L[1]], Y, r, vocab="full", chunk_size=chunk)
+    L_ninf = L[0].clone()
+    L_ninf[:, 5] = -float("inf")  # -inf logits are allowed: q = 0 there, chunked or not
+    one, chunked = (token_hidden_reward(H, [L_ninf, L[1]], Y, r, vocab="full", chunk_size=c) for c in (4096, 4))
+    for a, b in zip(one, chunked):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(THRInputError, match="temperature"):
         token_hidden_reward(H, L, Y, r, temperature=0.0)
     with pytest.raises(THRInputError, match="temperature"):
