@@ -67,12 +67,12 @@ def lorsa_step_flops(cfg, batch: int, ctx: int) -> float:
 
 
 # ----------------------------------------------------------------------------------- ours
-def ours_train(model, tokens, n_steps: int):
+def ours_train(model, tokens, n_steps: int, **overrides):
     from interp.lorsa import LorsaConfig, LorsaTrainConfig, train_lorsa
 
     cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
     return train_lorsa(model, LAYER, tokens, cfg, LorsaTrainConfig(batch_size=BATCH, lr=1e-3, n_steps=n_steps,
-                                                                    progress=False))
+                                                                    progress=False, **overrides))
 
 
 FOLDER: list[str] = []
@@ -232,13 +232,22 @@ def peer_train(lm, tokens, workdir: str, model_batch: int):
     return sae
 
 
-class PeerLorsa:
+def peer_lorsa(sae, ours_cfg):
     """The authors' trained Lorsa seen through the few names ``evaluate_lorsa`` uses, on raw activations:
-    their own normalisation in, their own encode/decode, their scale out."""
+    their own normalisation in, their own encode/decode, their scale out. A ``Lorsa`` subclass, because
+    ``evaluate_lorsa`` validates its argument's type; none of our weights or forward are used."""
+    import torch
+    from interp.lorsa import Lorsa
 
-    def __init__(self, sae, ours_cfg):
-        self.sae, self.cfg = sae, ours_cfg
+    class PeerLorsa(_PeerLorsaMethods, Lorsa):
+        def __init__(self):
+            torch.nn.Module.__init__(self)  # not Lorsa.__init__: no parameters of ours
+            self.sae, self.cfg = sae, ours_cfg
 
+    return PeerLorsa()
+
+
+class _PeerLorsaMethods:
     def check_host(self, model) -> None:
         pass
 
@@ -289,6 +298,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="end-to-end runs of each (interleaved)")
     p.add_argument("--peer-model-batch", type=int, default=8)
     p.add_argument("--model", default=str(H.ROOT.parent.parent / "shared" / "models" / "stories260K"))
+    p.add_argument("--variant", default="", help="also train ours with these LorsaTrainConfig overrides, in the same "
+                   "run (e.g. 'aux_k=512'), and print its quality and time beside the default's")
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
     H.pin_threads(a.threads)
@@ -317,6 +328,10 @@ def main() -> None:
 
     mod, why = H.peer("llamascopium")
     runs = {"ours": lambda: ours_train(model, train, n_steps)}
+    variant = {k: int(v) if v.lstrip("-").isdigit() else float(v)
+               for k, v in (kv.split("=") for kv in a.variant.split(",") if kv)}
+    if variant:
+        runs["variant"] = lambda: ours_train(model, train, n_steps, **variant)
     peer_sae: dict = {}
     if mod is not None:
         _quiet_peer()
@@ -341,8 +356,8 @@ def main() -> None:
             m = H.measured_call(call)
             m["cpu"] = out["cpu"]
             results[name].append(m)
-            if name == "ours":
-                ours_result["r"] = out["r"]
+            if name in ("ours", "variant"):
+                ours_result[name] = out["r"]
             print(f"# {name}: {m['seconds']:.1f} s wall, {m['cpu']:.1f} s CPU, {train.numel() / m['cpu']:,.0f} tokens per CPU s, "
                   f"peak +{m['peak_mib']:.0f} MiB ({H.load_average()})", flush=True)
 
@@ -355,11 +370,13 @@ def main() -> None:
 
     cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
     cfg.hook_in, cfg.hook_out, cfg.layer = f"blocks.{LAYER}.ln1.hook_normalized", f"blocks.{LAYER}.hook_attn_out", LAYER
-    evals = {"ours": evaluate_lorsa(model, ours_result["r"].lorsa, held, progress=False)}
+    evals = {"ours": evaluate_lorsa(model, ours_result["ours"].lorsa, held, progress=False)}
+    if "variant" in ours_result:
+        evals["variant"] = evaluate_lorsa(model, ours_result["variant"].lorsa, held, progress=False)
     if "sae" in peer_sae:
-        evals["peer"] = evaluate_lorsa(model, PeerLorsa(peer_sae["sae"], cfg), held, progress=False)
+        evals["peer"] = evaluate_lorsa(model, peer_lorsa(peer_sae["sae"], cfg), held, progress=False)
     for name, ev in evals.items():
-        print(f"# {name} quality: EV {ev.explained_variance:.4f}, loss recovered {ev.loss_recovered:.2%}, "
+        print(f"# {name}{' (' + a.variant + ')' if name == 'variant' else ''} quality: EV {ev.explained_variance:.4f}, loss recovered {ev.loss_recovered:.2%}, "
               f"dead heads {ev.dead_heads}, dense {ev.dense_heads}, L0 {ev.l0:.1f}, clean CE {ev.clean_loss:.3f}")
 
     # CPU seconds of this (single-threaded) process: on a shared machine the wall clock of a minute-long run
