@@ -9,8 +9,9 @@ Models: the shared stories260K (a real tiny Llama) for all three jobs, and a GPT
 forward and the lens at real width. Before timing, the two front-ends' outputs are compared.
 
 The bridge is built here as ``TransformerBridge.boot_transformers(folder, hf_model=..., tokenizer=...)`` +
-``enable_compatibility_mode(no_processing=True)`` (what ``interp.load_model`` returns by default once the
-bridge front-end lands), the HookedTransformer by ``interp.core.models.load_model(folder)``.
+``enable_compatibility_mode(no_processing=True)`` (what ``interp.load_model`` returns by default), the
+HookedTransformer by ``interp.core.models.load_model(folder, frontend="hooked")`` (without ``frontend=`` it would
+be a second bridge: the bench compared the bridge with itself once the bridge became the default).
 
     .venv/bin/python bench/bridge.py --threads 1
     .venv/bin/python bench/bridge.py --quick --threads 1
@@ -40,7 +41,7 @@ def front_ends(folder: Path):
         bridge = TransformerBridge.boot_transformers(str(folder), hf_model=AutoModelForCausalLM.from_pretrained(folder),
                                                      tokenizer=tok)
         bridge.enable_compatibility_mode(no_processing=True)
-        hooked = load_model(folder)
+        hooked = load_model(folder, frontend="hooked")  # the default front-end is the bridge now
     plain = AutoModelForCausalLM.from_pretrained(folder).eval()  # its own copy: the bridge's carries hooks
     return bridge, hooked, plain, tok
 

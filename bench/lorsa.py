@@ -6,7 +6,9 @@ training tokens sampled from stories260K itself (seed 0, see ``sampled``), ``--t
 default, so the run takes minutes; the authors' budget is 1,310,720), quality on ``--held-out`` other
 sequences (seed 1).
 
-- ours: ``interp.lorsa.train_lorsa`` at its defaults (activations through ``interp.core.fastpath``:
+- ours: ``interp.lorsa.train_lorsa`` at its defaults on a HookedTransformer host (``--frontend hooked``, the
+  default here; ``load_model``'s own default is a TransformerBridge, whose activation pass, timed beside it,
+  is ``run_with_cache`` stopped after the layer and several times slower) (activations through ``interp.core.fastpath``:
   TransformerLens modules with fused SDPA attention, the forward stopped after layer 2's attention,
   host batches of 64), timed from the call to the returned, folded Lorsa;
 - peer: the authors' own pieces in the order their ``runners.train.train_lorsa`` runs them
@@ -67,12 +69,12 @@ def lorsa_step_flops(cfg, batch: int, ctx: int) -> float:
 
 
 # ----------------------------------------------------------------------------------- ours
-def ours_train(model, tokens, n_steps: int):
+def ours_train(model, tokens, n_steps: int, **overrides):
     from interp.lorsa import LorsaConfig, LorsaTrainConfig, train_lorsa
 
     cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
     return train_lorsa(model, LAYER, tokens, cfg, LorsaTrainConfig(batch_size=BATCH, lr=1e-3, n_steps=n_steps,
-                                                                    progress=False))
+                                                                    progress=False, **overrides))
 
 
 FOLDER: list[str] = []
@@ -104,7 +106,7 @@ def hf_activation_time(folder: str, tokens) -> float:
     return time.perf_counter() - t0
 
 
-def ours_parts(model, tokens, rate: float, repeats: int) -> dict:
+def ours_parts(model, tokens, rate: float, repeats: int, other=None) -> dict:
     """Where our time goes: the activation pass alone, and one training step alone (and its FLOP rate
     against the matmul rate measured interleaved with it)."""
     import torch
@@ -123,6 +125,12 @@ def ours_parts(model, tokens, rate: float, repeats: int) -> dict:
     t_act_tl = (time.perf_counter() - t0) * tokens.shape[0] / min(256, tokens.shape[0])
 
     t_act_hf = hf_activation_time(FOLDER[0], tokens[:256]) * tokens.shape[0] / min(256, tokens.shape[0])
+    t_act_other = None
+    if other is not None:  # the other front-end's activation pass (CPU seconds, scaled from 256 sequences)
+        t0 = time.process_time()
+        for _ in ActivationStream(other, tokens[:256], hooks, batch_size=BATCH, buffer_sequences=256):
+            pass
+        t_act_other = (time.process_time() - t0) * tokens.shape[0] / min(256, tokens.shape[0])
 
     cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
     lorsa = Lorsa(cfg, seed=0)
@@ -146,11 +154,11 @@ def ours_parts(model, tokens, rate: float, repeats: int) -> dict:
         for _ in range(16):
             a_ @ b_
 
-    times = H.interleave({"step": step, "matmul": matmuls}, repeats)
+    times = H.interleave({"step": step, "matmul": matmuls}, repeats, clock=time.process_time)
     t_step = H.median(times["step"])
     rate = 16 * 2 * 512**3 / H.median(times["matmul"])
     flops = lorsa_step_flops(cfg, BATCH, CTX)
-    return {"act_s": t_act, "act_tl_s": t_act_tl, "act_hf_s": t_act_hf, "step_s": t_step, "step_flops": flops / t_step,
+    return {"act_s": t_act, "act_tl_s": t_act_tl, "act_other_s": t_act_other, "act_hf_s": t_act_hf, "step_s": t_step, "step_flops": flops / t_step,
             "rate": rate,
             "step_frac": flops / t_step / rate, "n_tokens": tokens.numel()}
 
@@ -232,13 +240,22 @@ def peer_train(lm, tokens, workdir: str, model_batch: int):
     return sae
 
 
-class PeerLorsa:
+def peer_lorsa(sae, ours_cfg):
     """The authors' trained Lorsa seen through the few names ``evaluate_lorsa`` uses, on raw activations:
-    their own normalisation in, their own encode/decode, their scale out."""
+    their own normalisation in, their own encode/decode, their scale out. A ``Lorsa`` subclass, because
+    ``evaluate_lorsa`` validates its argument's type; none of our weights or forward are used."""
+    import torch
+    from interp.lorsa import Lorsa
 
-    def __init__(self, sae, ours_cfg):
-        self.sae, self.cfg = sae, ours_cfg
+    class PeerLorsa(_PeerLorsaMethods, Lorsa):
+        def __init__(self):
+            torch.nn.Module.__init__(self)  # not Lorsa.__init__: no parameters of ours
+            self.sae, self.cfg = sae, ours_cfg
 
+    return PeerLorsa()
+
+
+class _PeerLorsaMethods:
     def check_host(self, model) -> None:
         pass
 
@@ -289,6 +306,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="end-to-end runs of each (interleaved)")
     p.add_argument("--peer-model-batch", type=int, default=8)
     p.add_argument("--model", default=str(H.ROOT.parent.parent / "shared" / "models" / "stories260K"))
+    p.add_argument("--frontend", default="hooked", choices=("hooked", "bridge"),
+                   help="ours' host: a HookedTransformer (activations through the fused fast path) or load_model's "
+                        "default TransformerBridge (run_with_cache stopped after the layer); the other one's activation "
+                        "pass is timed too")
+    p.add_argument("--variant", default="", help="also train ours with these LorsaTrainConfig overrides, in the same "
+                   "run (e.g. 'aux_k=512'), and print its quality and time beside the default's")
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
     H.pin_threads(a.threads)
@@ -306,7 +329,8 @@ def main() -> None:
     H.header(f"Lorsa end to end vs llamascopium: stories260K L{LAYER}, 512 OV / 8 QK heads, K 16, "
              f"batch {BATCH}x{CTX}, lr 1e-3, {n_seq * CTX:,} training tokens ({n_steps} steps), "
              f"{a.held_out} held-out sequences", a.threads)
-    model = load_model(folder, device="cpu")
+    model = load_model(folder, device="cpu", frontend=a.frontend)
+    other = load_model(folder, device="cpu", frontend="bridge" if a.frontend == "hooked" else "hooked")
     t0 = time.perf_counter()
     train = sampled(folder, n_seq, seed=0)
     held = sampled(folder, a.held_out, seed=1)
@@ -317,6 +341,10 @@ def main() -> None:
 
     mod, why = H.peer("llamascopium")
     runs = {"ours": lambda: ours_train(model, train, n_steps)}
+    variant = {k: None if v.lower() == "none" else int(v) if v.lstrip("-").isdigit() else float(v)
+               for k, v in (kv.split("=") for kv in a.variant.split(",") if kv)}
+    if variant:
+        runs["variant"] = lambda: ours_train(model, train, n_steps, **variant)
     peer_sae: dict = {}
     if mod is not None:
         _quiet_peer()
@@ -341,25 +369,28 @@ def main() -> None:
             m = H.measured_call(call)
             m["cpu"] = out["cpu"]
             results[name].append(m)
-            if name == "ours":
-                ours_result["r"] = out["r"]
+            if name in ("ours", "variant"):
+                ours_result[name] = out["r"]
             print(f"# {name}: {m['seconds']:.1f} s wall, {m['cpu']:.1f} s CPU, {train.numel() / m['cpu']:,.0f} tokens per CPU s, "
                   f"peak +{m['peak_mib']:.0f} MiB ({H.load_average()})", flush=True)
 
-    parts = ours_parts(model, train, rate, repeats=5 if not a.quick else 2)
+    parts = ours_parts(model, train, rate, repeats=5 if not a.quick else 2, other=other)
     print(f"# ours, parts: activations {parts['n_tokens'] / parts['act_s']:,.0f} tokens/s through the fast path "
           f"(TransformerLens run_with_cache: {parts['n_tokens'] / parts['act_tl_s']:,.0f}; transformers' Llama with "
           f"SDPA stopped after the attention: {parts['n_tokens'] / parts['act_hf_s']:,.0f}); one step "
           f"{parts['step_s'] * 1e3:.1f} ms = {BATCH * CTX / parts['step_s']:,.0f} tokens/s, "
-          f"{parts['step_flops'] / 1e9:.1f} GFLOP/s")
+          f"{parts['step_flops'] / 1e9:.1f} GFLOP/s; host front-end {a.frontend}, the other front-end's activation pass "
+          f"{parts['n_tokens'] / parts['act_other_s']:,.0f} tokens per CPU s")
 
     cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
     cfg.hook_in, cfg.hook_out, cfg.layer = f"blocks.{LAYER}.ln1.hook_normalized", f"blocks.{LAYER}.hook_attn_out", LAYER
-    evals = {"ours": evaluate_lorsa(model, ours_result["r"].lorsa, held, progress=False)}
+    evals = {"ours": evaluate_lorsa(model, ours_result["ours"].lorsa, held, progress=False)}
+    if "variant" in ours_result:
+        evals["variant"] = evaluate_lorsa(model, ours_result["variant"].lorsa, held, progress=False)
     if "sae" in peer_sae:
-        evals["peer"] = evaluate_lorsa(model, PeerLorsa(peer_sae["sae"], cfg), held, progress=False)
+        evals["peer"] = evaluate_lorsa(model, peer_lorsa(peer_sae["sae"], cfg), held, progress=False)
     for name, ev in evals.items():
-        print(f"# {name} quality: EV {ev.explained_variance:.4f}, loss recovered {ev.loss_recovered:.2%}, "
+        print(f"# {name}{' (' + a.variant + ')' if name == 'variant' else ''} quality: EV {ev.explained_variance:.4f}, loss recovered {ev.loss_recovered:.2%}, "
               f"dead heads {ev.dead_heads}, dense {ev.dense_heads}, L0 {ev.l0:.1f}, clean CE {ev.clean_loss:.3f}")
 
     # CPU seconds of this (single-threaded) process: on a shared machine the wall clock of a minute-long run
@@ -379,7 +410,7 @@ def main() -> None:
              + f", dead {q.dead_heads}" + (f" vs {evals['peer'].dead_heads}" if "peer" in evals else "")
              + f"; peak +{results['ours'][0]['peak_mib']:.0f} MiB"
              + (f" vs +{results['peer'][0]['peak_mib']:.0f}" if t_peer else "")
-             + f"; {n_seq * CTX:,} tokens; {H.load_average()}")
+             + f"; {n_seq * CTX:,} tokens; host {a.frontend}; {H.load_average()}")
     H.report(H.ratio_line("lorsa end-to-end", t_ours, peer_name="llamascopium", peer=t_peer, peer_missing=why,
                           floor_name="activation pass alone", floor=parts["act_s"], extra=extra))
     rate = parts["rate"]

@@ -159,3 +159,33 @@ def test_collect_keeps_no_per_step_codes(setup):
     collect(model, [Watched(s) for s in saes], counting, pooling="max", batch_size=8, progress=False)
     assert len(live) >= 2 * 3  # two hooks, several steps: the check below is about real per-step outputs
     assert max(held) == 0, f"{max(held)} per-step SAE code tensors still alive when the batch was labelled"
+
+
+def test_collect_on_a_bridge_reads_the_hooks_it_was_asked_for(stories_model, stories_dir):
+    """A TransformerBridge reports an alias hook under its canonical name (hook_resid_pre -> hook_in): the
+    recorded activations must be keyed by the asked name, or collect() fails with a KeyError (what
+    bench/bridge.py hit before generation keyed them so). The bridge's collection equals the
+    HookedTransformer's on the same prompts."""
+    from interp import load_model
+
+    hooks = ("blocks.0.hook_resid_pre", "blocks.2.hook_resid_post")
+    seen = []
+    out = generate(stories_model, ["Once upon a time", "Tom had a"], 3, record=hooks,
+                   on_step=lambda s, acts, alive: seen.append({h: a.clone() for h, a in acts.items()}))
+    assert seen and all(set(acts) == set(hooks) for acts in seen)
+    real = out.prompt[0][out.prompt_mask[0].bool()].tolist()
+    with torch.no_grad():
+        _, cache = stories_model.run_with_cache(torch.tensor([real]))
+    for h in hooks:  # step 0 records the last prompt position
+        torch.testing.assert_close(seen[0][h][0], cache[h][0, -1], atol=1e-5, rtol=0)
+    saes = [make_sae(h, d_in=stories_model.cfg.d_model, seed=i) for i, h in enumerate(hooks)]
+    task = ExactMatchTask("stories", [Example(p, a) for p, a in [("Once upon a time", "there"), ("Tom had a", "big"),
+                                                                  ("Lily saw a", "cat"), ("One day, Sue", "went")]],
+                          max_new_tokens=3, match="first_word")
+    on_bridge = collect(stories_model, saes, task, progress=False)
+    on_hooked = collect(load_model(stories_dir, frontend="hooked"), saes, task, progress=False)
+    assert on_bridge.generations == on_hooked.generations and (on_bridge.labels == on_hooked.labels).all()
+    assert on_bridge.hooks == list(hooks)
+    for h in hooks:  # the pooled SAE codes agree: their per-feature sums over the correct samples and firing rates
+        torch.testing.assert_close(on_bridge.coefficients(h), on_hooked.coefficients(h), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(on_bridge.stats[h].firing_rate(), on_hooked.stats[h].firing_rate())

@@ -12,11 +12,11 @@ from interp.thr import THRInputError, group_advantages, thr_weights, token_hidde
 from tiny_models import hooked
 
 
-def _tiny_model():
+def _tiny_model(softcap=0.0):
     # float64 for the finite differences; W_U spread x4 so distributions are not flat
     return hooked(3, unembed_scale=4.0, n_layers=1, d_model=16, n_ctx=32, d_head=8, n_heads=2, d_vocab=23,
                   act_fn="silu", d_mlp=32, normalization_type="RMS", positional_embedding_type="rotary",
-                  dtype=torch.float64)
+                  dtype=torch.float64, output_logits_soft_cap=softcap)
 
 
 def _group(model, G=4, prompt_len=3, T=5, seed=0):
@@ -45,18 +45,19 @@ def _correct_loglik(model, seqs, resp, P, correct_rows, temperature):
 
 
 @pytest.mark.parametrize(
-    "temperature,normalize,exclude_self",
-    [(1.0, "token", False), (0.7, "sequence", False), (1.0, "token", True)],
+    "temperature,normalize,exclude_self,softcap",
+    [(1.0, "token", False, 0.0), (0.7, "sequence", False, 0.0), (1.0, "token", True, 0.0),
+     (0.8, "token", True, 3.0)],  # 3.0: the model's final logits are 3 tanh(W h / 3) (Gemma-2's soft-cap)
 )
-def test_thr_equals_finite_difference_of_one_sgd_step(temperature, normalize, exclude_self):
-    model = _tiny_model()
+def test_thr_equals_finite_difference_of_one_sgd_step(temperature, normalize, exclude_self, softcap):
+    model = _tiny_model(softcap)
     P, T, G = 3, 5, 4
     seqs, resp = _group(model, G=G, prompt_len=P, T=T)
     rewards = torch.tensor([1.0, 0.0, 1.0, 0.0])
     with torch.no_grad():
         H, L = _forward(model, seqs, P)
     thr = token_hidden_reward(list(H), list(L), list(resp), rewards, vocab="full", temperature=temperature,
-                              normalize=normalize, exclude_self=exclude_self)
+                              normalize=normalize, exclude_self=exclude_self, softcap=softcap)
     adv = group_advantages(rewards)
     W0 = model.W_U.detach().clone()
     eta = 1e-4
@@ -107,9 +108,15 @@ def _direct_double_sum(H, L, Y, rewards, vocab, temperature, exclude_self=False)
     return out
 
 
+@pytest.mark.parametrize("order", ["auto", "pairs", "M"])
 @pytest.mark.parametrize("vocab", ["group", "full"])
 @pytest.mark.parametrize("exclude_self", [False, True])
-def test_vectorised_matches_direct_double_sum(vocab, exclude_self):
+def test_vectorised_matches_direct_double_sum(vocab, exclude_self, order, monkeypatch):
+    """Both summation orders (token-pair Gram matrices, or M), forced and as chosen, equal the double sum."""
+    import interp.thr.core as core
+
+    if order != "auto":
+        monkeypatch.setattr(core, "_use_pair_order", lambda *a: order == "pairs")
     g = torch.Generator().manual_seed(1)
     lengths = [4, 2, 5, 3, 1]
     V, d = 30, 6
@@ -121,6 +128,72 @@ def test_vectorised_matches_direct_double_sum(vocab, exclude_self):
     ref = _direct_double_sum(H, L, Y, rewards, vocab, 1.3, exclude_self)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4)
+
+
+def _pairwise_reference(H, Z, Y, rewards, G, vocab, temperature, softcap, exclude_self):
+    """The direct pairwise form in float64, group by group: s_jk = sum over correct (i, k') of <e_jk, e_ik'>
+    <h_jk, h_ik'>, with e = (onehot(y) - softmax(z / T)) * (1 - (z / c)^2) for capped logits z (the
+    derivative of c tanh(u / c)), restricted to the group's ids for vocab="group"."""
+    out = []
+    for b in range(len(H) // G):
+        hs, zs, ys = H[b * G:(b + 1) * G], Z[b * G:(b + 1) * G], Y[b * G:(b + 1) * G]
+        adv = group_advantages(rewards[b * G:(b + 1) * G]).double()
+        ids = torch.unique(torch.cat(ys)) if vocab == "group" else torch.arange(zs[0].shape[-1])
+        es = []
+        for z, y in zip(zs, ys):
+            e = -torch.softmax(z.double() / temperature, -1)
+            e[torch.arange(len(y)), y] += 1
+            if softcap > 0:
+                e = e * (1 - (z.double() / softcap) ** 2)
+            es.append(e[:, ids])
+        for j in range(G):
+            s = torch.zeros(len(ys[j]), dtype=torch.float64)
+            for i in range(G):
+                if adv[i] > 0 and not (exclude_self and i == j):
+                    s += ((es[j] @ es[i].T) * (hs[j].double() @ hs[i].double().T)).sum(1)
+            out.append(s * adv[j] / temperature**2)
+    return out
+
+
+@pytest.mark.parametrize("order", ["pairs", "M"])
+@pytest.mark.parametrize("path", ["logits", "head"])
+@pytest.mark.parametrize("softcap", [0.0, 3.0])
+@pytest.mark.parametrize("exclude_self", [False, True])
+@pytest.mark.parametrize("vocab", ["group", "full"])
+def test_every_option_in_both_orders_equals_the_pairwise_form(order, path, softcap, exclude_self, vocab, monkeypatch):
+    """Each supported option (logits or the output head, soft-cap, exclude_self, group or full vocabulary,
+    several groups of uneven lengths) in each summation order, against the pairwise form in float64."""
+    import interp.thr.core as core
+    from interp.thr.logprobs import OutputHead
+
+    monkeypatch.setattr(core, "_use_pair_order", lambda *a: order == "pairs")
+    g = torch.Generator().manual_seed(7)
+    V, d, G = 37, 5, 3
+    lengths = [4, 2, 5, 3, 6, 1]
+    head = OutputHead(2 * torch.randn(V, d, generator=g), torch.randn(V, generator=g), softcap)
+    H = [torch.randn(n, d, generator=g) for n in lengths]
+    Y = [torch.randint(0, V, (n,), generator=g) for n in lengths]
+    r = torch.tensor([1.0, 0.0, 1.0, 0.2, 1.0, 0.9])
+    Z = [head.logits(h) for h in H]  # capped logits
+    kw = dict(group_size=G, vocab=vocab, exclude_self=exclude_self, temperature=0.8, chunk_size=8)
+    got = (token_hidden_reward(H, Z, Y, r, softcap=softcap, **kw) if path == "logits"
+           else token_hidden_reward(H, None, Y, r, head=head, **kw))
+    ref = _pairwise_reference(H, Z, Y, r, G, vocab, 0.8, softcap, exclude_self)
+    scale = max(float(x.abs().max()) for x in ref)
+    assert scale > 0.1
+    err = max(float((a.double() - b).abs().max()) for a, b in zip(got, ref)) / scale
+    assert err < 1e-5, err
+
+
+def test_the_cheaper_order_is_chosen_at_wide_models_and_long_groups():
+    from interp.thr.core import _use_pair_order
+
+    # G=8 x 256 tokens, half correct, d=2048, V=32k: the token pairs (2048 x 1024 per column) beat M (3072 x 2048)
+    assert _use_pair_order(1, 2048, 1024, 32000, 2048, 256, False)
+    # long groups against a narrow width: M (d=64) is far cheaper than 8192 x 4096 pairs per column
+    assert not _use_pair_order(1, 8192, 4096, 512, 64, 1024, False)
+    # a Gram matrix beyond the memory bound falls back to M
+    assert not _use_pair_order(64, 2048 * 8, 1024 * 8, 32000, 4096, 256, False)
 
 
 def test_batched_groups_equal_separate_calls_and_chunking_is_invisible():
@@ -209,6 +282,21 @@ def test_bad_inputs_raise_clear_errors():
         token_hidden_reward(H, L, Y, torch.tensor([1.0, 0.0, 1.0]))
     with pytest.raises(THRInputError, match="NaN"):
         token_hidden_reward(H, [L[0], L[1] * float("nan")], Y, r)
+    # the full vocabulary, in one chunk or several: the same checks, the response named
+    for chunk in (4, 4096):
+        for bad in (float("nan"), float("inf")):
+            L_bad = L[1].clone()
+            L_bad[1, 3] = bad
+            with pytest.raises(THRInputError, match="Response 1: logits contain NaN or \\+inf"):
+                token_hidden_reward(H, [L[0], L_bad], Y, r, vocab="full", chunk_size=chunk)
+        with pytest.raises(THRInputError, match="Response 0"):
+            token_hidden_reward(H, [torch.full_like(L[0], -float("inf")), L[1]], Y, r, vocab="full", chunk_size=chunk)
+    L_ninf = L[0].clone()
+    L_ninf[:, 5] = -float("inf")  # -inf logits are allowed: q = 0 there, chunked or not
+    one, chunked = (token_hidden_reward(H, [L_ninf, L[1]], Y, r, vocab="full", chunk_size=c) for c in (4096, 4))
+    for a, b in zip(one, chunked):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(THRInputError, match="temperature"):
         token_hidden_reward(H, L, Y, r, temperature=0.0)
     with pytest.raises(THRInputError, match="temperature"):

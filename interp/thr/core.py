@@ -43,6 +43,7 @@ Normalize = Literal["token", "sequence"]
 Dr.GRPO), ``"sequence"`` weight A_j / |y_j| (the original GRPO per-sequence mean)."""
 
 _STD_EPS = 1e-6
+_GRAM_MAX_FLOATS = 64 * 2**20  # the token-pair order holds two B x N x N_c matrices: at most 256 MiB of floats
 _ONE_PER_GROUP = ("THR compares the responses of a group: a group of one response has no advantage, so every THR "
                   "would be 0. Sample several responses per prompt (e.g. group_size=8).")
 
@@ -144,8 +145,21 @@ def _check_inputs(
     return g
 
 
+def _use_pair_order(B: int, n_rows: int, n_corr_rows: int, n_cols: int, d: int, T: int, exclude_self: bool) -> bool:
+    """True when the token-pair (Gram) order costs fewer multiply-adds than the M order and its ``[B, N, N_c]``
+    matrices fit in ``_GRAM_MAX_FLOATS``. The M order pays ``(N_c + N) d`` per column (plus ``N_c T`` per column
+    and ``N_c T d`` once for ``exclude_self``), the Gram order ``N N_c`` per column plus ``N N_c d`` once."""
+    m_order = (n_corr_rows + n_rows) * d * n_cols
+    if exclude_self:
+        m_order += n_corr_rows * T * (n_cols + d)
+    return n_rows * n_corr_rows * (n_cols + d) < m_order and 2 * B * n_rows * n_corr_rows <= _GRAM_MAX_FLOATS
+
+
 def _pack(rows: Sequence[Tensor], n_groups: int, G: int, T: int, width: int, device, fill=0.0, dtype=torch.float32):
-    out = torch.full((n_groups, G, T, width) if width else (n_groups, G, T), fill, dtype=dtype, device=device)
+    shape = (n_groups, G, T, width) if width else (n_groups, G, T)
+    if all(x.shape[0] == T for x in rows):  # no padding: one copy, no fill
+        return torch.stack([x.to(device=device, dtype=dtype) for x in rows]).view(shape)
+    out = torch.full(shape, fill, dtype=dtype, device=device)
     for j, x in enumerate(rows):
         if x.shape[0]:
             out[j // G, j % G, : x.shape[0]] = x.to(dtype)
@@ -314,42 +328,79 @@ def token_hidden_reward(
             col_sets[b, : u.numel()] = u
             col_mask[b, : u.numel()] = True
 
-    s = torch.zeros(B, G, T, device=device)
+    # The correct responses' hidden states, padding slots zeroed, flattened: [B, N_c, d] with N_c = Gc * T.
     Gc = corr_idx.shape[1]
-    Hc = H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d))                 # [B, Gc, T, d]
-    if exclude_self:
-        # a correct response's own part of M, g_j^T M_j h_j = sum_t' (e_t . e_t')(h_t . h_t'), through the
-        # two [T, T] Gram matrices: O(T^2) per response instead of a [C, d] matrix per response and chunk
-        KHc = torch.einsum("bgtd,bgsd->bgts", Hc, Hc)                                 # [B, Gc, T, T]
-        self_c = torch.zeros(B, Gc, T, device=device)
+    Hc = (H.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, d)) * corr_w[:, :, None, None]).reshape(B, -1, d)
+    Hf = H.reshape(B, G * T, d)
+    n_rows, n_corr_rows = G * T, Gc * T
+    # Two exact orders of the same sum s_j = sum_{c correct} <e_j, e_c> <h_j, h_c>: through M = E_c^T H_c
+    # (~ (N_c + N) d multiply-adds per vocabulary column), or through the token-pair Gram matrices
+    # K = E E_c^T and H H_c^T (~ N N_c per column, plus N N_c d once), the direct pairwise form done in
+    # vocabulary chunks. The Gram order wins when the correct tokens are few against the width (short groups,
+    # wide models: G=8 x 256 tokens at d=2048); exclude_self is free in it (the pairs inside one response drop).
+    pairs = _use_pair_order(B, n_rows, n_corr_rows, n_cols, d, T, exclude_self)
+    if pairs:
+        K = torch.zeros(B, n_rows, n_corr_rows, device=device)
+    else:
+        s = torch.zeros(B, n_rows, device=device)
+        if exclude_self:
+            # a correct response's own part of M, e_t^T M_j h_t = sum_t' (e_t . e_t')(h_t . h_t'), through the
+            # two [T, T] Gram matrices: O(T^2) per response and column instead of a [C, d] matrix per response
+            KHc = Hc.view(B, Gc, T, d) @ Hc.view(B, Gc, T, d).transpose(-1, -2)     # [B, Gc, T, T]
+            self_c = torch.zeros(B, Gc, T, device=device)
+    if vocab == "full":
+        ypos = Y                                                                     # column of each y
+    else:  # col_sets rows are sorted (torch.unique); padding columns get V, past every id
+        sorted_sets = torch.where(col_mask, col_sets, torch.full_like(col_sets, V))
+        ypos = torch.searchsorted(sorted_sets, Y.clamp_min(0).view(B, G * T)).view(B, G, T)
     for c0 in range(0, n_cols, chunk_size):
         c1 = min(c0 + chunk_size, n_cols)
         if col_sets is None:
-            cols = torch.arange(c0, c1, device=device).expand(B, -1)                # [B, C]
-            cmask = torch.ones_like(cols, dtype=torch.bool)
             if head is not None:
-                z = head.logits(H.reshape(-1, d), c0, c1).float().view(B, G, T, c1 - c0)
+                z = head.logits(Hf.reshape(-1, d), c0, c1).float().view(B, G, T, c1 - c0)
             else:
                 z = _pack([lg[:, c0:c1].detach() for lg in logits], B, G, T, c1 - c0, device)
         else:
-            cols, cmask = col_sets[:, c0:c1], col_mask[:, c0:c1]
+            cols = col_sets[:, c0:c1]
             if head is not None:
                 z = torch.stack([head.columns(H[b], cols[b]) for b in range(B)]).float()  # one matmul per group
             else:
                 z = _pack([lg.detach().index_select(1, cols[j // G]) for j, lg in enumerate(logits)], B, G, T,
                           c1 - c0, device)
-        q = torch.exp(z * inv_t - lse[..., None])
-        onehot = (Y[..., None] == cols[:, None, None, :]).float()
-        E = (onehot - q) * (cmask[:, None, None, :] & valid[..., None]).float()     # [B, G, T, C]
-        if softcap > 0:  # d(c tanh(u / c)) / du = 1 - tanh^2 = 1 - (z / c)^2, from the capped logits z
-            E = E * (1 - (z.float() / softcap).pow(2))
-        Ec = E.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, E.shape[-1]))
-        M = torch.einsum("bgtc,bgtd,bg->bcd", Ec, Hc, corr_w)                        # [B, C, d]
-        s += (torch.einsum("bgtc,bcd->bgtd", E, M) * H).sum(-1)
+        # d(c tanh(u / c)) / du = 1 - tanh^2 = 1 - (z / c)^2, from the capped logits z: the error each token
+        # sends back to the unembedding is e * (1 - (z / c)^2)
+        cap = 1 - (z / softcap).square_() if softcap > 0 else None
+        # E = onehot(y) - q on this chunk's columns, in place: q, negated, masked, then +1 at y.
+        if inv_t != 1.0:
+            z.mul_(inv_t)
+        E = z.sub_(lse[..., None]).exp_().neg_()                                     # [B, G, T, C]
+        E.masked_fill_(~valid[..., None], 0.0)
+        if col_sets is not None:
+            E.masked_fill_(~col_mask[:, None, None, c0:c1], 0.0)
+        here = valid & (ypos >= c0) & (ypos < c1)
+        E.scatter_add_(-1, (ypos - c0).clamp(0, c1 - c0 - 1)[..., None], here[..., None].to(E.dtype))
+        if cap is not None:
+            E.mul_(cap)
+        Ec = E.gather(1, corr_idx[:, :, None, None].expand(-1, -1, T, c1 - c0))       # [B, Gc, T, C]
+        Eflat, Ecf = E.view(B, n_rows, c1 - c0), Ec.view(B, n_corr_rows, c1 - c0)
+        if pairs:
+            K.baddbmm_(Eflat, Ecf.transpose(1, 2))
+            continue
+        M = Ecf.transpose(1, 2) @ Hc                                                 # [B, C, d]
+        s += ((Eflat @ M) * Hf).sum(-1)
         if exclude_self:
-            self_c += (torch.einsum("bgtc,bgsc->bgts", Ec, Ec) * KHc).sum(-1)
-    if exclude_self:  # padding slots of corr_idx carry weight 0
-        s.scatter_add_(1, corr_idx[:, :, None].expand(-1, -1, T), -self_c * corr_w[..., None])
+            self_c += ((Ec @ Ec.transpose(-1, -2)) * KHc).sum(-1)
+    if pairs:
+        HH = Hf @ Hc.transpose(1, 2)                                                 # [B, N, N_c]; padding columns 0
+        if exclude_self:  # a token's own response leaves M: drop the pairs inside one response
+            own_row = torch.arange(G, device=device).repeat_interleave(T)            # [N]
+            own_col = corr_idx.repeat_interleave(T, dim=1)                           # [B, N_c]
+            HH.masked_fill_(own_row[None, :, None] == own_col[:, None, :], 0.0)
+        s = (K.mul_(HH)).sum(-1).view(B, G, T)
+    else:
+        s = s.view(B, G, T)
+        if exclude_self:  # padding slots of corr_idx carry weight 0
+            s.scatter_add_(1, corr_idx[:, :, None].expand(-1, -1, T), -self_c * corr_w[..., None])
     thr = s * (inv_t * inv_t) * token_w[..., None] * active.view(B, 1, 1).float()
     return [thr[j // G, j % G, : int(lengths[j])].clone() for j in range(n)]
 
