@@ -57,3 +57,20 @@ def test_export_without_chromium_says_how_to_install(tmp_path, monkeypatch):
 def test_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="Unknown figure format"):
         figures._targets(tmp_path / "x", ["jpeg"])
+
+
+def test_export_drops_only_the_browser_pipes_ignored_message(caplog):
+    """choreographer's 'JSONError decoding message. Ignoring' traceback (a message it skips) is dropped while
+    we export; any other record of that logger still reaches the user, and nothing is dropped afterwards."""
+    import logging
+
+    from interp.viz.figures import _quiet_browser_pipe
+
+    logger = logging.getLogger("choreographer.channels.pipe")
+    with caplog.at_level(logging.INFO, logger="choreographer.channels.pipe"):
+        with _quiet_browser_pipe():
+            logger.error("JSONError decoding message. Ignoring")
+            logger.error("Error in trying to decode JSON off our read.")
+        logger.error("JSONError decoding message. Ignoring")
+    assert [r.getMessage() for r in caplog.records] == ["Error in trying to decode JSON off our read.",
+                                                        "JSONError decoding message. Ignoring"]

@@ -20,7 +20,7 @@ GALLERY: dict[str, str] = {
     "01_example": "translation_barrier.png",
     "lorsa_induction_scores": "lorsa.png",
     "corrsteer_accuracy": "corrsteer.png",
-    "thr_tokens": "thr.png",
+    "thr_pass_at_k": "thr.png",
 }
 
 

@@ -41,7 +41,9 @@ def conditions_figure(report: SteeringReport) -> go.Figure:
     # A SER of 0 (nothing broke) or undefined (no answer changed) draws no bar; label every
     # bar so an empty-looking panel still says what was measured.
     ser_text = [f"{v:.2f}" if c else "n/a" for v, c in zip(g["ser"], g["n_changed"])]
+    crowded = len(g) > 8  # upright labels of many narrow bars run into each other
     fig.add_trace(go.Bar(x=g["condition"], y=g["ser"].fillna(0.0), text=ser_text, textposition="outside",
+                         textangle=-90 if crowded else 0, textfont_size=9 if crowded else None,
                          constraintext="none", cliponaxis=False, customdata=list(zip(g["n_changed"], g["n"])),
                          marker_color=[CONDITION_COLOURS.get(k, OTHER_CONDITION_COLOUR) for k in g["kind"]],
                          name="SER", showlegend=False,

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from interp.viz.display import visible_token
+from interp.viz.figures import wrap_title
 from interp.viz.palettes import RESPONSE_COLOURS, RUN_COLOURS, THR_SCALE
 
 if TYPE_CHECKING:
@@ -184,6 +185,6 @@ def pass_at_k_figure(frame: "Any", title: str = "pass@k") -> go.Figure:
         fig.add_trace(go.Scatter(x=part["k"], y=part["mean"], mode="lines+markers", name=str(name),
                                  error_y=dict(type="data", array=part["se"].fillna(0).tolist(), visible=True),
                                  line=dict(color=RUN_COLOURS[n % len(RUN_COLOURS)])))
-    fig.update_layout(title=title, xaxis=dict(title="k", type="log", tickvals=sorted(frame["k"].unique())),
+    fig.update_layout(title=wrap_title(title), xaxis=dict(title="k", type="log", tickvals=sorted(frame["k"].unique())),
                       yaxis=dict(title="pass@k", rangemode="tozero"), legend_title_text="run")
     return fig

@@ -7,6 +7,8 @@ so a single-column figure is 3.25 in = 312 px wide and an 8 pt font is 8 * 96 / 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -29,6 +31,7 @@ __all__ = [
     "export",
     "export_many",
     "find_chromium",
+    "wrap_title",
 ]
 
 ColumnWidth = Literal["single", "double"]
@@ -135,6 +138,27 @@ def _require_chromium() -> str:
     return path
 
 
+class _DropIgnoredPipeNoise(logging.Filter):
+    """choreographer (kaleido's browser driver) logs a traceback when one message on its pipe from the
+    browser does not decode, then ignores the message and carries on. It reaches the user as a
+    frightening stderr block in a cell whose export succeeded (and whose files are checked below), so it
+    is dropped, only while we export; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "JSONError decoding message. Ignoring"
+
+
+@contextlib.contextmanager
+def _quiet_browser_pipe():
+    logger = logging.getLogger("choreographer.channels.pipe")
+    noise = _DropIgnoredPipeNoise()
+    logger.addFilter(noise)
+    try:
+        yield
+    finally:
+        logger.removeFilter(noise)
+
+
 def _targets(path: str | os.PathLike[str], formats: Sequence[str]) -> list[Path]:
     base = Path(path)
     if base.suffix.lstrip(".") in FORMATS:
@@ -178,7 +202,8 @@ def export_many(
             fmts.append(fmt)
             scales.append(scale if fmt == "png" else 1)
     try:
-        pio.write_images(figs, files, format=fmts, scale=scales, width=widths, height=heights)
+        with _quiet_browser_pipe():
+            pio.write_images(figs, files, format=fmts, scale=scales, width=widths, height=heights)
     except Exception as err:  # kaleido wraps browser failures in several exception types
         raise FigureExportError(
             f"Figure export through kaleido failed ({type(err).__name__}: {err}). The browser used was "
@@ -205,3 +230,11 @@ def export(
     >>> paths = export(fig, "out/bars")  # doctest: +SKIP  (needs a Chromium)
     """
     return export_many([(fig, path)], formats=formats, png_scale=png_scale)
+
+
+def wrap_title(text: str, width: int = 42) -> str:
+    """``text`` broken into lines of at most about ``width`` characters with ``<br>`` (plotly does not wrap
+    titles, so a long one runs off a single-column figure)."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width)) or text
