@@ -110,7 +110,8 @@ def notebook_html(nb: Any) -> str:
     """HTML of an executed notebook in which every interp widget shows its static figure, and which
     loads nothing from the network: plotly.js is inlined once in the head, and the scripts a static page
     does not need are dropped (require.js, plotly's CDN loaders, MathJax; MathJax's script stays only
-    where a markdown cell holds TeX math, which has no offline copy)."""
+    where a markdown cell holds TeX math, which has no offline copy). nbconvert's mermaid loader stays:
+    it imports mermaid only for a page that holds a mermaid diagram."""
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(static_copy(nb))
