@@ -1,11 +1,12 @@
-"""Drive a real JupyterLab 4 or Notebook 7 with Debian's Chromium through Playwright, the way a user
+"""Drive a real JupyterLab 4 and Notebook 7 with Debian's Chromium through Playwright, the way a user
 meets interp.
 
-``LabServer`` starts ``jupyter lab`` or ``jupyter notebook`` (``FRONTENDS``) on loopback (free port,
-token, no browser, temporary config, settings and workspace folders) over a copy of the notebooks, and
-opens notebooks in a headless Chromium (the system one: Playwright's own browser download is
-impossible offline). Both front-ends expose ``window.jupyterapp`` (a JupyterLab application whose
-``shell.currentWidget`` is the notebook panel), so the same page scripts drive either.
+``LabServer`` starts ``jupyter lab`` on loopback (free port, token, no browser, temporary config,
+settings and workspace folders) over a copy of the notebooks; with the notebook package installed the
+same server serves Notebook 7 at ``/notebooks/`` (``FRONTENDS``). Notebooks open in a headless Chromium
+(the system one: Playwright's own browser download is impossible offline). Both front-ends expose
+``window.jupyterapp`` (a JupyterLab application whose ``shell.currentWidget`` is the notebook panel),
+so the same page scripts drive either.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def find_chromium() -> str | None:
     return None
 
 
-# front-end (the `jupyter` subcommand) -> (URL of a notebook, its server application class)
+# front-end -> (URL of a notebook, its server extension's application class)
 FRONTENDS: dict[str, tuple[str, str]] = {
     "lab": ("lab/workspaces/{workspace}/tree/{name}", "LabApp"),
     "notebook": ("notebooks/{name}", "JupyterNotebookApp"),
@@ -57,12 +58,9 @@ def _free_port() -> int:
 
 
 class LabServer:
-    """``jupyter lab`` (``frontend="lab"``) or ``jupyter notebook`` (``"notebook"``, Notebook 7)."""
+    """``jupyter lab``, serving JupyterLab and Notebook 7 pages."""
 
-    def __init__(self, root: Path, work: Path, frontend: str = "lab"):
-        if frontend not in FRONTENDS:
-            raise ValueError(f"frontend must be one of {sorted(FRONTENDS)}, not {frontend!r}")
-        command = self.frontend = frontend
+    def __init__(self, root: Path, work: Path):
         self.root = root
         self.port = _free_port()
         self.token = secrets.token_hex(16)
@@ -88,18 +86,17 @@ class LabServer:
             JUPYTERLAB_WORKSPACES_DIR=str(work / "workspaces"),
             HF_HUB_OFFLINE="1",
         )
-        # The kernel must be the project's interpreter (the tests run in .venv). Both front-ends' apps
-        # get their settings: the server of either serves the other's pages too (``jupyter lab`` serves
-        # Notebook 7 at /notebooks/ when the notebook package is installed, and the reverse).
+        # The kernel must be the project's interpreter (the tests run in .venv). Both front-ends' server
+        # extensions get their settings (the notebook package's one serves Notebook 7's pages).
         cmd = [
-            sys.executable, "-m", "jupyter", command, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
             "--ServerApp.disable_check_xsrf=True", "--allow-root",
         ]
         for _, app in FRONTENDS.values():
             cmd += [f"--{app}.expose_app_in_browser=True", f"--{app}.user_settings_dir={work / 'settings'}",
                     f"--{app}.workspaces_dir={work / 'workspaces'}"]
-        self.log = open(work / f"{frontend}.log", "w")  # noqa: SIM115 (closed in stop)
+        self.log = open(work / "lab.log", "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
         self._wait_ready()
 
@@ -107,14 +104,14 @@ class LabServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter {self.frontend} exited early; log: {Path(self.log.name).read_text()[-3000:]}")
+                raise RuntimeError(f"jupyter lab exited early; log: {Path(self.log.name).read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.base}/api/status?token={self.token}", timeout=2) as r:
                     json.load(r)
                     return
             except OSError:
                 time.sleep(0.5)
-        raise RuntimeError(f"jupyter {self.frontend} did not answer within {timeout:.0f} s")
+        raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f} s")
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}?token={self.token}"
@@ -139,16 +136,16 @@ class LabServer:
 
 
 @contextmanager
-def lab_session(notebooks: list[Path], work: Path, frontend: str = "lab"):
-    """Yield ``(server, browser)`` with copies of ``notebooks`` served from ``work/root`` by the
-    ``frontend`` of ``FRONTENDS``."""
+def lab_session(notebooks: list[Path], work: Path):
+    """Yield ``(server, browser)`` with copies of ``notebooks`` served from ``work/root`` (``server.root``;
+    files written there later are served too)."""
     from playwright.sync_api import sync_playwright
 
     root = work / "root"
     root.mkdir(parents=True, exist_ok=True)
     for nb in notebooks:
         shutil.copy(nb, root / nb.name)
-    server = LabServer(root, work, frontend)
+    server = LabServer(root, work)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=find_chromium(), headless=True, args=CHROMIUM_FLAGS)
@@ -171,10 +168,9 @@ KERNEL_BUSY = """() => {
 }"""
 
 
-def open_notebook(page, server: LabServer, name: str, timeout_ms: int = 120_000, frontend: str | None = None) -> None:
-    """Open notebook ``name`` in ``frontend`` (the server's own by default) and wait for its kernel; a
-    notebook whose kernel is already running (opened before in the other front-end) joins that kernel."""
-    frontend = frontend or server.frontend
+def open_notebook(page, server: LabServer, name: str, timeout_ms: int = 120_000, frontend: str = "lab") -> None:
+    """Open notebook ``name`` in ``frontend`` (a key of ``FRONTENDS``) and wait for its kernel; a notebook
+    whose kernel is already running (opened before in the other front-end) joins that kernel."""
     # A workspace per notebook, so JupyterLab does not also restore the notebooks opened before
     # (Notebook 7 opens one notebook per page and has no workspaces).
     workspace = "".join(c if c.isalnum() else "-" for c in Path(name).stem)
