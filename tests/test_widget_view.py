@@ -224,6 +224,7 @@ def test_every_pane_loads_plotlys_module_once_per_page():
 
     pane = Pane()
     assert isinstance(pane, go.FigureWidget) and pane._plotly_module == str(BaseFigureWidget._esm)
+    assert len(pane._plotly_module) > 1_000_000 and "FigureModel" in pane._plotly_module  # the module, not its path
     assert len(pane._esm) < 3000 and "_plotly_module" in pane._esm and "initialize" in pane._esm
     for name in widgets.__all__:
         source = inspect.getsource(inspect.getmodule(getattr(widgets, name)))
