@@ -8,7 +8,7 @@ length the solution is a positional copier (a head attending span - 1 tokens bac
 copies confidently when nothing repeats), which is also what toy-lm-planted's best "induction" head is.
 With variable span lengths (no positional shortcut) every design plateaued at bag-of-tokens copying
 ("some earlier token") within the budgets this loaded machine allowed (600-1200 steps of 16 rows, or
-1000 of 64), at 1021, 317, 72 and 64 ids alike, with 2 or 3 layers. The same pipeline as toy-lm-planted (:func:`interp.zoo.toy_lm_planted.train_recipe`)
+1000-2500 of 64), at 1021, 317, 72 and 64 ids alike, with 2 or 3 layers. The same pipeline as toy-lm-planted (:func:`interp.zoo.toy_lm_planted.train_recipe`)
 with its own defaults and card identity:
 
 >>> from interp.zoo.toy_induction import design, train
