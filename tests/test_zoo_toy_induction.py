@@ -65,7 +65,11 @@ def test_copy_diagnostic_and_copy_losses_run(tmp_path):
 
     got = copy_diagnostic(tmp_path / "diag", n_ids=8, span=4, steps=3, d_model=16, n_heads=2, batch_size=4, n_probe=4)
     assert abs(got["first_copy_loss"] - math.log(1024)) < 1.0  # an untrained model: about uniform over its vocabulary
-    assert len(got["loss_curve"]) >= 2
+    assert len(got["loss_curve"]) >= 2 and got["half"] == 4
+    assert len(got["attention"]) == 2 and len(got["attention_control"][0]) == 2
+    var = copy_diagnostic(tmp_path / "var", n_ids=8, span=(2, 6), copies=(2, 3), steps=2, d_model=16, n_heads=2,
+                          batch_size=4, n_probe=4, half=5)
+    assert var["half"] == 5 and all(0 <= a <= 1 for row in var["attention"] for a in row)
     model = load_model(tmp_path / "diag", device="cpu")
     losses = copy_losses(model, n_random=4, half=4)
     assert losses["half"] == 4 and losses["second_copy_se"] >= 0

@@ -93,14 +93,20 @@ def train(out_dir: Path, progress: bool = True, stages_dir: str | Path | None = 
     return train_recipe(out_dir, recipe, progress=progress, stages_dir=stages_dir, identity=IDENTITY)
 
 
-def copy_diagnostic(out_dir: str | Path, *, n_ids: int = 1021, span: int = 16, steps: int = 1000, d_model: int = 64,
-                    n_heads: int = 2, n_layers: int = 2, lr: float = 2e-3, batch_size: int = 16,
-                    tie_embeddings: bool = False, seed: int = 0, n_probe: int = 64) -> dict[str, Any]:
-    """The check that the zoo's training loop can grow induction at all: a ``n_layers`` Llama trained with
-    :func:`interp.zoo.training.train_causal_lm` on nothing but [BOS, r, r] rows (``r``: ``span`` tokens
-    uniform over ids 3 .. 3 + ``n_ids``), then its mean next-token loss on the first and on the second copy
-    of ``n_probe`` fresh rows (probe seed ``seed + 1``). Induction makes the second copy's loss fall
-    towards 0 while the first stays near ln(n_ids). Uses toy-lm-planted's tokenizer for the special ids."""
+def copy_diagnostic(out_dir: str | Path, *, n_ids: int = 1021, span: int | tuple[int, int] = 16,
+                    copies: tuple[int, int] = (2, 2), steps: int = 1000, d_model: int = 64, n_heads: int = 2,
+                    n_layers: int = 2, lr: float = 2e-3, batch_size: int = 16, tie_embeddings: bool = False,
+                    seed: int = 0, n_probe: int = 64, half: int = 32) -> dict[str, Any]:
+    """Can the zoo's training loop grow induction at all? A ``n_layers`` Llama trained with
+    :func:`interp.zoo.training.train_causal_lm` on nothing but [BOS, r x c] rows (``r``: ``span`` tokens, or a
+    length drawn from the ``(min, max)`` pair per row, uniform over ids 3 .. 3 + ``n_ids``; ``c`` copies drawn
+    from ``copies``). Then its mean next-token loss on ``n_probe`` fresh rows [BOS, r, r] (``half`` tokens each, the
+    span when it is fixed; probe seed ``seed + 1``): on the first copy, on the second copy, and on the second half of
+    a control [BOS, r, r'] where nothing repeats, plus the mean attention of every head from the second half to the
+    induction target (``attention`` / ``attention_control``, [layer][head]). Content-based induction: a low second-copy
+    loss and a head that attends to the target on the repeat only. A fixed span teaches a positional copier instead
+    (it attends to the target on the control too, and its control loss is high). Uses toy-lm-planted's tokenizer for
+    the special ids."""
     import random
 
     import torch
@@ -111,20 +117,33 @@ def copy_diagnostic(out_dir: str | Path, *, n_ids: int = 1021, span: int = 16, s
     tok = PreTrainedTokenizerFast.from_pretrained(str(REGISTRY["toy-lm-planted"].path))
     if n_ids + 3 > len(tok):
         raise ValueError(f"n_ids={n_ids}: at most {len(tok) - 3} (the tokenizer's non-special ids).")
+    lo, hi = (span, span) if isinstance(span, int) else span
+    half = lo if lo == hi else half
     rng = random.Random(seed)
     rows = []
     for _ in range(steps * batch_size):
-        r = [rng.randrange(3, 3 + n_ids) for _ in range(span)]
-        rows.append([tok.bos_token_id] + r + r)
+        r = [rng.randrange(3, 3 + n_ids) for _ in range(rng.randint(lo, hi))]
+        rows.append([tok.bos_token_id] + r * rng.randint(*copies))
+    max_len = max(max(len(r) for r in rows), 2 * half + 1)
     stats = train_causal_lm(rows, tok, ModelConfig(d_model=d_model, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_heads,
-                                                   d_mlp=2 * d_model, max_len=2 * span + 1, tie_embeddings=tie_embeddings),
+                                                   d_mlp=2 * d_model, max_len=max_len, tie_embeddings=tie_embeddings),
                             LMTrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=50, n_threads=1,
                                           log_every=100, seed=seed), out_dir, progress=False)
-    model = LlamaForCausalLM.from_pretrained(str(out_dir)).eval()
+    model = LlamaForCausalLM.from_pretrained(str(out_dir), attn_implementation="eager").eval()
     g = torch.Generator().manual_seed(seed + 1)
-    r = torch.randint(3, 3 + n_ids, (n_probe, span), generator=g)
-    ids = torch.cat([torch.full((n_probe, 1), tok.bos_token_id), r, r], 1)
-    with torch.no_grad():
-        nll = -model(ids).logits.log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-    return {"first_copy_loss": float(nll[:, 1:span].mean()), "second_copy_loss": float(nll[:, span + 1:].mean()),
-            "loss_curve": stats.loss_curve, "seconds": stats.seconds}
+    r = torch.randint(3, 3 + n_ids, (n_probe, half), generator=g)
+    r2 = torch.randint(3, 3 + n_ids, (n_probe, half), generator=g)
+    bos = torch.full((n_probe, 1), tok.bos_token_id)
+    t = torch.arange(half + 1, 2 * half + 1)
+    out: dict[str, Any] = {"half": half}
+    for key, ids in (("", torch.cat([bos, r, r], 1)), ("_control", torch.cat([bos, r, r2], 1))):
+        with torch.no_grad():
+            o = model(ids, output_attentions=True)
+        nll = -o.logits.log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+        if not key:
+            out["first_copy_loss"] = float(nll[:, 1:half].mean())
+            out["second_copy_loss"] = float(nll[:, half + 1:].mean())
+        else:
+            out["control_loss"] = float(nll[:, half + 1:].mean())
+        out["attention" + key] = [[round(float(v), 4) for v in a[:, :, t, t - half + 1].mean((0, 2))] for a in o.attentions]
+    return {**out, "loss_curve": stats.loss_curve, "seconds": stats.seconds}
