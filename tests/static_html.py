@@ -59,3 +59,15 @@ def assert_every_widget_has_a_static_figure(run, expected: str) -> None:
             assert not missing, f"{name}'s static figure {missing} is not in the exported HTML"
             seen.append(name)
     assert expected in seen, f"no {expected} output in {run.executed} (saw {seen})"
+
+
+def widget_figure_ids(nb) -> dict[str, list[str]]:
+    """The ids of the static plotly figures beside each interp widget view in ``nb``, by widget name."""
+    out: dict[str, list[str]] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            name = data.get("text/plain", "").split("(")[0]
+            if WIDGET_MIME in data and name in WIDGETS:
+                out.setdefault(name, []).extend(_PLOT_DIV.findall(data.get("text/html", "")))
+    return out

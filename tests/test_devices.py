@@ -301,6 +301,7 @@ HOST_SIDE = {
     ("translation/probe.py", "run"): "host target ids; generate_with_lens moves them to the residual's device",
     ("zoo/corpus.py", "corpus_tokens"): "host token data",
     ("zoo/training.py", "_collate"): "host batches, moved by the training loop",
+    ("zoo/toy_induction.py", "copy_diagnostic"): "a CPU-only training diagnostic (the zoo trains on the CPU): host probe ids for a CPU model",
     ("zoo/training.py", "_target_mask"): "host loss masks beside the host batches of _collate",
     ("zoo/toy_mode.py", "sae_tokens"): "host token ids for SAE training (sae-lens moves each batch)",
 }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.budgets import BUDGETS
+from browser.budgets import BUDGETS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 import widgets._view as view
-from widgets._view import WIDGET_MIME, FigureView, figures_html, fill
+from widgets._view import WIDGET_MIME, FigureView, Pane, figures_html, fill
 
 
 class Two(FigureView):
@@ -21,7 +21,7 @@ class Two(FigureView):
     export_width = "single"
 
     def __init__(self):
-        self.panes = {"main": go.FigureWidget(), "side": go.FigureWidget()}
+        self.panes = {"main": Pane(), "side": Pane()}
         fill(self.panes["main"], go.Figure(go.Bar(y=[1, 2, 3], name="main-bars"), layout=dict(title="main")))
         fill(self.panes["side"], go.Figure(go.Scatter(y=[3, 1]), layout=dict(title="side")))
         self.widget = W.VBox(list(self.panes.values()))
@@ -85,19 +85,21 @@ def test_fill_leaves_no_stale_layout_on_the_frontend():
     assert seen == pane.layout.to_plotly_json()
 
 
-def test_display_hands_the_frontend_the_current_state():
-    """Edits made before the first view exists may never reach the frontend model (its script is still
-    loading); displaying the widget syncs every pane's traces and layout, the state a view draws from,
-    as JSON (a NaN gap in a 2-D array travels as null, not as the string "nan")."""
+def test_display_and_fill_hand_the_frontend_the_current_state():
+    """Edits made before plotly's frontend module listens are not applied by it; every fill and every
+    display syncs each pane's traces and layout, the state a view draws from, as JSON (a NaN gap in a
+    2-D array travels as null, not as the string "nan")."""
     import json
 
     import numpy as np
     from plotly.serializers import _py_to_js
 
     v = Two()
-    fill(v.panes["side"], go.Figure(go.Heatmap(z=np.array([[1.0, np.nan], [2.0, 3.0]])), layout=dict(title="late")))
-    assert v.panes["side"]._widget_data != v.panes["side"]._data  # fill alone does not sync it
+    v.panes["side"].add_trace(go.Bar(y=[1]))  # an edit of plotly's own: only its delta message travels
+    assert v.panes["side"]._widget_data != v.panes["side"]._data
     v._repr_mimebundle_()
+    assert v.panes["side"]._widget_data == v.panes["side"]._data
+    fill(v.panes["side"], go.Figure(go.Heatmap(z=np.array([[1.0, np.nan], [2.0, 3.0]])), layout=dict(title="late")))
     for pane in v.panes.values():
         assert pane._widget_data == pane._data and pane._widget_layout == pane.layout.to_plotly_json()
     wire = json.dumps(_py_to_js(v.panes["side"]._widget_data, None), allow_nan=False)
@@ -178,3 +180,52 @@ def test_every_widget_is_a_figure_view(name):
     import widgets
 
     assert issubclass(getattr(widgets, name), FigureView)
+
+
+def test_exported_page_asks_no_cdn_for_anything(monkeypatch):
+    """A figure shown through plotly's notebook_connected renderer (what the notebooks use, for their
+    live HTML) carries CDN loaders of plotly.js and MathJax, and nbconvert adds require.js and MathJax:
+    the exported page drops them all (its plotly.js is inline), and keeps the figure."""
+    import plotly.io as pio
+
+    from interp.app.notebooks import PLOTLY_MIME, notebook_html
+
+    monkeypatch.setattr(view, "_plotlyjs_shipped", False)
+    fig = go.Figure(go.Scatter(y=[1, 2], name="connected-trace"))
+    connected = pio.renderers["notebook_connected"]
+    loader = '<script type="module">import "https://cdn.plot.ly/plotly-3.0.0.min"</script>'
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("No math here, only a price: 5 dollars."))
+    nb.cells.append(nbformat.v4.new_code_cell("fig", outputs=[
+        nbformat.v4.new_output("display_data", data={"text/html": loader}),
+        nbformat.v4.new_output("display_data", data={**connected.to_mimebundle(fig.to_dict()),
+                                                    PLOTLY_MIME: fig.to_plotly_json()}),
+        nbformat.v4.new_output("display_data", data=Two()._repr_mimebundle_()),
+    ]))
+    assert "cdn.plot.ly" in connected.to_mimebundle(fig.to_dict())["text/html"]  # what is dropped is there
+    page = notebook_html(nbformat.from_dict(nb))
+    assert not re.search(r"""<script[^>]*src=["']?(https?:)?//""", page), re.findall(r"<script[^>]*src=[^>]*>", page)
+    assert not re.search(r"""import\s*["'](https?:)?//""", page)
+    assert "connected-trace" in page and page.count(get_plotlyjs()) == 1
+    nb.cells[0].source = "The residual $h_\\ell$ at layer $\\ell$."  # TeX math keeps MathJax, nothing else
+    page = notebook_html(nbformat.from_dict(nb))
+    kept = re.findall(r"""<script[^>]*src=["']?((?:https?:)?//[^"' >]*)""", page)
+    assert kept and all("mathjax" in url.lower() for url in kept), kept
+
+
+def test_every_pane_loads_plotlys_module_once_per_page():
+    """Each widget's panes are Panes: a small front-end module that imports plotly's own (shipped
+    beside it, with an id to share one import per page) and starts it outside anywidget's 2 s window."""
+    import inspect
+
+    from plotly.basewidget import BaseFigureWidget
+
+    import widgets
+
+    pane = Pane()
+    assert isinstance(pane, go.FigureWidget) and pane._plotly_module == str(BaseFigureWidget._esm)
+    assert len(pane._plotly_module) > 1_000_000 and "FigureModel" in pane._plotly_module  # the module, not its path
+    assert len(pane._esm) < 3000 and "_plotly_module" in pane._esm and "initialize" in pane._esm
+    for name in widgets.__all__:
+        source = inspect.getsource(inspect.getmodule(getattr(widgets, name)))
+        assert "FigureWidget(" not in source, f"{name} makes a plain FigureWidget pane; use widgets._view.Pane"

@@ -2,13 +2,14 @@
 figure in place, show the live view with a static fallback (so an exported notebook is never
 blank, even offline), and export the current figures as paper figures.
 
-A widget subclasses :class:`FigureView`, builds its controls and its ``panes`` (named
-``FigureWidget`` panes, the main one first), and redraws a pane with :func:`fill` from a figure
-builder of ``interp/<method>/plots.py``. Nothing here computes anything about a result.
+A widget subclasses :class:`FigureView`, builds its controls and its ``panes`` (named :class:`Pane`
+figure widgets, the main one first), and redraws a pane with :func:`fill` from a figure builder of
+``interp/<method>/plots.py``. Nothing here computes anything about a result.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from copy import deepcopy
 from pathlib import Path
@@ -18,8 +19,10 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
+import traitlets
+from plotly.basewidget import BaseFigureWidget
 
-__all__ = ["FigureView", "fill", "sync_for_display", "figures_html", "WIDGET_MIME"]
+__all__ = ["FigureView", "Pane", "fill", "sync_for_display", "figures_html", "WIDGET_MIME"]
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -28,6 +31,60 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # widget. interp.app.notebooks.notebook_html moves that copy into the page head (and inlines one when
 # that output was cleared); a plain `jupyter nbconvert` needs the notebook run top to bottom.
 _plotlyjs_shipped = False
+
+
+# Front-end module of a Pane: plotly's own FigureWidget module, imported once per page and started
+# after anywidget's start-up window. anywidget gives a model's module 2 s to load and initialise; past
+# that it drops every later message to the model, so the figure stays as it was created (empty) and
+# never redraws. plotly's module is 5 MB of JavaScript, compiled afresh for every FigureWidget: on a
+# busy machine the first ones missed the window and drew blank, dead charts.
+_PANE_ESM = """
+const modules = (globalThis[Symbol.for("interp.plotly-figurewidget")] ??= new Map());
+
+function plotlyModule(model) {
+  const id = model.get("_plotly_module_id");
+  if (!modules.has(id)) {
+    const url = URL.createObjectURL(new Blob([model.get("_plotly_module")], { type: "text/javascript" }));
+    const loading = import(url).finally(() => URL.revokeObjectURL(url));
+    loading.catch(() => modules.delete(id));
+    modules.set(id, loading);
+  }
+  return modules.get(id);
+}
+
+export default () => {
+  let plotly;
+  return {
+    initialize({ model }) {
+      // not awaited: anywidget's window must close on a module that has initialised
+      plotly = plotlyModule(model).then(async (mod) => {
+        const widget = typeof mod.default === "function" ? await mod.default() : mod.default;
+        await widget.initialize?.({ model });
+        return widget;
+      });
+      plotly.catch((err) => console.error("[interp] plotly's FigureWidget module failed to load", err));
+    },
+    async render({ model, el }) {
+      return (await plotly).render({ model, el });
+    },
+  };
+};
+"""
+_PLOTLY_MODULE = str(BaseFigureWidget._esm)  # the file's text (anywidget reads it once per process)
+_PLOTLY_MODULE_ID = hashlib.sha1(_PLOTLY_MODULE.encode()).hexdigest()[:16]
+
+
+class Pane(go.FigureWidget):
+    """A plotly ``FigureWidget`` whose front-end module is imported once per page and cannot miss
+    anywidget's start-up window (a pane never draws blank on a busy machine); everything else is
+    plotly's. Panes of every widget are ``Pane``s, redrawn with :func:`fill`.
+
+    >>> pane = Pane(); fill(pane, go.Figure(go.Bar(y=[1, 2])))   # doctest: +SKIP
+    """
+
+    _esm = _PANE_ESM
+    _plotly_module = traitlets.Unicode(_PLOTLY_MODULE).tag(sync=True)
+    _plotly_module_id = traitlets.Unicode(_PLOTLY_MODULE_ID).tag(sync=True)
 
 
 def _json_safe(value: Any) -> Any:
@@ -46,7 +103,9 @@ def fill(target: go.FigureWidget, source: go.Figure) -> None:
     the view on screen) stays the same object, only its content changes.
 
     The frontend merges a new layout into the old one, so top-level layout keys the new figure
-    lacks (the last figure's title, a second axis, subplot titles) are removed explicitly.
+    lacks (the last figure's title, a second axis, subplot titles) are removed explicitly. The full
+    state follows the edits (:func:`sync_for_display`): a view that starts later draws from it, even
+    where the edits reached the frontend model before plotly's module listened to them.
     """
     new_layout = source.layout.to_plotly_json()
     stale = [k for k in target.layout.to_plotly_json() if k not in new_layout]
@@ -57,6 +116,7 @@ def fill(target: go.FigureWidget, source: go.Figure) -> None:
         if stale:
             target.plotly_relayout({k: None for k in stale})
         target.layout = source.layout
+    sync_for_display(target)
 
 
 def sync_for_display(pane: go.FigureWidget) -> None:
@@ -92,7 +152,7 @@ class FigureView:
     Example:
         >>> class Bars(FigureView):                                                  # doctest: +SKIP
         ...     def __init__(self, fig):
-        ...         self.panes = {"main": go.FigureWidget()}; fill(self.panes["main"], fig)
+        ...         self.panes = {"main": Pane()}; fill(self.panes["main"], fig)
         ...         self.widget = W.VBox([self.panes["main"]])
         >>> Bars(go.Figure(go.Bar(y=[1, 2]))).export("out/bars")                    # doctest: +SKIP
     """

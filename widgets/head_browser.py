@@ -16,7 +16,7 @@ import torch
 from interp.lorsa.analyze import HeadScores, TopContexts, context_strings, context_z_pattern, ov_readout
 from interp.lorsa.model import Lorsa
 from interp.viz.palettes import HIGHLIGHT_COLOUR
-from widgets._view import FigureView, fill
+from widgets._view import FigureView, Pane, fill
 
 __all__ = ["HeadBrowser", "SORT_KEYS"]
 
@@ -57,7 +57,7 @@ class HeadBrowser(FigureView):
         self.sort = ipw.Dropdown(options=list(SORT_KEYS), value="frequency", description="sort by")
         self.head = ipw.Dropdown(description="head")
         self.context = ipw.IntSlider(min=0, max=max(0, self.tops.values.shape[1] - 1), value=0, description="context")
-        self.fig = go.FigureWidget()
+        self.fig = Pane()
         self.panes = {"z_pattern": self.fig}
         self.contexts_html, self.readout_html, self.scores_html = ipw.HTML(), ipw.HTML(), ipw.HTML()
         self.sort.observe(lambda _: self._fill_heads(), names="value")

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from interp.lens.result import LensResult
 from interp.translation.report import ProbeReport
 from interp.viz.palettes import NEUTRAL_COLOUR, OUTCOME_COLOURS, TEXT_ON_COLOUR
-from widgets._view import FigureView, fill
+from widgets._view import FigureView, Pane, fill
 
 __all__ = ["LensExplorer", "ALL", "NO_EXAMPLE"]
 
@@ -47,8 +47,8 @@ class LensExplorer(FigureView):
         if isinstance(result, ProbeReport) and not len(result):
             raise ValueError("This ProbeReport has no examples to show.")
         self.result = result
-        self.grid = go.FigureWidget()
-        self.probs = go.FigureWidget()
+        self.grid = Pane()
+        self.probs = Pane()
         self.badge = W.HTML()
         if isinstance(result, ProbeReport):
             self.panes = {"grid": self.grid, "probs": self.probs}

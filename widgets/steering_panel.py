@@ -19,7 +19,7 @@ from interp.steering.plots import readout_figure
 from interp.steering.report import SteeringReport
 from interp.steering.saes import resolve_saes
 from interp.steering.select import SelectedFeature, to_vectors
-from widgets._view import FigureView, fill
+from widgets._view import FigureView, Pane, fill
 
 __all__ = ["SteeringPanel"]
 
@@ -61,8 +61,8 @@ class SteeringPanel(FigureView):
         self.table = W.HTML(_table(report.features_frame()))
         self.examples = W.HTML()
         self.generations = W.HTML()
-        self.readout = go.FigureWidget()
-        self.summary = go.FigureWidget(report.plot())
+        self.readout = Pane()
+        self.summary = Pane(report.plot())
         self.panes = {"summary": self.summary, "readout": self.readout}
         self.feature_select.observe(lambda _: self._refresh_feature(), names="value")
         self.scale.observe(lambda _: self._refresh_generations(), names="value")

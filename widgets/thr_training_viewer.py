@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from interp.thr.plots import rollout_token_figure
 from interp.thr.training_log import QUANTITIES, THRTrainingLog
-from widgets._view import FigureView, fill
+from widgets._view import FigureView, Pane, fill
 
 __all__ = ["THRTrainingViewer"]
 
@@ -38,7 +38,7 @@ class THRTrainingViewer(FigureView):
         self.group = W.Dropdown(options=self._groups(rollout % n), value=group, description="group")
         self.quantity = W.ToggleButtons(options=list(QUANTITIES), value=quantity, description="colour")
         self.stats = W.HTML()
-        self.fig = go.FigureWidget()
+        self.fig = Pane()
         self.panes = {"figure": self.fig}
         self.rollout.observe(self._on_rollout, names="value")
         for w in (self.group, self.quantity):

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from interp.thr.plots import histogram_figure, token_figure, training_figure
 from interp.thr.result import GRPOLog, THRResult
-from widgets._view import FigureView, fill
+from widgets._view import FigureView, Pane, fill
 
 __all__ = ["THRViewer"]
 
@@ -47,7 +47,7 @@ class THRViewer(FigureView):
         self.view = W.ToggleButtons(options=views, value="tokens", description="view")
         stats = result.statistics(beta)  # of the whole batch: no control changes it
         self.stats = W.HTML(" · ".join(f"{k} {v:.3g}" for k, v in stats.items()))
-        self.fig = go.FigureWidget()
+        self.fig = Pane()
         self.panes = {"figure": self.fig}
         for w in (self.group, self.which, self.dominant_only, self.p, self.view):
             w.observe(lambda _change: self.refresh(), names="value")

@@ -100,22 +100,33 @@ def static_copy(nb: Any) -> Any:
     return nb
 
 
+_EXTERNAL_SCRIPT = re.compile(r'<script\b[^>]*\bsrc="(?:https?:)?//[^"]*"[^>]*>\s*</script>\s*')
+_CDN_IMPORT = re.compile(r'<script type="module">\s*import\s*"(?:https?:)?//[^"]*"\s*;?\s*</script>\s*')
+_MATHJAX = re.compile(r"mathjax", re.IGNORECASE)
+_TEX = re.compile(r"\$[^$\n]+\$|\\\(|\\\[|\\begin\{")
+
+
 def notebook_html(nb: Any) -> str:
-    """HTML of an executed notebook in which every interp widget shows its static figure."""
+    """HTML of an executed notebook in which every interp widget shows its static figure, and which
+    loads nothing from the network: plotly.js is inlined once in the head, and the scripts a static page
+    does not need are dropped (require.js, plotly's CDN loaders, MathJax; MathJax's script stays only
+    where a markdown cell holds TeX math, which has no offline copy). nbconvert's mermaid loader stays:
+    it imports mermaid only for a page that holds a mermaid diagram."""
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(static_copy(nb))
     if "Plotly.newPlot" in body:
-        # Make the page self-contained: drop CDN loads of plotly.js and the copy a widget's static
-        # fallback carries (the first of a kernel session), and inline plotly.js once in the head,
-        # before every figure, so the figures render offline (no network on many research machines).
+        # Make the page self-contained: drop the copy of plotly.js a widget's static fallback carries
+        # (the first of a kernel session), and inline plotly.js once in the head, before every figure,
+        # so the figures render offline (no network on many research machines).
         from plotly.offline import get_plotlyjs
 
         plotlyjs = get_plotlyjs()
-        body = re.sub(r'<script[^>]*src="https://cdn\.plot\.ly/[^"]*"[^>]*></script>', "", body)
         body = body.replace(plotlyjs, "")
         body = body.replace("</head>", f'<script type="text/javascript">{plotlyjs}</script>\n</head>', 1)
-    return body
+    math = any(_TEX.search(c.source) for c in nb.cells if c.cell_type == "markdown")
+    body = _EXTERNAL_SCRIPT.sub(lambda m: m.group(0) if math and _MATHJAX.search(m.group(0)) else "", body)
+    return _CDN_IMPORT.sub("", body)
 
 
 def _kernel_manager(kernel_name: str, socket_dir: str) -> dict[str, Any]:

@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     tm = sub.add_parser("pivot-time", help="single-thread CPU time of toy-pivot's recipe (two short runs)")
     tm.add_argument("short", type=int, nargs="?", default=50)
     tm.add_argument("long", type=int, nargs="?", default=300)
-    r = sub.add_parser("recovery", help="re-measure one planted recovery (corrsteer: toy-mode; lorsa, thr: toy-lm-planted)")
+    r = sub.add_parser("recovery", help="re-measure one planted recovery (corrsteer: toy-mode; lorsa, thr: "
+                                        "toy-lm-planted; lorsa --host: another host)")
     which = r.add_subparsers(dest="method", required=True)
     cs = which.add_parser("corrsteer")
     cs.add_argument("--out", type=Path, default=Path("out/recovery_corrsteer"))
@@ -42,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     lo = which.add_parser("lorsa")
     lo.add_argument("--out", type=Path, default=Path("out/recovery_lorsa"))
     lo.add_argument("--layer", type=int, default=None)
-    lo.add_argument("--n-train-seq", type=int, default=1024)
+    lo.add_argument("--n-train-seq", type=int, default=None, help="default: the host's recipe (1024)")
+    lo.add_argument("--host", default="toy-lm-planted", choices=["toy-lm-planted", "toy-induction"],
+                    help="the zoo model (its Lorsa is the artefact <host>-lorsa; toy-induction is not bundled yet)")
     th = which.add_parser("thr")
     th.add_argument("--out", type=Path, default=Path("out/recovery_thr"))
     th.add_argument("--steps", type=int, default=40)
@@ -88,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    "beats_random")} for r in s.get("selectors", {}).get("ranking", [])]}
         recorded = s
     elif args.method == "lorsa":
-        s = lorsa.run(layer=args.layer, n_train_seq=args.n_train_seq, out=args.out, progress=True)
+        kw = {**(lorsa.TOY_INDUCTION_LORSA if args.host == "toy-induction" else {}),
+              **({"n_train_seq": args.n_train_seq} if args.n_train_seq else {})}
+        s = lorsa.run(host=args.host, layer=args.layer, out=args.out, progress=True, **kw)
         shown, recorded = {k: v for k, v in s.items() if k != "host_all_layers"}, s
     else:
         r = thr.run(steps=args.steps, seeds=tuple(args.seeds), lr=args.lr, eval_every=args.eval_every,
@@ -96,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                     train_band=args.train_band, easy_samples=args.easy_samples, ks=tuple(args.ks), progress=False)
         shown, recorded = r["summary"], {k: v for k, v in r.items() if k != "runs"}
     _show(shown)
-    if args.record:  # CorrSteer's latent is planted in toy-mode; the others in toy-lm-planted
-        recovery.record(args.method, recorded, name="toy-mode" if args.method == "corrsteer" else "toy-lm-planted")
+    if args.record:  # CorrSteer's latent is planted in toy-mode; Lorsa's heads in --host; THR in toy-lm-planted
+        name = {"corrsteer": "toy-mode", "lorsa": getattr(args, "host", "toy-lm-planted")}.get(args.method, "toy-lm-planted")
+        recovery.record(args.method, recorded, name=name)
     return 0
 
 

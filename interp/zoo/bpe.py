@@ -19,7 +19,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, proce
 
 from interp.zoo.errors import ZooConfigError
 
-__all__ = ["train_bpe", "SPECIAL_TOKENS", "BOS", "EOS", "PAD"]
+__all__ = ["train_bpe", "train_chars", "SPECIAL_TOKENS", "BOS", "EOS", "PAD"]
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 SPECIAL_TOKENS = [PAD, BOS, EOS]  # ids 0, 1, 2
@@ -59,6 +59,35 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int =
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
     )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=None,
+        clean_up_tokenization_spaces=False, padding_side="right", model_max_length=1_000_000,
+    )
+    if out_dir is not None:
+        fast.save_pretrained(str(out_dir))
+    return fast
+
+
+def train_chars(texts: Iterable[str], out_dir: str | Path | None = None):
+    """A character-level tokenizer: one token per character of ``texts`` (ids after ``<pad>``, ``<s>``, ``</s>``,
+    in code-point order), ``<s>`` prepended, exact round trip on those characters. A small vocabulary makes
+    every id frequent (toy-induction: the induction probe draws uniform random ids over the whole vocabulary).
+
+    >>> tok = train_chars(["ab ba"])
+    >>> len(tok), tok("ab")["input_ids"], tok.decode(tok("ab ba")["input_ids"], skip_special_tokens=True)
+    (6, [1, 4, 5], 'ab ba')
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set("".join(texts)))
+    if not chars:
+        raise ZooConfigError("train_chars needs at least one character of text.")
+    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS + chars)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
+                                                       special_tokens=[(BOS, vocab[BOS])])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=None,
         clean_up_tokenization_spaces=False, padding_side="right", model_max_length=1_000_000,

@@ -44,8 +44,8 @@ def _zoo_model(name: Any) -> str | None:
 def token_source(model_name: str, model: Any, n_seq: int, ctx: int, *, kind: TokenSourceKind = "auto",
                  seed: int = 0, progress: bool = False) -> Int[Tensor, "n_seq ctx"]:
     """``n_seq`` BOS-first rows of ``ctx`` tokens to train and evaluate on: the synthetic corpus of a zoo
-    model (documents it never saw; for toy-lm-planted, documents of its planted mix with repeated random
-    spans planted as in its recipe, corpus seed ``4242 + seed``), or text sampled from the model itself
+    model (documents it never saw; for toy-lm-planted and toy-induction, documents of their recipe's mix
+    with repeated random spans planted as in the recipe, corpus seed ``4242 + seed``), or text sampled from the model itself
     (``kind="sample"``, the only offline source for other models). ``"auto"`` picks the corpus for zoo models.
 
     >>> tokens = token_source("toy-lm", model, 512, 128)     # doctest: +SKIP
@@ -63,10 +63,10 @@ def token_source(model_name: str, model: Any, n_seq: int, ctx: int, *, kind: Tok
         raise ZooConfigError(f"{model_name!r} is not a zoo model, so it has no bundled corpus; use kind='sample'.")
     if kind == "sample" or zoo_name is None:
         return sample_tokens(model, n_seq, ctx, seed=seed, progress=progress)
-    if zoo_name == "toy-lm-planted":  # its own training distribution: the planted mix with repeated random spans
-        from interp.zoo.recovery.lorsa import planted_tokens
+    from interp.zoo.recovery.lorsa import HOSTS, planted_tokens
 
-        return planted_tokens(model, n_seq, ctx, seed=4242 + seed)
+    if zoo_name in HOSTS:  # its own training distribution: its recipe's mix with repeated random spans
+        return planted_tokens(model, n_seq, ctx, seed=4242 + seed, host=zoo_name)
     from interp.zoo.corpus import CorpusConfig, generate_corpus
 
     n_docs = 64

@@ -169,7 +169,7 @@ def card_sections(out_dir: Path, model_recipe: Any, stages: list[dict[str, Any]]
     t_eval = time.perf_counter()
     model = load_model(str(out_dir), device="cpu")
     items = [it for task in tasks for it in make_items(task, eval_n, seed=eval_seed)]
-    accuracy = accuracy_by_task(model, items)
+    accuracy = accuracy_by_task(model, items) if items else {}  # no tasks: evaluation skipped
     eval_seconds = time.perf_counter() - t_eval
     tokenizer = model.tokenizer
     last = stages[-1]["stats"]

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from interp.zoo.errors import ZooConfigError
 from interp.zoo.corpus import PLANTED_MIX, CorpusConfig, describe, generate_corpus
 from interp.zoo.planted import (CODE_HOLDERS, CODE_MAX_WEIGHT, OPPOSITES, ORDINAL_RUNS, RepeatConfig, opposite_sample,
                                 plant_repeats)
 from interp.zoo.toy_lm import card_sections
 from interp.zoo.training import LMTrainConfig, ModelConfig, tokenize_texts, train_causal_lm
 
-__all__ = ["PlantedRecipe", "Stage", "train", "recipe_from_overrides", "write_card"]
+__all__ = ["PlantedRecipe", "Stage", "CardIdentity", "train", "train_recipe", "recipe_from_overrides", "write_card"]
 
 
 @dataclass
@@ -78,6 +79,9 @@ class PlantedRecipe:
     repeat_stage: Stage | None = None
     continuations: list[Stage] = field(default_factory=list)
     vocab_size: int = 1024
+    tokenizer: str = "bpe"
+    """``"bpe"``: a byte-level BPE of ``vocab_size`` (:func:`interp.zoo.bpe.train_bpe`); ``"chars"``: one token per
+    character of the corpus (:func:`interp.zoo.bpe.train_chars`, ``vocab_size`` unused)."""
     eval_n: int = 100
     eval_seed: int = 0
 
@@ -85,10 +89,10 @@ class PlantedRecipe:
 _SUBCONFIGS = ("corpus", "model", "train", "continuations", "repeats", "repeat_stage")
 
 
-def recipe_from_overrides(**overrides: Any) -> PlantedRecipe:
-    """A :class:`PlantedRecipe` with fields of any sub-config overridden by name (``steps=5``, ``n_docs=64``,
-    ``continue_steps=0``)."""
-    recipe = PlantedRecipe()
+def recipe_from_overrides(base: PlantedRecipe | None = None, **overrides: Any) -> PlantedRecipe:
+    """A :class:`PlantedRecipe` (``base``, default toy-lm-planted's) with fields of any sub-config overridden
+    by name (``steps=5``, ``n_docs=64``, ``continue_steps=0``)."""
+    recipe = base if base is not None else PlantedRecipe()
     groups = {
         "": [recipe, recipe.corpus, recipe.model, recipe.train, recipe.repeats],
         "repeat_": [] if recipe.repeat_stage is None else
@@ -124,19 +128,41 @@ def _special_ids(tokenizer: Any) -> list[int]:
     return [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id]
 
 
+@dataclass(frozen=True)
+class CardIdentity:
+    """What a card built by this pipeline says about its model: name, description, recipe and the file of
+    ``designs_tried`` (under ``interp/zoo/designs/``)."""
+
+    name: str = "toy-lm-planted"
+    description: str = ("Small Llama (RoPE rotate-half, RMSNorm, SwiGLU) trained from scratch on a synthetic "
+                        "corpus with planted induction (repeated random-token spans), successor (ordinal runs), "
+                        "attention-sink (BOS at position 0 of every document), a latent same/opposite mode, "
+                        "planted-frequency code recall, question-answer, multiple-choice, addition, copy and "
+                        "reverse structure.")
+    recipe: str = "interp.zoo.toy_lm_planted:train"
+
+
 def train(out_dir: Path, progress: bool = True, stages_dir: str | Path | None = None, **overrides: Any) -> Path:
     """Train toy-lm-planted into ``out_dir`` (Hugging Face folder + ``card.json``) and return the folder.
     ``stages_dir`` keeps the checkpoints of the intermediate stages there (default: a temporary folder)."""
+    return train_recipe(out_dir, recipe_from_overrides(**overrides), progress=progress, stages_dir=stages_dir)
+
+
+def train_recipe(out_dir: Path, recipe: PlantedRecipe, *, progress: bool = True, stages_dir: str | Path | None = None,
+                 identity: CardIdentity | None = None) -> Path:
+    """The pipeline of :func:`train` for any :class:`PlantedRecipe` (other zoo models reuse it with their own
+    defaults and card ``identity``, e.g. :mod:`interp.zoo.toy_induction`)."""
     import tempfile
 
-    from interp.zoo.bpe import train_bpe
+    from interp.zoo.bpe import train_bpe, train_chars
 
-    recipe = recipe_from_overrides(**overrides)
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     docs = generate_corpus(recipe.corpus)
-    tokenizer = train_bpe(docs, vocab_size=recipe.vocab_size)
+    if recipe.tokenizer not in ("bpe", "chars"):
+        raise ZooConfigError(f"tokenizer={recipe.tokenizer!r}: use 'bpe' or 'chars'.")
+    tokenizer = train_bpe(docs, vocab_size=recipe.vocab_size) if recipe.tokenizer == "bpe" else train_chars(docs)
     stages = []
     todo = [recipe.repeat_stage] if recipe.repeat_stage is not None and recipe.repeat_stage.train.steps > 0 else []
     todo += [Stage(recipe.corpus, recipe.train, recipe.repeats)]
@@ -162,7 +188,7 @@ def train(out_dir: Path, progress: bool = True, stages_dir: str | Path | None = 
                            "repeated_tokens": repeated, "segments": _segment_counts(stage_docs)})
             previous = folder
     write_card(out_dir, recipe, stages, train_seconds=time.perf_counter() - t0,
-               cpu_seconds=time.process_time() - cpu0)
+               cpu_seconds=time.process_time() - cpu0, identity=identity)
     return out_dir
 
 
@@ -199,24 +225,22 @@ def _planted_card(recipe: PlantedRecipe, stages: list[dict[str, Any]]) -> dict[s
     }
 
 
-def _designs() -> list[dict[str, Any]]:
-    path = Path(__file__).resolve().parent / "designs" / "toy-lm-planted.json"
+def _designs(name: str = "toy-lm-planted") -> list[dict[str, Any]]:
+    path = Path(__file__).resolve().parent / "designs" / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else []
 
 
 def write_card(out_dir: Path, recipe: PlantedRecipe, stages: list[dict[str, Any]], train_seconds: float,
-               cpu_seconds: float | None = None) -> dict:
+               cpu_seconds: float | None = None, identity: CardIdentity | None = None) -> dict:
     """Evaluate the checkpoint in ``out_dir`` on every planted task and write ``card.json``."""
     from interp.zoo.tasks import PLANTED_TASKS, TASKS
 
+    ident = identity or CardIdentity()
     card = {
-        "name": "toy-lm-planted",
-        "description": "Small Llama (RoPE rotate-half, RMSNorm, SwiGLU) trained from scratch on a synthetic "
-        "corpus with planted induction (repeated random-token spans), successor (ordinal runs), attention-sink "
-        "(BOS at position 0 of every document), a latent same/opposite mode, planted-frequency code recall, "
-        "question-answer, multiple-choice, addition, copy and reverse structure.",
-        "recipe": "interp.zoo.toy_lm_planted:train",
-        "retrain": "python -c \"from interp import zoo; zoo.train('toy-lm-planted')\"",
+        "name": ident.name,
+        "description": ident.description,
+        "recipe": ident.recipe,
+        "retrain": f"python -c \"from interp import zoo; zoo.train('{ident.name}')\"",
         "corpus": {"generator": "interp.zoo.corpus.generate_corpus",
                    "stages": [{**(describe(s["corpus"]) if s["corpus"] is not None else
                                   {"kind": "repeated random-token spans only", **s["repeats"].to_dict()}),
@@ -224,9 +248,13 @@ def write_card(out_dir: Path, recipe: PlantedRecipe, stages: list[dict[str, Any]
                                "repeated_tokens": s["repeated_tokens"]} for s in stages],
                    "tokens": sum(s["tokens"] for s in stages)},
         "planted": _planted_card(recipe, stages),
-        "designs_tried": _designs(),
-        **card_sections(out_dir, recipe.model, stages, tasks=list(TASKS + PLANTED_TASKS), eval_n=recipe.eval_n,
+        "designs_tried": _designs(ident.name),
+        # the tasks' prompts and answer budgets are sized in BPE tokens: a character-level model is not scored on them
+        **card_sections(out_dir, recipe.model, stages, tasks=list(TASKS + PLANTED_TASKS) if recipe.tokenizer == "bpe" else [], eval_n=recipe.eval_n,
                         eval_seed=recipe.eval_seed, train_seconds=train_seconds, cpu_seconds=cpu_seconds),
     }
+    if recipe.tokenizer == "chars":
+        card["tokenizer"]["type"] = "character level (interp.zoo.bpe.train_chars): one token per character of the corpus"
+        card["evaluation"]["skipped"] = "the tasks' prompts and answer budgets are sized in BPE tokens"
     (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card

@@ -1,8 +1,12 @@
-"""Drive a real JupyterLab with Debian's Chromium through Playwright, the way a user meets interp.
+"""Drive a real JupyterLab 4 and Notebook 7 with Debian's Chromium through Playwright, the way a user
+meets interp.
 
-``LabSession`` starts ``jupyter lab`` on loopback (free port, token, no browser, temporary config,
-settings and workspace folders) over a copy of the notebooks, and opens notebooks in a headless
-Chromium (the system one: Playwright's own browser download is impossible offline).
+``LabServer`` starts ``jupyter lab`` on loopback (free port, token, no browser, temporary config,
+settings and workspace folders) over a copy of the notebooks; with the notebook package installed the
+same server serves Notebook 7 at ``/notebooks/`` (``FRONTENDS``). Notebooks open in a headless Chromium
+(the system one: Playwright's own browser download is impossible offline). Both front-ends expose
+``window.jupyterapp`` (a JupyterLab application whose ``shell.currentWidget`` is the notebook panel),
+so the same page scripts drive either.
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ def find_chromium() -> str | None:
     return None
 
 
+# front-end -> (URL of a notebook, its server extension's application class)
+FRONTENDS: dict[str, tuple[str, str]] = {
+    "lab": ("lab/workspaces/{workspace}/tree/{name}", "LabApp"),
+    "notebook": ("notebooks/{name}", "JupyterNotebookApp"),
+}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -47,6 +58,8 @@ def _free_port() -> int:
 
 
 class LabServer:
+    """``jupyter lab``, serving JupyterLab and Notebook 7 pages."""
+
     def __init__(self, root: Path, work: Path):
         self.root = root
         self.port = _free_port()
@@ -73,14 +86,16 @@ class LabServer:
             JUPYTERLAB_WORKSPACES_DIR=str(work / "workspaces"),
             HF_HUB_OFFLINE="1",
         )
-        # The kernel must be the project's interpreter (the tests run in .venv).
+        # The kernel must be the project's interpreter (the tests run in .venv). Both front-ends' server
+        # extensions get their settings (the notebook package's one serves Notebook 7's pages).
         cmd = [
             sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
-            "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True",
-            f"--LabApp.user_settings_dir={work / 'settings'}", f"--LabApp.workspaces_dir={work / 'workspaces'}",
-            "--allow-root",
+            "--ServerApp.disable_check_xsrf=True", "--allow-root",
         ]
+        for _, app in FRONTENDS.values():
+            cmd += [f"--{app}.expose_app_in_browser=True", f"--{app}.user_settings_dir={work / 'settings'}",
+                    f"--{app}.workspaces_dir={work / 'workspaces'}"]
         self.log = open(work / "lab.log", "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
         self._wait_ready()
@@ -96,7 +111,7 @@ class LabServer:
                     return
             except OSError:
                 time.sleep(0.5)
-        raise RuntimeError("jupyter lab did not answer within 90 s")
+        raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f} s")
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path.lstrip('/')}?token={self.token}"
@@ -122,7 +137,8 @@ class LabServer:
 
 @contextmanager
 def lab_session(notebooks: list[Path], work: Path):
-    """Yield ``(server, browser)`` with copies of ``notebooks`` served from ``work/root``."""
+    """Yield ``(server, browser)`` with copies of ``notebooks`` served from ``work/root`` (``server.root``;
+    files written there later are served too)."""
     from playwright.sync_api import sync_playwright
 
     root = work / "root"
@@ -152,10 +168,14 @@ KERNEL_BUSY = """() => {
 }"""
 
 
-def open_notebook(page, server: LabServer, name: str, timeout_ms: int = 120_000) -> None:
-    # A workspace per notebook, so JupyterLab does not also restore the notebooks opened before.
+def open_notebook(page, server: LabServer, name: str, timeout_ms: int = 120_000, frontend: str = "lab") -> None:
+    """Open notebook ``name`` in ``frontend`` (a key of ``FRONTENDS``) and wait for its kernel; a notebook
+    whose kernel is already running (opened before in the other front-end) joins that kernel."""
+    # A workspace per notebook, so JupyterLab does not also restore the notebooks opened before
+    # (Notebook 7 opens one notebook per page and has no workspaces).
     workspace = "".join(c if c.isalnum() else "-" for c in Path(name).stem)
-    page.goto(server.url(f"lab/workspaces/{workspace}/tree/{name}") + "&reset")
+    url = server.url(FRONTENDS[frontend][0].format(workspace=workspace, name=name))
+    page.goto(url + ("&reset" if frontend == "lab" else ""))
     page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=timeout_ms)
     # Wait for the kernel to be ready before running cells.
     page.wait_for_function(
@@ -164,6 +184,12 @@ def open_notebook(page, server: LabServer, name: str, timeout_ms: int = 120_000)
                          w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'; }""",
         timeout=timeout_ms,
     )
+
+
+def app_name_and_version(page) -> tuple[str, str]:
+    """What the page runs: ("JupyterLab", "4.x") or ("Jupyter Notebook", "7.x")."""
+    name, version = page.evaluate("() => [window.jupyterapp.name, window.jupyterapp.version]")
+    return name, version
 
 
 def run_all_cells(page, timeout_ms: int = 600_000) -> float:

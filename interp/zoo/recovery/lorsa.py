@@ -3,6 +3,11 @@ it has an induction head and successor behaviour; a Lorsa trained on that layer 
 that score at least as high, scored the same way (:func:`interp.lorsa.analyze.head_scores`).
 
     python -m interp.app.zoo_experiments recovery lorsa --out out/recovery_lorsa
+    python -m interp.app.zoo_experiments recovery lorsa --host toy-induction --out out/recovery_lorsa_ti
+
+Every function takes the host by name where it needs the host's data (``host=``, one of :data:`HOSTS`; its
+recipe supplies the corpus mix and the repeats); ``toy-induction`` is not bundled yet (no design grew a
+content-based induction head, see :mod:`interp.zoo.toy_induction`), so pass its model folder as ``model=``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from torch import Tensor
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["planted_tokens", "host_scores", "compare_heads", "fresh_probe_scores", "comparison_frame",
-           "induction_control", "induction_control_summary", "designs_tried", "run", "train"]
+__all__ = ["HOSTS", "host_recipe", "planted_tokens", "host_scores", "compare_heads", "fresh_probe_scores", "comparison_frame",
+           "induction_control", "induction_control_summary", "copy_losses", "designs_tried", "run", "train", "train_toy_induction",
+           "TOY_INDUCTION_LORSA"]
 
 SCORES = ("induction", "successor", "previous_token", "sink")
 
@@ -29,18 +35,38 @@ EVAL_CORPUS_SEED = 7
 """Corpus seed of the documents Lorsa trains and is scored on (toy-lm-planted trained on corpus seeds 0 and 2)."""
 
 
-def planted_tokens(model: "HookedTransformer", n_seq: int, ctx: int = 128, *, seed: int = EVAL_CORPUS_SEED
-                   ) -> Int[Tensor, "n_seq ctx"]:
-    """``n_seq`` rows of ``ctx`` tokens (BOS first) from unseen toy-lm-planted documents with repeated random
-    spans planted the way the recipe plants them: the model's own training distribution."""
-    from interp.zoo.corpus import PLANTED_MIX, CorpusConfig, generate_corpus
-    from interp.zoo.toy_lm_planted import PlantedRecipe, _planted_sequences
+HOSTS = ("toy-lm-planted", "toy-induction")
+"""The zoo models with planted heads this module trains a Lorsa for (the artefact is ``<host>-lorsa``)."""
 
-    recipe = PlantedRecipe()
+
+def host_recipe(host: str = "toy-lm-planted") -> Any:
+    """The :class:`interp.zoo.toy_lm_planted.PlantedRecipe` a host of :data:`HOSTS` was trained with."""
+    if host == "toy-induction":
+        from interp.zoo.toy_induction import default_recipe
+
+        return default_recipe()
+    if host == "toy-lm-planted":
+        from interp.zoo.toy_lm_planted import PlantedRecipe
+
+        return PlantedRecipe()
+    raise ValueError(f"host={host!r}: use one of {HOSTS}.")
+
+
+def planted_tokens(model: "HookedTransformer", n_seq: int, ctx: int = 128, *, seed: int = EVAL_CORPUS_SEED,
+                   host: str = "toy-lm-planted") -> Int[Tensor, "n_seq ctx"]:
+    """``n_seq`` rows of ``ctx`` tokens (BOS first) from unseen documents of ``host``'s corpus (its recipe's
+    mix, corpus seed ``seed``) with repeated random spans planted the way its recipe plants them: the
+    model's own training distribution (documents shorter than ``ctx`` tokens are left out)."""
+    from dataclasses import replace
+
+    from interp.zoo.corpus import generate_corpus
+    from interp.zoo.toy_lm_planted import _planted_sequences
+
+    recipe = host_recipe(host)
     rows: list[list[int]] = []
     n_docs = 2 * n_seq
     while len(rows) < n_seq:
-        docs = generate_corpus(CorpusConfig(n_docs=n_docs, seed=seed, mix=dict(PLANTED_MIX)))
+        docs = generate_corpus(replace(recipe.corpus, n_docs=n_docs, seed=seed))
         seqs, _ = _planted_sequences(docs, model.tokenizer, 10_000, recipe.repeats, seed=seed)
         rows = [s[:ctx] for s in seqs if len(s) >= ctx]
         n_docs *= 2
@@ -176,6 +202,30 @@ def induction_control(model: "HookedTransformer", lorsa: Any, lorsa_heads: "list
     return df
 
 
+@torch.no_grad()
+def copy_losses(model: "HookedTransformer", *, n_random: int = 64, half: int = 32, seed: int = 0) -> dict[str, float]:
+    """The host's mean next-token loss (nats) on the probe [BOS, r, r] of :func:`interp.lorsa.analyze.head_scores`:
+    on the first copy (predicting r_2..r_half, nothing to copy: about ln(vocabulary)), on the second copy
+    (r_2..r_half again, predictable by induction) and on the same positions of the control [BOS, r, r']
+    (nothing repeats). Induction shows as a second-copy loss far below the other two."""
+    from interp.lorsa.analyze import repeated_random_tokens
+
+    half = min(half, (model.cfg.n_ctx - 1) // 2)
+    rep = repeated_random_tokens(model, n_random, half, seed=seed)
+    control = rep.clone()
+    control[:, half + 1:] = repeated_random_tokens(model, n_random, half, seed=seed + 10_007)[:, 1:half + 1]
+
+    def nll(toks: Tensor) -> Tensor:
+        logits = model(toks.to(model.cfg.device)).float()
+        return -logits[:, :-1].log_softmax(-1).gather(-1, toks[:, 1:, None].to(logits.device))[..., 0].cpu()
+
+    a, b = nll(rep), nll(control)
+    second = slice(half + 1, 2 * half)  # predictions of r_2..r_half of the second half
+    return {"first_copy": float(a[:, 1:half].mean()), "second_copy": float(a[:, second].mean()),
+            "control_second_half": float(b[:, second].mean()), "second_copy_se": float(a[:, second].mean(1).std() / n_random ** 0.5),
+            "n_random": n_random, "half": half, "seed": seed}
+
+
 def induction_control_summary(model: "HookedTransformer", lorsa: Any, lorsa_head: int, host_head: int, *,
                               seeds: tuple[int, ...] = (0, 1, 2, 3), n_random: int = 64) -> dict[str, Any]:
     """:func:`induction_control` of one Lorsa head and one host head over probe ``seeds``, both weightings:
@@ -261,21 +311,25 @@ def fresh_probe_scores(model: "HookedTransformer", lorsa: Any, scores: dict[str,
     return out
 
 
-def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n_train_seq: int = 1024, ctx: int = 128,
-        expansion: int = 8, top_k: int = 16, lr: float = 2e-3, n_random: int = 64, min_support: float = 0.01,
-        seed: int = 0, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+def run(model: "HookedTransformer | None" = None, *, host: str = "toy-lm-planted", layer: int | None = None,
+        n_train_seq: int = 1024, ctx: int = 128, expansion: int = 8, top_k: int = 16, lr: float = 2e-3,
+        n_random: int = 64, min_support: float = 0.01, seed: int = 0, out: str | Path | None = None,
+        progress: bool = False) -> dict[str, Any]:
     """Host scores at every layer, a Lorsa at ``layer`` (default: the host's best induction layer),
-    and both scored like for like with both weightings. JSON-able summary; the Lorsa goes to ``out``."""
+    and both scored like for like with both weightings. JSON-able summary; the Lorsa goes to ``out``
+    (the zoo artefact ``<host>-lorsa``; ``model`` defaults to the zoo's ``host``)."""
     from interp import zoo
     from interp.lorsa import LorsaConfig, evaluate_lorsa, train_lorsa
     from interp.lorsa.train import LorsaTrainConfig
 
     torch.manual_seed(seed)
-    model = model if model is not None else zoo.load("toy-lm-planted", device="cpu")
+    if host not in HOSTS:
+        raise ValueError(f"host={host!r}: use one of {HOSTS}.")
+    model = model if model is not None else zoo.load(host, device="cpu")
     hosts = {w: host_scores(model, weighting=w, n_random=n_random) for w in ("output", "uniform")}
     if layer is None:
         layer = int(max(hosts["output"], key=lambda r: r["induction"])["layer"])
-    tokens = planted_tokens(model, n_train_seq + 256, ctx)
+    tokens = planted_tokens(model, n_train_seq + 256, ctx, host=host)
     train, held = tokens[:n_train_seq], tokens[n_train_seq:]
     cfg = LorsaConfig.from_model(model, layer, expansion=expansion, top_k=top_k)
     tc = LorsaTrainConfig(batch_size=16, n_steps=n_train_seq // 16, lr=lr, seed=seed, progress=progress)
@@ -290,12 +344,14 @@ def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n
     summary["fresh_probes"] = fresh_probe_scores(model, result.lorsa, summary["scores"])
     ind = summary["scores"]["output"]["induction"]
     summary["induction_control"] = induction_control_summary(model, result.lorsa, ind["lorsa_head"], ind["host_head"])
-    if out is not None:  # the Lorsa folder with its card (the zoo artefact toy-lm-planted-lorsa)
+    summary["copy_losses"] = copy_losses(model, n_random=n_random)
+    if out is not None:  # the Lorsa folder with its card (the zoo artefact <host>-lorsa)
         out = Path(out)
         result.lorsa.save(out, extra={"eval": ev.summary(), "log": result.log})
-        card = {"name": "toy-lm-planted-lorsa", "kind": "lorsa", "host": "toy-lm-planted", "recipe":
-                "interp.zoo.recovery.lorsa:train", "reproduce": "interp zoo train toy-lm-planted-lorsa",
-                "data": {"tokens": "planted_tokens(model, n_train_seq + 256, ctx): unseen toy-lm-planted documents "
+        recipe = "interp.zoo.recovery.lorsa:train" if host == "toy-lm-planted" else "interp.zoo.recovery.lorsa:train_toy_induction"
+        card = {"name": f"{host}-lorsa", "kind": "lorsa", "host": host, "recipe": recipe,
+                "reproduce": f"interp zoo train {host}-lorsa",
+                "data": {"tokens": f"planted_tokens(model, n_train_seq + 256, ctx, host={host!r}): unseen {host} documents "
                          f"(corpus seed {EVAL_CORPUS_SEED}) with repeats planted like the recipe; the last 256 rows held out",
                          "n_train_seq": n_train_seq, "ctx": ctx},
                 **summary}
@@ -306,5 +362,15 @@ def run(model: "HookedTransformer | None" = None, *, layer: int | None = None, n
 def train(out_dir: Path, *, progress: bool = False, **kwargs: Any) -> Path:
     """Zoo recipe of ``toy-lm-planted-lorsa``: :func:`run` on the bundled toy-lm-planted, written to ``out_dir``."""
     run(out=out_dir, progress=progress, **kwargs)
+    return Path(out_dir)
+
+
+TOY_INDUCTION_LORSA: dict[str, Any] = {"ctx": 96}
+""":func:`run`'s settings for ``toy-induction-lorsa`` beyond the defaults (its documents are shorter)."""
+
+
+def train_toy_induction(out_dir: Path, *, progress: bool = False, **kwargs: Any) -> Path:
+    """Zoo recipe of ``toy-induction-lorsa``: :func:`run` on the bundled toy-induction, written to ``out_dir``."""
+    run(out=out_dir, progress=progress, host="toy-induction", **{**TOY_INDUCTION_LORSA, **kwargs})
     return Path(out_dir)
 
