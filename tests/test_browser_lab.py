@@ -61,11 +61,7 @@ FRONTENDS = {"lab": ("JupyterLab", "4", ""), "notebook": ("Jupyter Notebook", "7
 # widgets': panes load plotly's module from the kernel). Offline the figures still draw (the front-end
 # renders plotly's mime type itself); the fix is a line in the notebook, and the test fails on any
 # other notebook that asks, or on one listed here that no longer does.
-CDN_AT_RUN_TIME = {
-    nb: "pio.renderers.default = 'plotly_mimetype+notebook_connected' imports plotly.js from cdn.plot.ly;"
-        " 'plotly_mimetype' alone needs no network and notebook_html still exports the figures"
-    for nb in ("01_translation_barrier.ipynb", "02_lorsa_heads.ipynb")
-}
+CDN_AT_RUN_TIME: dict[str, str] = {}
 
 
 def _check_app(page, frontend: str) -> None:

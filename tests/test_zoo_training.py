@@ -150,7 +150,7 @@ def test_toy_lm_planted_recipe_smoke(tmp_path):
     card = json.loads((out / "card.json").read_text())
     assert card["name"] == "toy-lm-planted"
     assert card["training"]["seconds"] == round(sum(s["seconds"] for s in card["training"]["stages"]), 1)
-    assert card["training"]["cpu_seconds"] > 0
+    assert isinstance(card["training"]["cpu_seconds"], float) and card["training"]["cpu_seconds"] >= 0  # rounded to 0.1 s
     assert card["model"]["weights_bytes"] == (out / "model.safetensors").stat().st_size
     assert {"opposite", "code"} <= set(card["evaluation"]["accuracy"])
     assert {"opposite", "code"} <= set(card["planted"])

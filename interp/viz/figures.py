@@ -8,6 +8,7 @@ so a single-column figure is 3.25 in = 312 px wide and an 8 pt font is 8 * 96 / 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import shutil
@@ -150,7 +151,13 @@ class _DropIgnoredPipeNoise(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_browser_pipe():
-    logger = logging.getLogger("choreographer.channels.pipe")
+    name = "choreographer.channels.pipe"
+    try:  # its module makes the logger (a logistro subclass): a plain one made here first would break it
+        importlib.import_module(name)
+    except ImportError:  # no kaleido browser driver, nothing to quiet
+        yield
+        return
+    logger = logging.getLogger(name)
     noise = _DropIgnoredPipeNoise()
     logger.addFilter(noise)
     try:
