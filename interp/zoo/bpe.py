@@ -37,8 +37,6 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int =
     ``marks_in_words`` keeps combining marks (Indic vowel signs) inside the word they belong to,
     so that a large enough vocabulary can hold every word of any script as one token.
     """
-    from transformers import PreTrainedTokenizerFast
-
     if vocab_size < 256 + len(SPECIAL_TOKENS):
         raise ZooConfigError(f"vocab_size={vocab_size} is too small for a byte-level BPE: use at least "
                          f"{256 + len(SPECIAL_TOKENS)} (256 bytes + special tokens).")
@@ -55,9 +53,15 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 1024, min_frequency: int =
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    bos_id = tok.token_to_id(BOS)
+    return _bos_first_fast_tokenizer(tok, out_dir)
+
+
+def _bos_first_fast_tokenizer(tok: "Tokenizer", out_dir: str | Path | None):
+    """``tok`` with ``<s>`` prepended to every text, as a transformers fast tokenizer (saved to ``out_dir``)."""
+    from transformers import PreTrainedTokenizerFast
+
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
     )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=None,
@@ -77,8 +81,6 @@ def train_chars(texts: Iterable[str], out_dir: str | Path | None = None):
     >>> len(tok), tok("ab")["input_ids"], tok.decode(tok("ab ba")["input_ids"], skip_special_tokens=True)
     (6, [1, 4, 5], 'ab ba')
     """
-    from transformers import PreTrainedTokenizerFast
-
     chars = sorted(set("".join(texts)))
     if not chars:
         raise ZooConfigError("train_chars needs at least one character of text.")
@@ -86,12 +88,4 @@ def train_chars(texts: Iterable[str], out_dir: str | Path | None = None):
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
-                                                       special_tokens=[(BOS, vocab[BOS])])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=None,
-        clean_up_tokenization_spaces=False, padding_side="right", model_max_length=1_000_000,
-    )
-    if out_dir is not None:
-        fast.save_pretrained(str(out_dir))
-    return fast
+    return _bos_first_fast_tokenizer(tok, out_dir)
