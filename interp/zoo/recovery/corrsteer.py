@@ -10,8 +10,8 @@ in the mode varies from prompt to prompt and it often copies instead. :func:`run
 selected feature's cosine with the latent, steering against random features (paired bootstrap CIs),
 the prompt-only pooling check, difference of means and the other selection rules, in one run.
 
-toy-lm-planted's own opposite segments (:func:`opposite_task`) never formed the latent (its card,
-``recovery.opposite``); they stay here for that card's measurement.
+toy-lm-planted's own opposite segments never formed the latent (its card, ``recovery.opposite``), hence the
+dedicated model.
 
     python -m interp.app.zoo_experiments recovery corrsteer --out out/recovery_corrsteer
 """
@@ -19,7 +19,6 @@ toy-lm-planted's own opposite segments (:func:`opposite_task`) never formed the 
 from __future__ import annotations
 
 import json
-import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,39 +29,15 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.core.tasks import CheckedTask, Example
-from interp.zoo.planted import opposite_sample
+from interp.core.frontend import d_model, input_device
+from interp.core.tasks import Example
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["opposite_task", "latent_direction", "feature_cosines", "latent_frame", "run", "last_position_resid"]
+__all__ = ["latent_direction", "feature_cosines", "latent_frame", "run", "last_position_resid"]
 
 PairFn = Callable[[int, int], tuple[list[str], list[str]]]
-
-WEAK_EVIDENCE: dict[str, Any] = {"rule": False, "n_examples": 1}
-"""The CorrSteer task's evidence for the mode: no rule line, one example, 0-2 fillers (drawn)."""
-
-
-def opposite_task(n: int = 1200, seed: int = 0, *, mode: str = "opposite", **evidence: Any) -> CheckedTask:
-    """``n`` prompts of the planted ``opposite`` task in one mode (default: weak evidence, see
-    :data:`WEAK_EVIDENCE`), checked by :func:`interp.zoo.tasks.check`.
-
-    >>> t = opposite_task(4)
-    >>> t.examples[0].prompt.endswith("->"), t.max_new_tokens
-    (True, 3)
-    """
-    rng = random.Random(f"toy-eval-opposite-task-{seed}")  # never the corpus stream
-    kw = {**WEAK_EVIDENCE, **evidence}
-    examples = []
-    for _ in range(n):
-        s = opposite_sample(rng, mode=mode, **kw)
-        examples.append(Example(s.prompt, s.answer.strip(), {"mode": mode}))
-    from interp.zoo.tasks import STOP, check
-
-    return CheckedTask(f"toy-lm/opposite-{mode}", examples, max_new_tokens=3, stop=STOP,
-                       checker=lambda e, text: check("opposite", text, e.answer))
-
 
 @torch.no_grad()
 def last_position_resid(model: "HookedTransformer", prompts: Sequence[str], hooks: Sequence[str],
@@ -72,23 +47,15 @@ def last_position_resid(model: "HookedTransformer", prompts: Sequence[str], hook
     groups: dict[int, list[int]] = defaultdict(list)
     for i, t in enumerate(toks):
         groups[len(t)].append(i)
-    out = {h: torch.zeros(len(prompts), model.cfg.d_model) for h in hooks}
+    out = {h: torch.zeros(len(prompts), d_model(model)) for h in hooks}
     for idx in groups.values():
         for s in range(0, len(idx), batch_size):
             chunk = idx[s : s + batch_size]
-            batch = torch.stack([toks[i] for i in chunk]).to(model.cfg.device)
+            batch = torch.stack([toks[i] for i in chunk]).to(input_device(model))
             _, cache = model.run_with_cache(batch, names_filter=list(hooks))
             for h in hooks:
                 out[h][chunk] = cache[h][:, -1].float().cpu()
     return out
-
-
-def _paired_prompts(n: int, seed: int) -> tuple[list[str], list[str]]:
-    opp, same = [], []
-    for i in range(n):  # the same random draw for both modes: the prompts differ only in the mode
-        opp.append(opposite_sample(random.Random(f"latent-{seed}-{i}"), mode="opposite").prompt)
-        same.append(opposite_sample(random.Random(f"latent-{seed}-{i}"), mode="same").prompt)
-    return opp, same
 
 
 def _toy_mode_pairs(n: int, seed: int) -> tuple[list[str], list[str]]:

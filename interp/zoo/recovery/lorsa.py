@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 __all__ = ["HOSTS", "host_recipe", "planted_tokens", "host_scores", "compare_heads", "fresh_probe_scores", "comparison_frame",
-           "induction_control", "induction_control_summary", "copy_losses", "designs_tried", "run", "train", "train_toy_induction",
+           "induction_control", "induction_control_summary", "copy_losses", "designs_tried", "run", "train",
            "TOY_INDUCTION_LORSA"]
 
 SCORES = ("induction", "successor", "previous_token", "sink")
@@ -348,7 +348,7 @@ def run(model: "HookedTransformer | None" = None, *, host: str = "toy-lm-planted
     if out is not None:  # the Lorsa folder with its card (the zoo artefact <host>-lorsa)
         out = Path(out)
         result.lorsa.save(out, extra={"eval": ev.summary(), "log": result.log})
-        recipe = "interp.zoo.recovery.lorsa:train" if host == "toy-lm-planted" else "interp.zoo.recovery.lorsa:train_toy_induction"
+        recipe = "interp.zoo.recovery.lorsa:train" if host == "toy-lm-planted" else f"interp.zoo.recovery.lorsa:run(host={host!r})"
         card = {"name": f"{host}-lorsa", "kind": "lorsa", "host": host, "recipe": recipe,
                 "reproduce": f"interp zoo train {host}-lorsa",
                 "data": {"tokens": f"planted_tokens(model, n_train_seq + 256, ctx, host={host!r}): unseen {host} documents "
@@ -367,10 +367,3 @@ def train(out_dir: Path, *, progress: bool = False, **kwargs: Any) -> Path:
 
 TOY_INDUCTION_LORSA: dict[str, Any] = {"ctx": 96}
 """:func:`run`'s settings for ``toy-induction-lorsa`` beyond the defaults (its documents are shorter)."""
-
-
-def train_toy_induction(out_dir: Path, *, progress: bool = False, **kwargs: Any) -> Path:
-    """Zoo recipe of ``toy-induction-lorsa``: :func:`run` on the bundled toy-induction, written to ``out_dir``."""
-    run(out=out_dir, progress=progress, host="toy-induction", **{**TOY_INDUCTION_LORSA, **kwargs})
-    return Path(out_dir)
-
