@@ -6,8 +6,7 @@ own hook, only at generated positions. Baselines (difference of means, random fe
 and held-out reports with bootstrap CIs and the side-effect ratio come with it.
 
 >>> from interp.steering import run_corrsteer                         # doctest: +SKIP
->>> from interp.zoo.tasks import planted_task                         # doctest: +SKIP
->>> report = run_corrsteer(model, saes, planted_task("qa").split(0.6, 0.1))   # doctest: +SKIP
+>>> report = run_corrsteer(model, saes, task.split(0.6, 0.1))  # task: an interp.core.tasks.Task  # doctest: +SKIP
 """
 
 from interp.steering.baselines import diff_of_means, random_features

@@ -192,8 +192,7 @@ def rollout_thr(
     """Sample ``group_size`` responses for the first ``n_prompts`` prompts of a split and return
     their THR (one call for the common case).
 
-    >>> from interp.zoo.stories import story_word_task          # doctest: +SKIP
-    >>> res = rollout_thr(model, story_word_task(), n_prompts=2)  # doctest: +SKIP
+    >>> res = rollout_thr(model, task, n_prompts=2)  # task: an interp.thr.tasks.VerifiableTask  # doctest: +SKIP
     >>> res.to_frame().head()                                    # doctest: +SKIP
     """
     c = Check("rollout_thr", THRInputError)
@@ -242,13 +241,12 @@ class GRPOTrainer:
     The trainer trains a copy of ``model`` (``trainer.model``), so the model passed in is left as it was;
     ``in_place=True`` trains the model itself (half the memory for a large one). ``token_log=True`` also keeps
     ``trainer.token_log``, a :class:`~interp.thr.training_log.THRTrainingLog` of every rollout (per token: THR, the
-    advantage the loss used, entropy, KL to the reference when ``kl_coef > 0``), the log
-    ``widgets.THRTrainingViewer`` browses (the same one :class:`interp.thr.trl_callback.THRCallback` fills in TRL).
+    advantage the loss used, entropy, KL to the reference when ``kl_coef > 0``), the same log
+    :class:`interp.thr.trl_callback.THRCallback` fills in TRL.
 
     Example:
         >>> from interp import load_model                                 # doctest: +SKIP
-        >>> from interp.zoo.stories import story_word_task                # doctest: +SKIP
-        >>> trainer = GRPOTrainer(load_model("../shared/models/stories260K"), story_word_task(),
+        >>> trainer = GRPOTrainer(load_model("../shared/models/stories260K"), task,  # a VerifiableTask
         ...                       GRPOConfig(thr=True, thr_p=0.5))       # doctest: +SKIP
         >>> log = trainer.train(20)                                      # doctest: +SKIP
         >>> log.plot()                                                   # doctest: +SKIP
