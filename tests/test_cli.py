@@ -41,12 +41,14 @@ def test_console_script_is_installed():
 
 def test_zoo_experiments_command_line_parses_each_experiment():
     """The planted-structure experiments' command line lives in the app layer (the zoo modules only compute)."""
-    from interp.app.zoo_experiments import _parser
+    from interp.app.zoo_experiments import _parser, card_target
 
     p = _parser()
     assert p.parse_args(["pivot-time", "20", "40"]).long == 40
     assert p.parse_args(["pivot-try", "F-implicit-target", "--no-record"]).no_record
     args = p.parse_args(["recovery", "thr", "--seeds", "0", "1", "--record"])
     assert (args.method, args.seeds, args.record) == ("thr", [0, 1], True)
+    assert card_target(args) == ("toy-lm-planted", "thr_grpo")  # the section the card's THR figures live in
+    assert card_target(p.parse_args(["recovery", "corrsteer"])) == ("toy-mode", "corrsteer")
     with pytest.raises(SystemExit):
         p.parse_args(["recovery", "nothing"])

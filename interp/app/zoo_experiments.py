@@ -101,10 +101,21 @@ def main(argv: list[str] | None = None) -> int:
                     train_band=args.train_band, easy_samples=args.easy_samples, ks=tuple(args.ks), progress=False)
         shown, recorded = r["summary"], {k: v for k, v in r.items() if k != "runs"}
     _show(shown)
-    if args.record:  # CorrSteer's latent is planted in toy-mode; Lorsa's heads in --host; THR in toy-lm-planted
-        name = {"corrsteer": "toy-mode", "lorsa": getattr(args, "host", "toy-lm-planted")}.get(args.method, "toy-lm-planted")
-        recovery.record(args.method, recorded, name=name)
+    if args.record:
+        name, section = card_target(args)
+        recovery.record(section, recorded, name=name)
     return 0
+
+
+def card_target(args: argparse.Namespace) -> tuple[str, str]:
+    """(zoo model, card ``recovery`` section) a ``recovery --record`` run writes: CorrSteer's latent is planted
+    in toy-mode, Lorsa's heads in ``--host``, THR's codes in toy-lm-planted, whose card keeps the base model's
+    pass@k under ``thr_base`` and the GRPO runs under ``thr_grpo``."""
+    if args.method == "corrsteer":
+        return "toy-mode", "corrsteer"
+    if args.method == "lorsa":
+        return getattr(args, "host", "toy-lm-planted"), "lorsa"
+    return "toy-lm-planted", "thr_grpo"
 
 
 if __name__ == "__main__":
