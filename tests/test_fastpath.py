@@ -135,3 +135,33 @@ def test_stories260k_lorsa_hooks(stories_dir):
     got = host_activations(stories_model, tokens, hooks)
     for h in hooks:
         assert _rel(got[h], cache[h]) < 1e-5
+
+
+def test_lens_residuals_run_fused_and_equal_run_with_cache():
+    """The tuned lens's training forward (interp.lens.kl) runs every attention fused, equal to TransformerLens's
+    own run_with_cache; fused_attention()'s default leaves a layer the caller has hooked unfused."""
+    from interp.lens.kl import _residuals_and_final
+
+    model = tiny_llama()
+    tokens = bos_tokens(3, 16, vocab=40)
+    n = model.cfg.n_layers
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_pre" for i in range(1, n)]
+    logits, cache = model.run_with_cache(tokens, names_filter=names)
+    fused_calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+    torch.nn.functional.scaled_dot_product_attention = lambda *a, **k: fused_calls.append(1) or real(*a, **k)
+    try:
+        resid, final_lp = _residuals_and_final(model, tokens)
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = real
+    assert len(fused_calls) == n  # every layer's attention went through the fused call
+    want = torch.stack([cache[h] for h in names], dim=2).reshape(-1, n, model.cfg.d_model)
+    assert _rel(resid, want) < 1e-5
+    assert _rel(final_lp, logits.reshape(-1, logits.shape[-1]).log_softmax(-1)) < 1e-5
+
+    model.add_hook("blocks.1.attn.hook_pattern", lambda p, hook: p)
+    try:
+        with fused_attention(model) as fused:
+            assert fused == [i for i in range(n) if i != 1]
+    finally:
+        model.reset_hooks()

@@ -96,9 +96,18 @@ def _fused_forward(self, query_input, key_input, value_input, past_kv_cache_entr
 
 @contextmanager
 def fused_attention(model: "HookedTransformer", layers: Sequence[int] | None = None) -> Iterator[list[int]]:
-    """Run the attention of ``layers`` (default: all that qualify) as fused SDPA inside the block;
-    yields the layers actually fused. The host is restored on exit, also after an error."""
-    layers = range(model.cfg.n_layers) if layers is None else layers
+    """Run the attention of ``layers`` (default: all that qualify, and whose score / pattern hooks the
+    caller has not hooked: an ablation or a patch there keeps TransformerLens's attention) as fused SDPA
+    inside the block; yields the layers actually fused. The host is restored on exit, also after an error.
+
+    Example:
+        >>> with fused_attention(model):                                        # doctest: +SKIP
+        ...     logits, cache = model.run_with_cache(tokens, names_filter=names)
+    """
+    if layers is None:
+        hooked = {_layer_of(name) for name, hp in model.hook_dict.items()
+                  if name.endswith(_PATTERN_HOOKS) and (hp.fwd_hooks or hp._forward_hooks)}
+        layers = [i for i in range(model.cfg.n_layers) if i not in hooked]
     fused = [i for i in layers if fused_reason(model, i) is None]
     for i in fused:
         attn = model.blocks[i].attn
