@@ -203,6 +203,8 @@ class ActivationStream:
     @torch.no_grad()
     def _run(self, toks: Tensor) -> dict[str, Tensor]:
         if self.fused:
+            from transformer_lens import HookedTransformer
+
             fast = host_activations if isinstance(self.model, HookedTransformer) else bridge_activations
             return fast(self.model, toks, self.hooks, batch_size=self.model_batch_size)
         dev = input_device(self.model)  # the embedding's device (the first of a split model)

@@ -235,4 +235,6 @@ def bridge_activations(
                                    "run them (e.g. hook_result needs use_attn_result).")
             for h in hooks:
                 outs[h].append(got[h])
-    return {h: torch.cat(v) if len(v) > 1 else v[0] for h, v in outs.items()}
+    # A hook without a batch dimension of its own (the rotary tables, [1, ctx, d]) is the same in every host batch.
+    shared = {h for h, v in outs.items() if v[0].ndim == 0 or v[0].shape[0] != min(batch_size, tokens.shape[0])}
+    return {h: v[0] if h in shared or len(v) == 1 else torch.cat(v) for h, v in outs.items()}
