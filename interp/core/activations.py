@@ -32,8 +32,9 @@ from interp.core.validate import Check
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
 
-__all__ = ["ActivationBatch", "ActivationStream", "sample_tokens", "text_tokens", "TokenSource"]
+__all__ = ["ActivationBatch", "ActivationStream", "fast_activations", "sample_tokens", "text_tokens", "TokenSource"]
 
 TokenSource = Tensor | Iterable[Tensor]
 """A LongTensor [n_seq, ctx], or an iterable of LongTensors [b, ctx] (streamed, read once)."""
@@ -56,6 +57,21 @@ class ActivationBatch:
 
     def __getitem__(self, hook: str) -> Tensor:
         return self.acts[hook]
+
+
+def fast_activations(model: "HookedTransformer | TransformerBridge", tokens: Int[Tensor, "batch ctx"], hooks: Sequence[str], *,
+                     batch_size: int = 64) -> dict[str, Tensor]:
+    """``{hook: [batch, ctx, ...]}`` on the host's fast exact path: :func:`interp.core.fastpath.host_activations`
+    for a HookedTransformer, :func:`interp.core.bridge_fastpath.bridge_activations` for a TransformerBridge
+    (fused attention, the forward stopped at the last hook; ``run_with_cache`` to float rounding).
+
+    Example:
+        >>> acts = fast_activations(model, tokens, ["blocks.2.ln1.hook_normalized"])  # doctest: +SKIP
+    """
+    from transformer_lens import HookedTransformer
+
+    fast = host_activations if isinstance(model, HookedTransformer) else bridge_activations
+    return fast(model, tokens, hooks, batch_size=batch_size)
 
 
 def _stop_layer(hooks: Sequence[str], n_layers: int) -> int | None:
@@ -203,10 +219,7 @@ class ActivationStream:
     @torch.no_grad()
     def _run(self, toks: Tensor) -> dict[str, Tensor]:
         if self.fused:
-            from transformer_lens import HookedTransformer
-
-            fast = host_activations if isinstance(self.model, HookedTransformer) else bridge_activations
-            return fast(self.model, toks, self.hooks, batch_size=self.model_batch_size)
+            return fast_activations(self.model, toks, self.hooks, batch_size=self.model_batch_size)
         dev = input_device(self.model)  # the embedding's device (the first of a split model)
         outs: dict[str, list[Tensor]] = {h: [] for h in self.hooks}
         for start in range(0, toks.shape[0], self.model_batch_size):
