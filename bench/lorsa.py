@@ -7,10 +7,12 @@ default, so the run takes minutes; the authors' budget is 1,310,720), quality on
 sequences (seed 1).
 
 - ours: ``interp.lorsa.train_lorsa`` at its defaults on a HookedTransformer host (``--frontend hooked``, the
-  default here; ``load_model``'s own default is a TransformerBridge, whose activation pass, timed beside it,
-  is ``run_with_cache`` stopped after the layer and several times slower) (activations through ``interp.core.fastpath``:
-  TransformerLens modules with fused SDPA attention, the forward stopped after layer 2's attention,
-  host batches of 64), timed from the call to the returned, folded Lorsa;
+  default here) or on ``load_model``'s own default, a TransformerBridge (``--frontend bridge``); the other
+  front-end's activation pass is timed beside it. Activations go through the fast path of the host:
+  ``interp.core.fastpath`` (TransformerLens modules with fused SDPA attention) or
+  ``interp.core.bridge_fastpath`` (the bridge's modules with Hugging Face's own attention under SDPA), the
+  forward stopped after layer 2's attention, host batches of 64; timed from the call to the returned,
+  folded Lorsa;
 - peer: the authors' own pieces in the order their ``runners.train.train_lorsa`` runs them
   (``ActivationFactory`` -> ``Initializer.initialize_sae_from_config`` -> ``Trainer.fit``), at the
   settings of their stories260K run (fixtures/lorsa-authors-stories260K-L2): top-K 16, dataset-wise
@@ -307,9 +309,8 @@ def main() -> None:
     p.add_argument("--peer-model-batch", type=int, default=8)
     p.add_argument("--model", default=str(H.ROOT.parent.parent / "shared" / "models" / "stories260K"))
     p.add_argument("--frontend", default="hooked", choices=("hooked", "bridge"),
-                   help="ours' host: a HookedTransformer (activations through the fused fast path) or load_model's "
-                        "default TransformerBridge (run_with_cache stopped after the layer); the other one's activation "
-                        "pass is timed too")
+                   help="ours' host: a HookedTransformer (interp.core.fastpath) or load_model's default TransformerBridge "
+                        "(interp.core.bridge_fastpath); the other one's activation pass is timed too")
     p.add_argument("--variant", default="", help="also train ours with these LorsaTrainConfig overrides, in the same "
                    "run (e.g. 'aux_k=512'), and print its quality and time beside the default's")
     p.add_argument("--quick", action="store_true")

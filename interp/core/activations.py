@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from interp.core.progress import bar_disabled
 from interp.core.errors import CoreConfigError
 from interp.core.frontend import input_device, vocab_size
+from interp.core.bridge_fastpath import bridge_activations
 from interp.core.fastpath import host_activations
 from interp.core.generation import generate
 from interp.core.tokens import Truncation, check_tokens, start_token_id, token_mask
@@ -31,8 +32,9 @@ from interp.core.validate import Check
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
 
-__all__ = ["ActivationBatch", "ActivationStream", "sample_tokens", "text_tokens", "TokenSource"]
+__all__ = ["ActivationBatch", "ActivationStream", "fast_activations", "sample_tokens", "text_tokens", "TokenSource"]
 
 TokenSource = Tensor | Iterable[Tensor]
 """A LongTensor [n_seq, ctx], or an iterable of LongTensors [b, ctx] (streamed, read once)."""
@@ -55,6 +57,21 @@ class ActivationBatch:
 
     def __getitem__(self, hook: str) -> Tensor:
         return self.acts[hook]
+
+
+def fast_activations(model: "HookedTransformer | TransformerBridge", tokens: Int[Tensor, "batch ctx"], hooks: Sequence[str], *,
+                     batch_size: int = 64) -> dict[str, Tensor]:
+    """``{hook: [batch, ctx, ...]}`` on the host's fast exact path: :func:`interp.core.fastpath.host_activations`
+    for a HookedTransformer, :func:`interp.core.bridge_fastpath.bridge_activations` for a TransformerBridge
+    (fused attention, the forward stopped at the last hook; ``run_with_cache`` to float rounding).
+
+    Example:
+        >>> acts = fast_activations(model, tokens, ["blocks.2.ln1.hook_normalized"])  # doctest: +SKIP
+    """
+    from transformer_lens import HookedTransformer
+
+    fast = host_activations if isinstance(model, HookedTransformer) else bridge_activations
+    return fast(model, tokens, hooks, batch_size=batch_size)
 
 
 def _stop_layer(hooks: Sequence[str], n_layers: int) -> int | None:
@@ -84,9 +101,10 @@ class ActivationStream:
         bos_token_id, pad_token_id: tokens left out of ``mask`` (BOS defaults to the tokenizer's).
         start_batch: skip this many global batches without running the model (resume).
         model_batch_size: sequences per host forward pass.
-        fused: produce the activations through :func:`interp.core.fastpath.host_activations`
-            (attention as one fused SDPA call, the forward stopped at the last hook; equal to
-            ``run_with_cache`` up to float rounding, several times faster). ``False`` runs
+        fused: produce the activations through :func:`interp.core.fastpath.host_activations` (a
+            HookedTransformer) or :func:`interp.core.bridge_fastpath.bridge_activations` (a
+            TransformerBridge): attention as one fused SDPA call, the forward stopped at the last hook;
+            equal to ``run_with_cache`` up to float rounding, several times faster. ``False`` runs
             TransformerLens's ``run_with_cache`` as it is.
 
     Example:
@@ -163,9 +181,11 @@ class ActivationStream:
         self.stop_at_layer = _stop_layer(self.hooks, model.cfg.n_layers)
         from transformer_lens import HookedTransformer
 
-        # The fast path drives a HookedTransformer's own modules; other front-ends (a TransformerBridge) keep
+        from transformer_lens.model_bridge import TransformerBridge
+
+        # The fast paths drive a HookedTransformer's or a TransformerBridge's own modules; other hosts keep
         # run_with_cache.
-        self.fused = fused and isinstance(model, HookedTransformer)
+        self.fused = fused and isinstance(model, (HookedTransformer, TransformerBridge))
 
     @property
     def batches_per_epoch(self) -> int | None:
@@ -199,7 +219,7 @@ class ActivationStream:
     @torch.no_grad()
     def _run(self, toks: Tensor) -> dict[str, Tensor]:
         if self.fused:
-            return host_activations(self.model, toks, self.hooks, batch_size=self.model_batch_size)
+            return fast_activations(self.model, toks, self.hooks, batch_size=self.model_batch_size)
         dev = input_device(self.model)  # the embedding's device (the first of a split model)
         outs: dict[str, list[Tensor]] = {h: [] for h in self.hooks}
         for start in range(0, toks.shape[0], self.model_batch_size):

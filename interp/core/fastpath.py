@@ -17,7 +17,8 @@ equal ``run_with_cache``'s up to float rounding (tests/test_fastpath.py checks h
 whose attention the fused call cannot reproduce (soft-capping, ALiBi, local windows, attention sinks,
 QKV clipping, OLMo's full-width QK norm, per-head results, a KV cache or padding mask, a request for
 ``hook_attn_scores`` / ``hook_pattern``, or a hook the caller already put on them) runs TransformerLens's
-own attention; :func:`fused_reason` says why.
+own attention; :func:`fused_reason` says why. The TransformerBridge counterpart is
+:mod:`interp.core.bridge_fastpath`.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def host_activations(
 
     if not isinstance(model, HookedTransformer):
         raise TypeError(f"host_activations runs a HookedTransformer's own modules; got {type(model).__name__}. "
-                        "Use model.run_with_cache for other front-ends (ActivationStream does so by itself).")
+                        "For a TransformerBridge use interp.core.bridge_fastpath.bridge_activations "
+                        "(ActivationStream picks the right one by itself).")
     hooks = list(dict.fromkeys([hooks] if isinstance(hooks, str) else hooks))
     unknown = [h for h in hooks if h not in model.hook_dict]
     if unknown:

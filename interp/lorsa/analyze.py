@@ -14,6 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interp.core.activations import fast_activations
 from interp.core.progress import bar_disabled
 from interp.core.readout import direction_logits, readout_frame
 from interp.core.tokens import Truncation, check_tokens, token_mask
@@ -121,8 +122,8 @@ def top_contexts(
     ctx = tokens.shape[1]
     for start in tqdm(range(0, tokens.shape[0], batch_size), desc="top contexts", disable=bar_disabled(progress)):
         toks = tokens[start : start + batch_size].to(dev)
-        _, cache = model.run_with_cache(toks, names_filter=[lorsa.cfg.hook_in], stop_at_layer=lorsa.cfg.layer + 1)
-        z = lorsa.encode(cache[lorsa.cfg.hook_in].float())
+        x = fast_activations(model, toks, [lorsa.cfg.hook_in], batch_size=batch_size)[lorsa.cfg.hook_in]
+        z = lorsa.encode(x.float())
         mask = token_mask(toks, bos_token_id=bos)
         z = z * mask.unsqueeze(-1)
         fires += (z != 0).sum((0, 1))
