@@ -342,8 +342,16 @@ def main() -> None:
 
     mod, why = H.peer("llamascopium")
     runs = {"ours": lambda: ours_train(model, train, n_steps)}
-    variant = {k: None if v.lower() == "none" else int(v) if v.lstrip("-").isdigit() else float(v)
-               for k, v in (kv.split("=") for kv in a.variant.split(",") if kv)}
+    def value(v: str):
+        if v.lower() == "none":
+            return None
+        if v in ("True", "False"):
+            return v == "True"
+        try:
+            return int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            return v  # a choice, e.g. ov_init=active_subspace
+    variant = {k: value(v) for k, v in (kv.split("=") for kv in a.variant.split(",") if kv)}
     if variant:
         runs["variant"] = lambda: ours_train(model, train, n_steps, **variant)
     peer_sae: dict = {}

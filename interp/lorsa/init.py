@@ -5,10 +5,17 @@ the host's input norm weight folded in (Gemma's 1 + w), since ``ln1.hook_normali
 is applied; GQA key heads are repeated per query head. The host is read through
 :mod:`interp.core.frontend`, so a TransformerBridge and a HookedTransformer give the same Lorsa. Each OV head's w_V lies in its parent head's value subspace and its w_O goes through the
 parent's OV circuit, so E[w_V w_O^T] is the parent's W_V W_O.
+
+:func:`init_ov_active_subspace` is the authors' alternative OV init (reconstructed from their code,
+``llamascopium`` ``LowRankSparseAttention.init_W_V_with_active_subspace_per_head``, not from the paper):
+w_V isotropic in the principal subspace of the parent's value-read projection of the data, w_O the
+parent's OV circuit applied to it, both unit norm. :func:`geometric_median` (Weiszfeld) is used
+for the decoder bias when asked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +30,7 @@ from interp.lorsa.model import Lorsa
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["HostAttention", "host_attention", "init_from_host"]
+__all__ = ["HostAttention", "host_attention", "init_from_host", "init_ov_active_subspace", "geometric_median"]
 
 
 @dataclass
@@ -127,3 +134,102 @@ def init_from_host(
     lorsa.b_V.copy_(b_v / v_norm.squeeze(-1))
     lorsa.W_O.copy_(w_o * v_norm)
     return lorsa
+
+
+@torch.no_grad()
+def init_ov_active_subspace(
+    lorsa: Lorsa,
+    model: "HookedTransformer",
+    x: Float[Tensor, "batch pos d_model"],
+    mask: Tensor | None = None,
+    layer: int | None = None,
+    *,
+    seed: int = 0,
+    reduce: Callable[[Tensor], Tensor] | None = None,
+) -> Lorsa:
+    """The authors' "active-subspace" OV init, on a batch ``x`` of the (normalised) Lorsa input.
+
+    For host head h, project the tokens onto the head's value-read subspace, p = W_V^h W_V^h^T x,
+    and take the top-d_head principal directions U_h of p (demeaned, over the kept tokens; one
+    batched ``eigh`` of the d_model x d_model covariances, no loop over heads). OV head i with parent
+    h gets w_V = U_h c_i (c_i ~ N(0, I)), w_O = w_V^T W_V^h W_O^h (the host head's output for
+    input direction w_V), both scaled to unit norm, b_V = 0. So every w_V lies in the column space
+    of W_V^h and every w_O in the row space of W_O^h; decoder norms are all equal, so the top-K
+    selection (z * ||w_O||) starts unbiased. Reconstructed from their code
+    (``init_W_V_with_active_subspace_per_head``: they take the first d_qk_head columns of a random
+    normal W_V against the SVD basis; this is the same distribution). QK weights are left as they are.
+    ``reduce`` sums a tensor over processes, so data-parallel ranks build the same heads.
+
+    Example:
+        >>> init_from_host(lorsa, model, 2)                                # doctest: +SKIP
+        >>> init_ov_active_subspace(lorsa, model, x, mask, 2)              # doctest: +SKIP
+    """
+    cfg = lorsa.cfg
+    layer = cfg.layer if layer is None else layer
+    if layer is None:
+        raise ValueError("init_ov_active_subspace needs the host layer: pass layer= or build the config with from_model.")
+    host = host_attention(model, layer)
+    n_heads, d_model, d_head = host.W_V.shape
+    if d_model != cfg.d_model:
+        raise ValueError(f"Lorsa d_model={cfg.d_model} does not match the model's d_model={d_model}.")
+    dev = lorsa.W_V.device
+    W_V, W_O = host.W_V.to(dev).float(), host.W_O.to(dev).float()
+    pts = x.reshape(-1, d_model).to(dev).double()
+    if mask is not None:
+        pts = pts[mask.reshape(-1).to(dev)]
+    red = reduce if reduce is not None else (lambda t: t)
+    n = red(pts.new_tensor([pts.shape[0]]))
+    mean = red(pts.sum(0)) / n.clamp_min(1)
+    cov = (red(pts.T @ pts) / n.clamp_min(1) - torch.outer(mean, mean)).float()  # [d, d], over every rank's tokens
+    proj = W_V @ W_V.transpose(1, 2)  # [h, d, d]: x -> W_V W_V^T x
+    c_h = proj @ cov @ proj.transpose(1, 2)  # covariance of the projected tokens, per head
+    _, vecs = torch.linalg.eigh(c_h)  # ascending eigenvalues
+    U = vecs[..., -d_head:]  # [h, d, d_head]: the head's active subspace
+    parent = (torch.arange(cfg.n_qk_heads, device=dev) % n_heads).repeat_interleave(cfg.group_size)
+    gen = torch.Generator().manual_seed(seed)
+    c = torch.randn(cfg.n_ov_heads, d_head, generator=gen).to(dev)
+    w_v = torch.einsum("ide,ie->id", U[parent], c)
+    w_o = torch.einsum("id,ide,ief->if", w_v, W_V[parent], W_O[parent])
+    lorsa.W_V.copy_(w_v / w_v.norm(dim=-1, keepdim=True).clamp_min(1e-8))
+    lorsa.W_O.copy_(w_o / w_o.norm(dim=-1, keepdim=True).clamp_min(1e-8))
+    lorsa.b_V.zero_()
+    return lorsa
+
+
+@torch.no_grad()
+def geometric_median(
+    points: Float[Tensor, "n d"],
+    weights: Float[Tensor, " n"] | None = None,
+    *,
+    n_iter: int = 100,
+    tol: float = 1e-6,
+    eps: float = 1e-8,
+    reduce: Callable[[Tensor], Tensor] | None = None,
+) -> Float[Tensor, " d"]:
+    """The point minimising the (weighted) sum of Euclidean distances to ``points``: Weiszfeld's
+    iterations y <- sum_i w_i x_i / d_i / sum_i w_i / d_i (d_i = ||x_i - y||, floored at ``eps``),
+    vectorised, on the points' device, from the weighted mean, until the step is below ``tol``
+    times the points' spread. ``reduce`` sums a tensor over processes (data parallel: each rank
+    holds its own points), so every rank gets the same median.
+
+    Example:
+        >>> pts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [10.0, 10.0]])
+        >>> geometric_median(pts)  # the mean is (2.75, 2.75)
+        tensor([0.5000, 0.5000])
+    """
+    red = reduce if reduce is not None else (lambda t: t)
+    pts = points.double()
+    w = torch.ones(pts.shape[0], dtype=pts.dtype, device=pts.device) if weights is None else weights.to(pts)
+    sums = red(torch.cat([(w[:, None] * pts).sum(0), w.sum()[None]]))
+    y = sums[:-1] / sums[-1].clamp_min(1e-300)
+    spread = red(torch.stack([(w * (pts - y).norm(dim=-1)).sum(), w.sum()]))
+    scale = float(spread[0] / spread[1].clamp_min(1e-300)) or 1.0
+    for _ in range(n_iter):
+        inv = w / (pts - y).norm(dim=-1).clamp_min(eps * scale)
+        sums = red(torch.cat([(inv[:, None] * pts).sum(0), inv.sum()[None]]))
+        y_new = sums[:-1] / sums[-1]
+        step = float((y_new - y).norm())
+        y = y_new
+        if step <= tol * scale:
+            break
+    return y.to(points.dtype)
