@@ -19,7 +19,8 @@ same windows in the same order (``interp.lens.tuned.batch_order``), ``--batch`` 
   final log-probs, no lens at all), for each front-end; and the package's own (transformers, hidden states).
 Held-out KL(final || lens) per layer is measured for both lenses (and the logit lens) by one evaluator
 on the Hugging Face model, and ours again by ``interp.lens.kl_by_layer`` on the HookedTransformer as a
-cross-check. Training runs are interleaved (ours, peer, ours, peer, ...; medians).
+cross-check. Training runs are interleaved (ours, peer, ours, peer, ...; medians), timed in CPU seconds of
+this single-threaded process (the other jobs of a shared machine stretch the wall clock, not the work).
 
 Then the same trainers' seconds per step at GPT-2-small width (12 layers, d_model 768, vocab 50257, seeded
 random weights, so only time is compared), where the loss (every layer unembedded, forward and backward)
@@ -147,9 +148,9 @@ def timed_rounds(fns: dict, repeats: int) -> tuple[dict[str, list[float]], dict]
     first = {}
     for r in range(repeats):
         for key, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = time.process_time()  # CPU seconds: the other jobs of a shared machine do not stretch them
             out = fn()
-            times[key].append(time.perf_counter() - t0)
+            times[key].append(time.process_time() - t0)
             if r == 0:
                 first[key] = out
     return times, first
