@@ -188,3 +188,31 @@ def test_stories260k_lorsa_hooks(stories_model):
     got = bridge_activations(stories_model, tokens, hooks)
     for h in hooks:
         assert _rel(got[h], cache[h]) < 1e-5
+
+
+@pytest.mark.parametrize("family", ["llama3", "gemma3", "gpt2"])
+def test_lens_residuals_on_a_bridge_run_fused_and_equal_run_with_cache(family, twin_model):
+    """The tuned lens's training forward (interp.lens.kl) runs a bridge's attention fused, equal to the bridge's
+    own run_with_cache; bridge_fused_attention()'s default leaves a layer the caller has hooked unfused."""
+    from interp.lens.kl import _residuals_and_final
+    from interp.lens.layers import layer_hook_name
+
+    model = twin_model(family, "bridge")
+    tokens = _tokens(3, 24)
+    n = model.cfg.n_layers
+    names = [layer_hook_name(i, n) for i in range(n)]
+    logits, cache = model.run_with_cache(tokens, names_filter=names)
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+    torch.nn.functional.scaled_dot_product_attention = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        resid, final_lp = _residuals_and_final(model, tokens)
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = real
+    assert len(calls) == n  # every layer's attention went through SDPA (the bridge's own is eager)
+    want = torch.stack([cache[h] for h in names], dim=2).reshape(-1, n, resid.shape[-1])
+    assert _rel(resid, want) < 1e-5
+    assert _rel(final_lp, logits.reshape(-1, logits.shape[-1]).float().log_softmax(-1)) < 1e-5
+    with model.hooks(fwd_hooks=[("blocks.1.attn.hook_pattern", lambda p, hook: p)]):
+        with bridge_fused_attention(model) as fused:
+            assert fused == [i for i in range(n) if i != 1]

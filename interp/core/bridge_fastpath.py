@@ -137,14 +137,17 @@ def _fused_forward(self, *args: Any, **kwargs: Any) -> Any:
 
 @contextmanager
 def bridge_fused_attention(model: "TransformerBridge", layers: Sequence[int] | None = None) -> Iterator[list[int]]:
-    """Run the attention bridges of ``layers`` (default: all that qualify) as Hugging Face's SDPA attention;
-    yields the layers actually fused. The bridge is restored on exit, also after an error.
+    """Run the attention bridges of ``layers`` (default: all that qualify and whose internal hook points carry
+    no caller's hook) as Hugging Face's SDPA attention; yields the layers actually fused. The bridge is
+    restored on exit, also after an error.
 
     Example:
         >>> with bridge_fused_attention(model, [0, 1]) as fused:  # doctest: +SKIP
         ...     model(tokens)
     """
-    layers = range(model.cfg.n_layers) if layers is None else layers
+    if layers is None:
+        hooked = _internal_hook_layers(model, [], model.cfg.n_layers - 1)
+        layers = [i for i in range(model.cfg.n_layers) if i not in hooked]
     fused = [i for i in layers if bridge_fused_reason(model, i) is None]
     try:
         for i in fused:

@@ -13,8 +13,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.core.bridge_fastpath import bridge_fused_attention
 from interp.core.fastpath import fused_attention
-from interp.core.frontend import final_norm, input_device, is_hooked, output_device, output_softcap, unembed_weights, vocab_size
+from interp.core.frontend import final_norm, input_device, is_bridge, is_hooked, output_device, output_softcap, unembed_weights, vocab_size
 from interp.core.frontend import n_layers as n_layers_of
 from interp.core.tokens import check_tokens
 from interp.core.validate import Check
@@ -50,9 +51,10 @@ def _residuals_and_final(model: "HookedTransformer", tokens: Tensor):
 
     n = n_layers_of(model)
     names = [layer_hook_name(i, n) for i in range(n)]
-    # A HookedTransformer's attention as one fused SDPA call (no [batch, heads, q, k] pattern; ~3x faster
-    # for stories260K at 8 x 128 on CPU, equal to float rounding): the lens needs residuals and logits only.
-    fused = fused_attention(model) if is_hooked(model) else contextlib.nullcontext()
+    # Attention as one fused SDPA call (no [batch, heads, q, k] pattern; ~3x faster for stories260K at 8 x 128
+    # on CPU, equal to float rounding): the lens needs residuals and logits only.
+    fused = fused_attention(model) if is_hooked(model) else bridge_fused_attention(model) if is_bridge(model) \
+        else contextlib.nullcontext()
     with fused:
         logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     head = output_device(model)  # a split model's layers live on several devices
