@@ -23,6 +23,9 @@ from interp.lorsa import LorsaConfig, LorsaTrainConfig, evaluate_lorsa, train_lo
 
 __all__ = ["TRAIN_SEEDS", "EVAL_SEED", "train"]
 
+BUNDLED_RECIPE = {"ov_init": "host", "cooldown_frac": 0.2}
+"""Settings of the bundled checkpoint, trained before the defaults moved to the authors' OV init and a short cool-down."""
+
 TRAIN_SEEDS = tuple(range(1000, 1010))
 EVAL_SEED = 12345
 
@@ -37,7 +40,8 @@ def train(out_dir: Path, *, host: str | Path, layer: int = 2, top_k: int = 16, l
     cfg = LorsaConfig.from_model(model, layer, expansion=8, top_k=top_k)
     start = time.time()
     result = train_lorsa(model, layer, train_tokens, cfg,
-                         LorsaTrainConfig(batch_size=8, n_steps=train_tokens.shape[0] // 8, lr=lr, progress=progress))
+                         LorsaTrainConfig(batch_size=8, n_steps=train_tokens.shape[0] // 8, lr=lr, progress=progress,
+                                          **BUNDLED_RECIPE))
     seconds = time.time() - start
     ev = evaluate_lorsa(model, result.lorsa, held_out, progress=progress)
     summary: dict[str, Any] = dict(train_tokens=result.tokens_seen, train_seconds=seconds, **ev.summary())

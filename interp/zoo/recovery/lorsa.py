@@ -332,7 +332,9 @@ def run(model: "HookedTransformer | None" = None, *, host: str = "toy-lm-planted
     tokens = planted_tokens(model, n_train_seq + 256, ctx, host=host)
     train, held = tokens[:n_train_seq], tokens[n_train_seq:]
     cfg = LorsaConfig.from_model(model, layer, expansion=expansion, top_k=top_k)
-    tc = LorsaTrainConfig(batch_size=16, n_steps=n_train_seq // 16, lr=lr, seed=seed, progress=progress)
+    # the bundled checkpoints were trained before the defaults moved to the authors' init: their recipe keeps its own
+    tc = LorsaTrainConfig(batch_size=16, n_steps=n_train_seq // 16, lr=lr, seed=seed, progress=progress,
+                          ov_init="host", cooldown_frac=0.2)
     t0 = time.perf_counter()
     result = train_lorsa(model, layer, train, cfg, tc)
     seconds = time.perf_counter() - t0
