@@ -109,7 +109,7 @@ def setup_worker(args):
     from interp.core.models import load_model
     from interp.lens import decode_layers, layer_hook_name
 
-    model = load_model(folder)
+    model = load_model(folder, frontend="hooked")  # the labels say HookedTransformer; the default is the bridge
     n = model.cfg.n_layers
     if name == "tl_forward":
         return (lambda: model(tokens)[:, -1].topk(10)), {}

@@ -170,7 +170,7 @@ def wide_timing(args, tl_ok: bool, why: str) -> None:
 
     folder = model_folder(args.wide_layers)
     hf = AutoModelForCausalLM.from_pretrained(folder).eval().requires_grad_(False)
-    model = load_model(folder)
+    model = load_model(folder, frontend="hooked")  # the default front-end is the bridge
     g = torch.Generator().manual_seed(0)
     windows = torch.randint(0, 50257, (args.wide_batch * args.wide_steps, args.wide_ctx), generator=g)
     order = batch_order(windows.shape[0], args.wide_steps, args.wide_batch, 0)
@@ -233,7 +233,7 @@ def main() -> None:
     folder = shared_model_dir()
     hf = AutoModelForCausalLM.from_pretrained(folder).eval().requires_grad_(False)
     tok = AutoTokenizer.from_pretrained(folder)
-    model = load_model(folder)
+    model = load_model(folder, frontend="hooked")  # the default front-end is the bridge; ours_bridge is the bridge
     fronts = {"ours": model}
     if not args.no_bridge:
         from bridge import front_ends
