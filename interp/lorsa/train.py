@@ -253,7 +253,12 @@ def _loss_parts(lorsa: Lorsa, x: Tensor, y: Tensor, mask: Tensor, k: int, dead: 
         n_aux = min(aux_k, heads.numel())
         err = (y - y_hat).detach()
         if n_aux < lorsa.cfg.n_ov_heads:
-            y_aux = lorsa.decode_codes(*lorsa.top_codes(z_pre, n_aux, heads=heads), bias=False)
+            # decoded densely over the dead heads only ([tokens, n_dead] @ W_O[dead]): few heads, a small matmul
+            aux_idx, aux_vals = lorsa.top_codes(z_pre, n_aux, heads=heads)
+            local = torch.empty(lorsa.cfg.n_ov_heads, dtype=torch.long, device=x.device)
+            local[heads] = torch.arange(heads.numel(), device=x.device)
+            z_aux = aux_vals.new_zeros(*aux_vals.shape[:-1], heads.numel()).scatter(-1, local[aux_idx], aux_vals)
+            y_aux = z_aux @ lorsa.W_O.index_select(0, heads)
         else:  # every head dead and aux_k >= n_ov: the raw activations (no top-K, no relu), as before
             y_aux = z_pre @ lorsa.W_O
         aux = ((y_aux - err).pow(2) * m).sum()
