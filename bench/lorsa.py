@@ -71,17 +71,17 @@ def lorsa_step_flops(cfg, batch: int, ctx: int) -> float:
     return 3 * (proj + attn)
 
 
-def lorsa_step_executed_flops(cfg, batch: int, ctx: int, chunk: int, aux_k: int) -> float:
+def lorsa_step_executed_flops(cfg, batch: int, ctx: int, chunk: int, n_dead: int) -> float:
     """Multiply-add FLOPs the step really runs (matmuls and the sparse decodes; no elementwise work): Q, K and
     values dense (values: forward + dW_V, no dx), attention per query chunk over the keys up to the chunk's end
     (QK^T, P V forward; dP, dV, dQ, dK backward), the decode of the top-K codes (embedding_bag: forward, dW_O,
-    d codes) and the same for AuxK's ``aux_k`` dead-head codes."""
+    d codes) and AuxK's decode, dense over the ``n_dead`` dead heads (forward, dW_O, d codes)."""
     t = batch * ctx
     qk = 2 * t * cfg.d_model * 2 * cfg.n_qk_heads * cfg.d_qk_head * 2  # forward + dW (x needs no gradient)
     values = 2 * t * cfg.d_model * cfg.n_ov_heads * 2
     seen = sum(min(s + chunk, ctx) * (min(s + chunk, ctx) - s) for s in range(0, ctx, chunk))  # query-key pairs
     attn = 2 * batch * cfg.n_qk_heads * seen * (cfg.d_qk_head + cfg.group_size) * 3
-    decode = 2 * t * (cfg.top_k + aux_k) * cfg.d_model * 3
+    decode = 2 * t * (cfg.top_k + n_dead) * cfg.d_model * 3
     return qk + values + attn + decode
 
 
@@ -174,7 +174,7 @@ def ours_parts(model, tokens, rate: float, repeats: int, other=None) -> dict:
     rate = 16 * 2 * 512**3 / H.median(times["matmul"])
     flops = lorsa_step_flops(cfg, BATCH, CTX)
     chunk = cfg.query_chunk_size or AUTO_QUERY_CHUNK
-    executed = lorsa_step_executed_flops(cfg, BATCH, CTX, chunk if cfg.query_chunk_size != 0 else CTX, 2 * cfg.top_k)
+    executed = lorsa_step_executed_flops(cfg, BATCH, CTX, chunk if cfg.query_chunk_size != 0 else CTX, int(dead.sum()))
     return {"executed": executed, "executed_rate": executed / t_step, "act_s": t_act, "act_tl_s": t_act_tl, "act_other_s": t_act_other, "act_hf_s": t_act_hf, "step_s": t_step, "step_flops": flops / t_step,
             "rate": rate,
             "step_frac": flops / t_step / rate, "n_tokens": tokens.numel()}
@@ -436,7 +436,7 @@ def main() -> None:
                           floor_name="matmul rate", floor=step_floor,
                           extra=f"step at {parts['step_frac']:.1%} of the matmul rate ({parts['step_flops'] / 1e9:.1f} "
                                 f"of {rate / 1e9:.1f} GFLOP/s, dense-equivalent model FLOPs, AuxK not counted); "
-                                f"FLOPs actually executed (sparse top-K decodes incl. AuxK's, attention per query chunk): "
+                                f"FLOPs actually executed (sparse top-K decode, AuxK's decode over the dead heads, attention per query chunk): "
                                 f"{parts['executed'] / 1e9:.2f} vs {step_floor * rate / 1e9:.2f} GFLOP a step, "
                                 f"{parts['executed_rate'] / 1e9:.1f} GFLOP/s = {parts['executed_rate'] / rate:.1%} of the "
                                 f"matmul rate; {H.load_average()}"))
