@@ -63,11 +63,28 @@ BATCH = 8
 
 
 def lorsa_step_flops(cfg, batch: int, ctx: int) -> float:
-    """Forward + backward (2x forward) FLOPs of one dense Lorsa step; causal attention counted as half the square."""
+    """Forward + backward (2x forward) FLOPs of one dense Lorsa step; causal attention counted as half the square.
+
+    The headline (model FLOPs, like MFU): the W_O decode counted dense (n_ov multiply-adds per output), the
+    AuxK branch not counted at all (it is an auxiliary loss, ~1/7 of the dense decode's work even dense)."""
     t = batch * ctx
     proj = 2 * t * cfg.d_model * (2 * cfg.n_qk_heads * cfg.d_qk_head + 2 * cfg.n_ov_heads)  # Q, K, values, W_O
     attn = 2 * batch * cfg.n_qk_heads * (ctx * ctx / 2) * (cfg.d_qk_head + cfg.group_size)
     return 3 * (proj + attn)
+
+
+def lorsa_step_executed_flops(cfg, batch: int, ctx: int, chunk: int, n_dead: int) -> float:
+    """Multiply-add FLOPs the step really runs (matmuls and the sparse decodes; no elementwise work): Q, K and
+    values dense (values: forward + dW_V, no dx), attention per query chunk over the keys up to the chunk's end
+    (QK^T, P V forward; dP, dV, dQ, dK backward), the decode of the top-K codes (embedding_bag: forward, dW_O,
+    d codes) and AuxK's decode, dense over the ``n_dead`` dead heads (forward, dW_O, d codes)."""
+    t = batch * ctx
+    qk = 2 * t * cfg.d_model * 2 * cfg.n_qk_heads * cfg.d_qk_head * 2  # forward + dW (x needs no gradient)
+    values = 2 * t * cfg.d_model * cfg.n_ov_heads * 2
+    seen = sum(min(s + chunk, ctx) * (min(s + chunk, ctx) - s) for s in range(0, ctx, chunk))  # query-key pairs
+    attn = 2 * batch * cfg.n_qk_heads * seen * (cfg.d_qk_head + cfg.group_size) * 3
+    decode = 2 * t * (cfg.top_k + n_dead) * cfg.d_model * 3
+    return qk + values + attn + decode
 
 
 # ----------------------------------------------------------------------------------- ours
@@ -115,7 +132,8 @@ def ours_parts(model, tokens, rate: float, repeats: int, other=None) -> dict:
     from interp.core.activations import ActivationStream
     from interp.lorsa import Lorsa, LorsaConfig
     from interp.lorsa.config import hook_names
-    from interp.lorsa.train import _loss_parts
+    from interp.lorsa.model import AUTO_QUERY_CHUNK
+    from interp.lorsa.train import lorsa_step
 
     hooks = list(hook_names(model, LAYER))
     t0 = time.process_time()  # CPU seconds, like the end-to-end times it is the floor of
@@ -136,19 +154,16 @@ def ours_parts(model, tokens, rate: float, repeats: int, other=None) -> dict:
 
     cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
     lorsa = Lorsa(cfg, seed=0)
-    opt = torch.optim.Adam(lorsa.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(lorsa.parameters(), lr=1e-3, foreach=True)  # as train_lorsa makes it
     b = blocks[0]
     x, y, mask = b[hooks[0]], b[hooks[1]], b.mask
     dead = torch.zeros(cfg.n_ov_heads, dtype=torch.bool)
     dead[:64] = True  # the AuxK branch runs, as it does once heads die
+    n_tok = float(mask.sum())
 
-    def step():
-        sq, aux, _ = _loss_parts(lorsa, x, y, mask, cfg.top_k, dead, 2 * cfg.top_k)
-        loss = (sq + aux / 32) / (mask.sum() * cfg.d_model)
-        opt.zero_grad(set_to_none=False)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(lorsa.parameters(), 1.0)
-        opt.step()
+    def step():  # train_lorsa's own step function (forward, backward, clipping, Adam), at its defaults
+        lorsa_step(lorsa, opt, x, y, mask, cfg.top_k, dead, 2 * cfg.top_k, aux_coef=1 / 32, grad_clip=1.0,
+                   n_tokens=n_tok)
 
     a_, b_ = torch.randn(512, 512), torch.randn(512, 512)
 
@@ -160,7 +175,9 @@ def ours_parts(model, tokens, rate: float, repeats: int, other=None) -> dict:
     t_step = H.median(times["step"])
     rate = 16 * 2 * 512**3 / H.median(times["matmul"])
     flops = lorsa_step_flops(cfg, BATCH, CTX)
-    return {"act_s": t_act, "act_tl_s": t_act_tl, "act_other_s": t_act_other, "act_hf_s": t_act_hf, "step_s": t_step, "step_flops": flops / t_step,
+    chunk = cfg.query_chunk_size or AUTO_QUERY_CHUNK
+    executed = lorsa_step_executed_flops(cfg, BATCH, CTX, chunk if cfg.query_chunk_size != 0 else CTX, int(dead.sum()))
+    return {"executed": executed, "executed_rate": executed / t_step, "act_s": t_act, "act_tl_s": t_act_tl, "act_other_s": t_act_other, "act_hf_s": t_act_hf, "step_s": t_step, "step_flops": flops / t_step,
             "rate": rate,
             "step_frac": flops / t_step / rate, "n_tokens": tokens.numel()}
 
@@ -427,7 +444,11 @@ def main() -> None:
     H.report(H.ratio_line("lorsa step", parts["step_s"], peer_name="", no_peer="end-to-end line above",
                           floor_name="matmul rate", floor=step_floor,
                           extra=f"step at {parts['step_frac']:.1%} of the matmul rate ({parts['step_flops'] / 1e9:.1f} "
-                                f"of {rate / 1e9:.1f} GFLOP/s); {H.load_average()}"))
+                                f"of {rate / 1e9:.1f} GFLOP/s, dense-equivalent model FLOPs, AuxK not counted); "
+                                f"FLOPs actually executed (sparse top-K decode, AuxK's decode over the dead heads, attention per query chunk): "
+                                f"{parts['executed'] / 1e9:.2f} vs {step_floor * rate / 1e9:.2f} GFLOP a step, "
+                                f"{parts['executed_rate'] / 1e9:.1f} GFLOP/s = {parts['executed_rate'] / rate:.1%} of the "
+                                f"matmul rate; {H.load_average()}"))
 
 
 if __name__ == "__main__":

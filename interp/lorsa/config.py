@@ -101,7 +101,7 @@ class LorsaConfig:
     hook_in: str | None = None
     hook_out: str | None = None
     # Runtime knob: compute z~ in chunks of this many query positions (bounds memory, skips masked
-    # work). None: automatic (128); 0: one causal attention call over all positions.
+    # work). None: automatic (64). 0: one causal attention call over all positions.
     query_chunk_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -118,7 +118,7 @@ class LorsaConfig:
         c.integer("layer", min=0, optional=True)
         c.text("hook_in", optional=True)
         c.text("hook_out", optional=True)
-        c.integer("query_chunk_size", min=0, optional=True, fix="0: no chunking; None: automatic (128).")
+        c.integer("query_chunk_size", min=0, optional=True, fix="0: no chunking; None: automatic (64).")
         c.number("rotary_attention_scaling", gt=0, fix="The cos/sin multiplier: 1 except for YaRN's mscale.")
         c.number("attn_softcap", ge=0, fix="0: no soft-cap (Gemma-2 uses 50).")
         c.integer("sliding_window", min=1, optional=True, fix="None: global attention.")

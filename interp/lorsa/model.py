@@ -7,14 +7,16 @@ the value vector, so there is no Python loop over heads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -26,7 +28,7 @@ from interp.lorsa.config import LorsaConfig, LorsaConfigError
 __all__ = ["Lorsa", "LorsaLoadError", "rotary_sin_cos", "apply_rotary", "attention_mask"]
 
 FORMAT = "interp.lorsa/1"
-AUTO_QUERY_CHUNK = 128  # query_chunk_size=None: chunks of 128 queries (~30% faster steps at ctx 256 on CPU)
+AUTO_QUERY_CHUNK = 64  # query_chunk_size=None: chunks of 64 queries (5/8 of the square at ctx 256; 128 did 3/4 and was slower)
 _PARAM_SHAPES = {
     "W_Q": ("n_qk_heads", "d_model", "d_qk_head"),
     "W_K": ("n_qk_heads", "d_model", "d_qk_head"),
@@ -86,6 +88,86 @@ def apply_rotary(
         flipped = torch.cat((-x_rot[..., half:], x_rot[..., :half]), dim=-1)
     out = x_rot * cos.to(x.dtype) + flipped * sin.to(x.dtype)
     return torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
+
+
+@contextlib.contextmanager
+def _flush_denormals(device: torch.device) -> Iterator[None]:
+    """Treat subnormal floats (< 1.2e-38) as zero on this thread while attention runs, then restore the mode.
+
+    Softmax probabilities of far-away keys underflow into subnormals, and the CPU multiplies those ~10-50x
+    slower (microcode assists): on stories260K activations they made the softmax backward and the P @ V
+    matmuls of a Lorsa step several times slower than on random data. Zeroing numbers below 1.2e-38 next to
+    row sums of 1 changes nothing a float32 can represent in the output."""
+    if device.type != "cpu":
+        yield
+        return
+    probe = torch.tensor([1e-20]) * torch.tensor([1e-20])  # 1e-40: a subnormal, or 0 when already flushing
+    was_on = bool(probe[0] == 0)
+    switched = not was_on and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if switched:
+            torch.set_flush_denormal(False)
+
+
+class _ChunkedAttention(torch.autograd.Function):
+    """Softmax attention of many heads with narrow queries/keys (d_qk) and wider values, one batched matmul
+    per chunk of queries over the keys up to its last query, masked by an additive -inf bias; the backward
+    is written out (dS = softmax'(dP), dQ = dS K, dK = dS^T Q, dV = P^T dO) so the probabilities of each
+    chunk are kept once and no dense mask, score copy or per-batch fallback is made. Same numbers as
+    ``scaled_dot_product_attention``'s math path up to float rounding (tests/test_lorsa_step.py)."""
+
+    @staticmethod
+    def forward(ctx: Any, q: Tensor, k: Tensor, v: Tensor, scale: float, chunk: int,
+                window: int | None) -> Tensor:  # noqa: D102
+        b, h, n, e = q.shape
+        g = v.shape[-1]
+        q3, k3, v3 = q.reshape(b * h, n, e), k.reshape(b * h, n, e), v.reshape(b * h, n, g)
+        out = q3.new_empty(b * h, n, g)
+        with _flush_denormals(q.device):
+            probs = _ChunkedAttention._forward(q3, k3, v3, out, scale, chunk, window)
+        ctx.save_for_backward(q3, k3, v3, *probs)
+        ctx.meta = (b, h, n, e, g, scale, chunk)
+        return out.view(b, h, n, g)
+
+    @staticmethod
+    def _forward(q3: Tensor, k3: Tensor, v3: Tensor, out: Tensor, scale: float, chunk: int,
+                 window: int | None) -> list[Tensor]:
+        n = q3.shape[1]
+        probs = []
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            bias = torch.zeros(stop - start, stop, dtype=q3.dtype, device=q3.device)
+            bias.masked_fill_(~attention_mask(stop - start, stop, start, window, q3.device), float("-inf"))
+            p = torch.baddbmm(bias, q3[:, start:stop], k3[:, :stop].transpose(1, 2), alpha=1.0 / scale).softmax(-1)
+            torch.bmm(p, v3[:, :stop], out=out[:, start:stop])
+            probs.append(p)
+        return probs
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
+        q3, k3, v3, *probs = ctx.saved_tensors
+        b, h, n, e, g, scale, chunk = ctx.meta
+        do = grad.reshape(b * h, n, g)
+        dq = torch.empty_like(q3)
+        dk, dv = torch.zeros_like(k3), torch.zeros_like(v3)
+        with _flush_denormals(q3.device):
+            _ChunkedAttention._backward(q3, k3, v3, probs, do, dq, dk, dv, chunk)
+        dq.mul_(1.0 / scale)
+        dk.mul_(1.0 / scale)
+        return dq.view(b, h, n, e), dk.view(b, h, n, e), dv.view(b, h, n, g), None, None, None
+
+    @staticmethod
+    def _backward(q3: Tensor, k3: Tensor, v3: Tensor, probs: list[Tensor], do: Tensor, dq: Tensor, dk: Tensor,
+                  dv: Tensor, chunk: int) -> None:
+        for p, start in zip(probs, range(0, q3.shape[1], chunk)):
+            stop = start + p.shape[1]
+            doc = do[:, start:stop]
+            ds = torch._softmax_backward_data(torch.bmm(doc, v3[:, :stop].transpose(1, 2)), p, -1, p.dtype)
+            dv[:, :stop] += torch.bmm(p.transpose(1, 2), doc)
+            torch.bmm(ds, k3[:, :stop], out=dq[:, start:stop])
+            dk[:, :stop] += torch.bmm(ds.transpose(1, 2), q3[:, start:stop])
 
 
 class Lorsa(nn.Module):
@@ -194,7 +276,10 @@ class Lorsa(nn.Module):
         chunk = self.cfg.query_chunk_size
         if chunk is None:
             chunk = AUTO_QUERY_CHUNK
-        if chunk == 0 or chunk >= n:
+        if self.cfg.attn_softcap == 0:
+            out = _ChunkedAttention.apply(q, k, v, self.cfg.scale, n if chunk == 0 else min(chunk, n),
+                                          self.cfg.sliding_window)
+        elif chunk == 0 or chunk >= n:
             out = self._attend(q, k, v, 0)
         else:
             # Each chunk of queries only needs keys up to its last position: bounds the working set and
@@ -206,15 +291,56 @@ class Lorsa(nn.Module):
     def sparsify(self, z_pre: Float[Tensor, "batch pos n_ov"], top_k: int | None = None) -> Float[Tensor, "batch pos n_ov"]:
         """Keep the top-K heads per token (see :data:`interp.lorsa.config.Activation`); gradient flows
         only through the kept entries."""
+        idx, vals = self.top_codes(z_pre, top_k)
+        return torch.zeros_like(z_pre).scatter(-1, idx, vals)
+
+    def top_codes(self, z_pre: Float[Tensor, "batch pos n_ov"], top_k: int | None = None,
+                  heads: Int[Tensor, " n_heads"] | None = None) -> tuple[Int[Tensor, "batch pos k"], Float[Tensor, "batch pos k"]]:
+        """The kept heads of each token and their activations, ``(indices, values)``: the non-zeros of
+        :meth:`sparsify` without the dense tensor (gradient flows into the kept ``z_pre`` entries).
+        ``heads``: choose only among these heads (the AuxK loss's dead heads).
+
+        Example:
+            >>> cfg = LorsaConfig(d_model=16, n_qk_heads=2, d_qk_head=4, n_ov_heads=32, top_k=4)
+            >>> lorsa = Lorsa(cfg)
+            >>> z_pre = lorsa.encode_pre(torch.randn(1, 5, 16))
+            >>> idx, vals = lorsa.top_codes(z_pre)
+            >>> bool((torch.zeros_like(z_pre).scatter(-1, idx, vals) == lorsa.sparsify(z_pre)).all())
+            True
+        """
         k = self._k_per_token(top_k)
-        norms = self.W_O.norm(dim=-1)
+        norms = self.W_O.detach().norm(dim=-1)
+        pool = z_pre if heads is None else z_pre.index_select(-1, heads)
+        if heads is not None:
+            norms = norms[heads]
+            if k > heads.numel():
+                raise LorsaConfigError(f"top_k={k} exceeds the {heads.numel()} heads to choose from.")
+        # relu: a negative entry is only ranked when fewer than k are positive, and then its kept value is 0, as
+        # the ranking of relu(z) would give (with a zero gradient either way); relu runs on the k kept entries.
+        score = pool.detach() * norms if self.cfg.activation == "relu" else pool.detach().abs() * norms
+        idx = score.topk(k, dim=-1, sorted=False).indices
+        vals = pool.gather(-1, idx)
         if self.cfg.activation == "relu":
-            z_pre = F.relu(z_pre)
-            score = z_pre * norms
-        else:
-            score = z_pre.abs() * norms
-        idx = score.topk(k, dim=-1).indices
-        return torch.zeros_like(z_pre).scatter(-1, idx, z_pre.gather(-1, idx))
+            vals = F.relu(vals)
+        return (idx if heads is None else heads[idx]), vals
+
+    def decode_codes(self, idx: Int[Tensor, "batch pos k"], vals: Float[Tensor, "batch pos k"], *,
+                     bias: bool = True) -> Float[Tensor, "batch pos d_model"]:
+        """:meth:`decode` of the codes ``(idx, vals)`` of :meth:`top_codes`, gathering only the kept rows of
+        ``W_O`` (``embedding_bag``): k instead of n_ov multiply-adds per output feature.
+
+        Example:
+            >>> cfg = LorsaConfig(d_model=16, n_qk_heads=2, d_qk_head=4, n_ov_heads=32, top_k=4)
+            >>> lorsa = Lorsa(cfg)
+            >>> z_pre = lorsa.encode_pre(torch.randn(1, 5, 16))
+            >>> torch.allclose(lorsa.decode_codes(*lorsa.top_codes(z_pre)), lorsa.decode(lorsa.sparsify(z_pre)), atol=1e-6)
+            True
+        """
+        lead = idx.shape[:-1]
+        flat = F.embedding_bag(idx.reshape(-1, idx.shape[-1]), self.W_O, per_sample_weights=vals.reshape(-1, idx.shape[-1]),
+                               mode="sum")
+        out = flat.view(*lead, self.cfg.d_model)
+        return out + self.b_D if bias else out
 
     def encode(self, x: Float[Tensor, "batch pos d_model"], top_k: int | None = None) -> Float[Tensor, "batch pos n_ov"]:
         """Sparse head activations: top-K of :meth:`encode_pre` per token, others zero."""

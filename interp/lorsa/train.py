@@ -42,7 +42,7 @@ from interp.lorsa.model import Lorsa
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
-__all__ = ["LorsaTrainConfig", "LorsaTrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation"]
+__all__ = ["LorsaTrainConfig", "LorsaTrainResult", "train_lorsa", "CheckpointError", "lr_at", "k_at", "fold_normalisation", "lorsa_step"]
 
 Init = Literal["model", "random"]
 OVInit = Literal["host", "active_subspace"]
@@ -261,23 +261,67 @@ def _scales(model: "HookedTransformer", tokens: Tensor, hooks: tuple[str, str], 
     return out[0], out[1]
 
 
-def _loss_parts(lorsa: Lorsa, x: Tensor, y: Tensor, mask: Tensor, k: int, dead: Tensor | None, aux_k: int,
-                detach: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-    """Summed squared error over kept tokens, the same for the aux loss, and the sparse codes."""
+def _loss_parts(lorsa: Lorsa, x: Tensor, y: Tensor, mask: Tensor, k: int, dead: Tensor | None,
+                aux_k: int, detach: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    """Summed squared error over kept tokens, the same for the aux loss, and how many kept tokens each head
+    fired on (its code was non-zero) [n_ov].
+
+    The codes stay sparse, ``(indices, values)`` of :meth:`Lorsa.top_codes`, decoded by gathering the kept
+    rows of ``W_O``: the same numbers as ``decode(sparsify(encode_pre(x)))`` up to float rounding
+    (tests/test_lorsa_step.py checks the loss and every gradient against that dense computation). ``detach``:
+    the AuxK term fits the detached residual (False: the authors' code, gradient into the main output too)."""
     z_pre = lorsa.encode_pre(x)
-    z = lorsa.sparsify(z_pre, k)
-    y_hat = lorsa.decode(z)
+    idx, vals = lorsa.top_codes(z_pre, k)
+    y_hat = lorsa.decode_codes(idx, vals)
     m = mask.unsqueeze(-1).to(y.dtype)
     sq = ((y_hat - y).pow(2) * m).sum()
     aux = sq.new_zeros(())
     if dead is not None and bool(dead.any()):
         # AuxK: dead heads' own top activations try to explain the residual error, so they get gradient.
-        n_aux = min(aux_k, int(dead.sum()))
-        masked = z_pre.masked_fill(~dead, 0.0)
-        z_aux = lorsa.sparsify(masked, n_aux) if n_aux < lorsa.cfg.n_ov_heads else masked
+        heads = dead.nonzero().squeeze(-1)
+        n_aux = min(aux_k, heads.numel())
         err = (y - y_hat).detach() if detach else y - y_hat
-        aux = ((z_aux @ lorsa.W_O - err).pow(2) * m).sum()
-    return sq, aux, z
+        if n_aux < lorsa.cfg.n_ov_heads:
+            # decoded densely over the dead heads only ([tokens, n_dead] @ W_O[dead]): few heads, a small matmul
+            aux_idx, aux_vals = lorsa.top_codes(z_pre, n_aux, heads=heads)
+            local = torch.empty(lorsa.cfg.n_ov_heads, dtype=torch.long, device=x.device)
+            local[heads] = torch.arange(heads.numel(), device=x.device)
+            z_aux = aux_vals.new_zeros(*aux_vals.shape[:-1], heads.numel()).scatter(-1, local[aux_idx], aux_vals)
+            y_aux = z_aux @ lorsa.W_O.index_select(0, heads)
+        else:  # every head dead and aux_k >= n_ov: the raw activations (no top-K, no relu), as before
+            y_aux = z_pre @ lorsa.W_O
+        aux = ((y_aux - err).pow(2) * m).sum()
+    with torch.no_grad():
+        on = (vals != 0) & mask.unsqueeze(-1)
+        fired = torch.zeros(lorsa.cfg.n_ov_heads, dtype=torch.long, device=x.device)
+        fired.index_add_(0, idx[on], torch.ones_like(idx[on]))
+    return sq, aux, fired
+
+
+def lorsa_step(lorsa: Lorsa, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, mask: Tensor, k: int,
+               dead: Tensor | None, aux_k: int, *, aux_coef: float, grad_clip: float | None, n_tokens: float,
+               world: int = 1, aux_detach: bool = True) -> tuple[Tensor, Tensor]:
+    """One optimisation step of :func:`train_lorsa` (forward, backward, gradient sum over ranks, clipping,
+    Adam); returns the summed squared error (detached) and the per-head firing counts of this rank.
+    ``n_tokens``: kept tokens of the *global* batch (the loss is normalised by it times d_model). The
+    benchmark (bench/lorsa.py) times this very function."""
+    sq, aux, fired = _loss_parts(lorsa, x, y, mask, k, dead, aux_k, aux_detach)
+    loss = (sq + aux_coef * aux) / (n_tokens * lorsa.cfg.d_model)
+    opt.zero_grad(set_to_none=False)
+    loss.backward()
+    params = list(lorsa.parameters())
+    if world > 1:
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad.copy_(flat[offset : offset + n].view_as(p))
+            offset += n
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+    opt.step()
+    return sq.detach(), fired
 
 
 @torch.no_grad()
@@ -415,7 +459,7 @@ def train_lorsa(
         init_from_host(lorsa, model, layer, in_scale=in_scale, out_scale=out_scale, seed=train_cfg.seed)
     elif train_cfg.init != "random":
         raise ValueError(f"init={train_cfg.init!r} must be 'model' or 'random'.")
-    opt = torch.optim.Adam(lorsa.parameters(), lr=train_cfg.lr, betas=train_cfg.betas)
+    opt = torch.optim.Adam(lorsa.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, foreach=True)
     last_fired = torch.zeros(cfg.n_ov_heads, dtype=torch.long, device=device)  # tokens since last firing
     ckpt_dir = Path(train_cfg.checkpoint_dir) if train_cfg.checkpoint_dir else None
     expect = {"lorsa_config": cfg.to_dict(), "n_steps": n_steps, "data_fingerprint": data_fingerprint(tokens),
@@ -464,24 +508,12 @@ def train_lorsa(
             g["lr"] = lr
         dead = last_fired >= train_cfg.dead_after_tokens if train_cfg.aux_coef > 0 else None
         n_tok = _all_sum(mask.sum().to(torch.float64), world).item()
-        sq, aux, z = _loss_parts(lorsa, x, y, mask, k, dead, aux_k, train_cfg.aux_detach)
+        sq, fired = lorsa_step(lorsa, opt, x, y, mask, k, dead, aux_k, aux_coef=train_cfg.aux_coef,
+                               grad_clip=train_cfg.grad_clip, n_tokens=n_tok, world=world,
+                               aux_detach=train_cfg.aux_detach)
         denom = n_tok * cfg.d_model
-        loss = (sq + train_cfg.aux_coef * aux) / denom
-        opt.zero_grad(set_to_none=False)
-        loss.backward()
-        if world > 1:
-            flat = torch.cat([p.grad.reshape(-1) for p in lorsa.parameters()])
-            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-            offset = 0
-            for p in lorsa.parameters():
-                n = p.numel()
-                p.grad.copy_(flat[offset : offset + n].view_as(p))
-                offset += n
-        if train_cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(lorsa.parameters(), train_cfg.grad_clip)
-        opt.step()
         with torch.no_grad():
-            fired = _all_sum(((z != 0) & mask.unsqueeze(-1)).sum((0, 1)), world)
+            fired = _all_sum(fired, world)
             last_fired = torch.where(fired > 0, torch.zeros_like(last_fired), last_fired + int(n_tok))
             stats = _all_sum(torch.stack([sq.detach().double(), (y[mask] - y[mask].mean(0)).pow(2).sum().double()]), world)
         tokens_seen += int(n_tok)
