@@ -78,6 +78,18 @@ def host_attention(model: "HookedTransformer", layer: int) -> HostAttention:
     )
 
 
+def _host_of(lorsa: Lorsa, model: "HookedTransformer", layer: int | None, who: str) -> HostAttention:
+    """The host attention of ``layer`` (default: the Lorsa config's), checked against the Lorsa's width."""
+    layer = lorsa.cfg.layer if layer is None else layer
+    if layer is None:
+        raise ValueError(f"{who} needs the host layer: pass layer= or build the config with from_model.")
+    host = host_attention(model, layer)
+    d_model = host.W_Q.shape[1]
+    if d_model != lorsa.cfg.d_model:
+        raise ValueError(f"Lorsa d_model={lorsa.cfg.d_model} does not match the model's d_model={d_model}.")
+    return host
+
+
 @torch.no_grad()
 def init_from_host(
     lorsa: Lorsa,
@@ -100,13 +112,8 @@ def init_from_host(
         >>> lorsa = init_from_host(Lorsa(cfg), model, 2)                   # doctest: +SKIP
     """
     cfg = lorsa.cfg
-    layer = cfg.layer if layer is None else layer
-    if layer is None:
-        raise ValueError("init_from_host needs the host layer: pass layer= or build the config with from_model.")
-    host = host_attention(model, layer)
-    n_heads, d_model, d_head = host.W_Q.shape
-    if d_model != cfg.d_model:
-        raise ValueError(f"Lorsa d_model={cfg.d_model} does not match the model's d_model={d_model}.")
+    host = _host_of(lorsa, model, layer, "init_from_host")
+    n_heads, _, d_head = host.W_Q.shape
     dev = lorsa.W_Q.device  # every tensor below lives here, whatever device the host layer is on
     qk_src = torch.arange(cfg.n_qk_heads, device=dev) % n_heads
     if cfg.d_qk_head == d_head:
@@ -165,13 +172,8 @@ def init_ov_active_subspace(
         >>> init_ov_active_subspace(lorsa, model, x, mask, 2)              # doctest: +SKIP
     """
     cfg = lorsa.cfg
-    layer = cfg.layer if layer is None else layer
-    if layer is None:
-        raise ValueError("init_ov_active_subspace needs the host layer: pass layer= or build the config with from_model.")
-    host = host_attention(model, layer)
+    host = _host_of(lorsa, model, layer, "init_ov_active_subspace")
     n_heads, d_model, d_head = host.W_V.shape
-    if d_model != cfg.d_model:
-        raise ValueError(f"Lorsa d_model={cfg.d_model} does not match the model's d_model={d_model}.")
     dev = lorsa.W_V.device
     W_V, W_O = host.W_V.to(dev).float(), host.W_O.to(dev).float()
     pts = x.reshape(-1, d_model).to(dev).double()
