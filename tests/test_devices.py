@@ -261,6 +261,8 @@ def test_grpo_with_thr_on_cuda(stories, kind):
 # ----------------------------------------------------------------------------------------- a static audit
 # Functions that build tensors or generators without device=, each for a reason; any other such call fails.
 HOST_SIDE = {
+    ("lorsa/init.py", "init_ov_active_subspace"): "a CPU generator draws the heads (the same Lorsa on every device), moved to the Lorsa's device",
+    ("lorsa/model.py", "_flush_denormals"): "probes the CPU's flush-to-zero mode; it returns at once on any other device",
     ("core/activations.py", "_buffers"): "CPU RNG shuffling the rows of a CPU token tensor (same order on every device)",
     ("core/activations.py", "__iter__"): "CPU RNG shuffling rows of a CPU token buffer",
     ("core/activations.py", "sample_tokens"): "token ids on the host; the model call moves them",
