@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,8 @@ from tqdm.auto import tqdm
 from interp.core.progress import bar_disabled
 from interp.core.errors import CoreConfigError
 from interp.core.frontend import input_device, vocab_size
-from interp.core.bridge_fastpath import bridge_activations
-from interp.core.fastpath import host_activations
+from interp.core.bridge_fastpath import bridge_activations, bridge_fused_attention
+from interp.core.fastpath import fused_attention, host_activations
 from interp.core.generation import generate
 from interp.core.tokens import Truncation, check_tokens, start_token_id, token_mask
 from interp.core.tokens import bos_token_id as bos_token_id_of
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
     from transformer_lens.model_bridge import TransformerBridge
 
-__all__ = ["ActivationBatch", "ActivationStream", "fast_activations", "sample_tokens", "text_tokens", "TokenSource"]
+__all__ = ["ActivationBatch", "ActivationStream", "fast_activations", "fused_forward", "sample_tokens", "text_tokens", "TokenSource"]
 
 TokenSource = Tensor | Iterable[Tensor]
 """A LongTensor [n_seq, ctx], or an iterable of LongTensors [b, ctx] (streamed, read once)."""
@@ -72,6 +73,25 @@ def fast_activations(model: "HookedTransformer | TransformerBridge", tokens: Int
 
     fast = host_activations if isinstance(model, HookedTransformer) else bridge_activations
     return fast(model, tokens, hooks, batch_size=batch_size)
+
+
+def fused_forward(model: "HookedTransformer | TransformerBridge") -> AbstractContextManager[list[int]]:
+    """Context in which the host's attention runs fused (:func:`interp.core.fastpath.fused_attention` for a
+    HookedTransformer, :func:`interp.core.bridge_fastpath.bridge_fused_attention` for a TransformerBridge; no
+    change for any other model), for a whole forward whose pattern nobody reads; yields the fused layers.
+
+    Example:
+        >>> with fused_forward(model):                                           # doctest: +SKIP
+        ...     logits, cache = model.run_with_cache(tokens, names_filter=names)
+    """
+    from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if isinstance(model, HookedTransformer):
+        return fused_attention(model)
+    if isinstance(model, TransformerBridge):
+        return bridge_fused_attention(model)
+    return nullcontext([])
 
 
 def _stop_layer(hooks: Sequence[str], n_layers: int) -> int | None:

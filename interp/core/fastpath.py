@@ -95,6 +95,13 @@ def _fused_forward(self, query_input, key_input, value_input, past_kv_cache_entr
     return F.linear(z, w.to(z.device), self.b_O.to(z.device))
 
 
+def _caller_hooked_layers(model: "HookedTransformer") -> set[int]:
+    """Layers whose score / pattern / result hook already carries a caller's hook (an ablation, a patch): the
+    fused call has no pattern for it to see or change, so they keep TransformerLens's attention."""
+    return {_layer_of(name) for name, hp in model.hook_dict.items()
+            if name.endswith(_PATTERN_HOOKS) and (hp.fwd_hooks or hp._forward_hooks)}
+
+
 @contextmanager
 def fused_attention(model: "HookedTransformer", layers: Sequence[int] | None = None) -> Iterator[list[int]]:
     """Run the attention of ``layers`` (default: all that qualify, and whose score / pattern hooks the
@@ -106,8 +113,7 @@ def fused_attention(model: "HookedTransformer", layers: Sequence[int] | None = N
         ...     logits, cache = model.run_with_cache(tokens, names_filter=names)
     """
     if layers is None:
-        hooked = {_layer_of(name) for name, hp in model.hook_dict.items()
-                  if name.endswith(_PATTERN_HOOKS) and (hp.fwd_hooks or hp._forward_hooks)}
+        hooked = _caller_hooked_layers(model)
         layers = [i for i in range(model.cfg.n_layers) if i not in hooked]
     fused = [i for i in layers if fused_reason(model, i) is None]
     for i in fused:
@@ -161,9 +167,7 @@ def host_activations(
         raise ValueError(f"tokens must be [batch, ctx] token ids, got shape {tuple(tokens.shape)}.")
     # Attention layers whose pattern is asked for, or already hooked by the caller (an ablation, a patch),
     # keep TransformerLens's attention: the fused call has no pattern for a hook to see or change.
-    keep = {_layer_of(h) for h in hooks if h.endswith(_PATTERN_HOOKS)}
-    keep |= {_layer_of(name) for name, hp in model.hook_dict.items()
-             if name.endswith(_PATTERN_HOOKS) and (hp.fwd_hooks or hp._forward_hooks)}
+    keep = {_layer_of(h) for h in hooks if h.endswith(_PATTERN_HOOKS)} | _caller_hooked_layers(model)
     top = max((_layer_of(h) for h in hooks if _layer_of(h) is not None), default=0)
     layers = [i for i in range(top + 1) if i not in keep] if fused else []
     return_type = "logits" if any(h.startswith("unembed.") for h in hooks) else None  # else the unembedding is skipped

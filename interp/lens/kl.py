@@ -6,16 +6,14 @@ hardware has it), its backward chunk by chunk so memory stays bounded by the chu
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.core.bridge_fastpath import bridge_fused_attention
-from interp.core.fastpath import fused_attention
-from interp.core.frontend import final_norm, input_device, is_bridge, is_hooked, output_device, output_softcap, unembed_weights, vocab_size
+from interp.core.activations import fused_forward
+from interp.core.frontend import final_norm, input_device, output_device, output_softcap, unembed_weights, vocab_size
 from interp.core.frontend import n_layers as n_layers_of
 from interp.core.tokens import check_tokens
 from interp.core.validate import Check
@@ -53,9 +51,7 @@ def _residuals_and_final(model: "HookedTransformer", tokens: Tensor):
     names = [layer_hook_name(i, n) for i in range(n)]
     # Attention as one fused SDPA call (no [batch, heads, q, k] pattern; ~3x faster for stories260K at 8 x 128
     # on CPU, equal to float rounding): the lens needs residuals and logits only.
-    fused = fused_attention(model) if is_hooked(model) else bridge_fused_attention(model) if is_bridge(model) \
-        else contextlib.nullcontext()
-    with fused:
+    with fused_forward(model):
         logits, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
     head = output_device(model)  # a split model's layers live on several devices
     resid = torch.stack([cache[name].to(head) for name in names], dim=2)  # [batch, pos, n_layers, d]
