@@ -1,7 +1,7 @@
 """The Lorsa layer: many rank-1 OV heads sharing a few low-rank QK heads, top-K sparse per token.
 
 Implements the forward pass of He et al. 2025 (arXiv 2504.20938). All OV heads of one QK group
-are computed in a single ``scaled_dot_product_attention`` call with the group's value scalars as
+are computed in one batched attention (per chunk of queries) with the group's value scalars as
 the value vector, so there is no Python loop over heads.
 """
 
@@ -248,13 +248,8 @@ class Lorsa(nn.Module):
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, offset: int) -> Tensor:
         """Attention of a chunk of queries (absolute positions offset..) over keys up to its last query."""
         stop = offset + q.shape[2]
-        k, v = k[:, :, :stop], v[:, :, :stop]
-        if self.cfg.attn_softcap > 0:  # the soft-cap sits between the scores and the softmax: no fused kernel
-            return self._scores(q, k, offset).softmax(-1) @ v
-        if offset == 0 and self.cfg.sliding_window is None and q.shape[2] == k.shape[2]:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0 / self.cfg.scale)
-        mask = attention_mask(q.shape[2], stop, offset, self.cfg.sliding_window, q.device)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0 / self.cfg.scale)
+        # the soft-cap sits between the scores and the softmax (no fused kernel; without one, _ChunkedAttention runs)
+        return self._scores(q, k[:, :, :stop], offset).softmax(-1) @ v[:, :, :stop]
 
     def values(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos n_ov"]:
         """Per-head value scalars x_s . w_V^i + b_V^i."""
