@@ -456,7 +456,9 @@ def train_lorsa(
 
     lorsa = Lorsa(cfg, seed=train_cfg.seed).to(device)
     if train_cfg.init == "model":
-        init_from_host(lorsa, model, layer, in_scale=in_scale, out_scale=out_scale, seed=train_cfg.seed)
+        # the active-subspace OV heads are built on the first batch (below): only the QK circuit is copied here
+        init_from_host(lorsa, model, layer, in_scale=in_scale, out_scale=out_scale, seed=train_cfg.seed,
+                       init_ov=train_cfg.ov_init == "host")
     elif train_cfg.init != "random":
         raise ValueError(f"init={train_cfg.init!r} must be 'model' or 'random'.")
     opt = torch.optim.Adam(lorsa.parameters(), lr=train_cfg.lr, betas=train_cfg.betas, foreach=True)
