@@ -47,9 +47,7 @@ import argparse
 import contextlib
 import io
 import logging
-import math
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -94,6 +92,27 @@ def ours_train(model, tokens, n_steps: int, **overrides):
     cfg = LorsaConfig.from_model(model, LAYER, expansion=8, top_k=16)
     return train_lorsa(model, LAYER, tokens, cfg, LorsaTrainConfig(batch_size=BATCH, lr=1e-3, n_steps=n_steps,
                                                                     progress=False, **overrides))
+
+
+def parse_variant(text: str) -> dict:
+    """``'ov_init=active_subspace,aux_k=512,grad_clip=None,decoder_scales=0.5;1;2'`` -> LorsaTrainConfig overrides
+    (None, booleans, ints, floats, ``;``-separated tuples, else the string: a choice)."""
+    def value(v: str):
+        if v.lower() == "none":
+            return None
+        if v in ("True", "False"):
+            return v == "True"
+        if ";" in v:
+            return tuple(float(x) for x in v.split(";"))
+        try:
+            return int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            return v
+    return {k: value(v) for k, v in (kv.split("=", 1) for kv in text.split(",") if kv)}
+
+
+def model_folder(given: str) -> str:
+    return given if Path(given).is_dir() else os.environ.get("INTERP_STORIES260K", "/work/shared/models/stories260K")
 
 
 FOLDER: list[str] = []
@@ -334,11 +353,10 @@ def main() -> None:
     a = p.parse_args()
     H.pin_threads(a.threads)
     warnings.filterwarnings("ignore")
-    import torch
     from interp.core.models import load_model
     from interp.lorsa import LorsaConfig, evaluate_lorsa
 
-    folder = a.model if Path(a.model).is_dir() else os.environ.get("INTERP_STORIES260K", "/work/shared/models/stories260K")
+    folder = model_folder(a.model)
     FOLDER.append(folder)
     if a.quick:
         a.tokens, a.held_out = 40 * BATCH * CTX, 16
@@ -359,16 +377,7 @@ def main() -> None:
 
     mod, why = H.peer("llamascopium")
     runs = {"ours": lambda: ours_train(model, train, n_steps)}
-    def value(v: str):
-        if v.lower() == "none":
-            return None
-        if v in ("True", "False"):
-            return v == "True"
-        try:
-            return int(v) if v.lstrip("-").isdigit() else float(v)
-        except ValueError:
-            return v  # a choice, e.g. ov_init=active_subspace
-    variant = {k: value(v) for k, v in (kv.split("=") for kv in a.variant.split(",") if kv)}
+    variant = parse_variant(a.variant)
     if variant:
         runs["variant"] = lambda: ours_train(model, train, n_steps, **variant)
     peer_sae: dict = {}

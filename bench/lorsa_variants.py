@@ -1,34 +1,52 @@
-"""Ours only, on bench/lorsa.py's cached tokens: train Lorsa variants (LorsaTrainConfig overrides, one argument each,
-e.g. 'ov_init=active_subspace,cooldown_frac=0.05'; tuples as 0.5;1;2; 'default' for none) and print held-out EV,
-loss recovered and dead heads, for quick comparison with the peer numbers bench/lorsa.py prints.
+"""Ours only, on bench/lorsa.py's setting and cached tokens: train LorsaTrainConfig variants and print held-out
+explained variance, loss recovered and dead heads, to compare with the peer numbers bench/lorsa.py prints
+(no peer here: a variant sweep takes ~20 CPU s a variant instead of a minute with the peer).
 
-    PYTHONPATH=$PWD:$PWD/bench OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv-bench/bin/python bench/lorsa_variants.py default ov_init=active_subspace
+    .venv-bench/bin/python bench/lorsa_variants.py --threads 1 default ov_init=host,cooldown_frac=0.2
+    .venv-bench/bin/python bench/lorsa_variants.py --threads 1 'decoder_scales=0.5;1;2' aux_detach=False
 """
-import sys, time, warnings
-sys.path.insert(0, "bench")
-warnings.filterwarnings("ignore")
-import torch
-torch.set_num_threads(1)
-import lorsa as B
-from interp.core.models import load_model
-from interp.lorsa import evaluate_lorsa
-folder = "/work/shared/models/stories260K"
-model = load_model(folder, device="cpu", frontend="hooked")
-train = B.sampled(folder, 1280, seed=0)
-held = B.sampled(folder, 64, seed=1)
-def parse(v):
-    return {k: (None if x.lower()=="none" else x=="True" if x in ("True","False") else tuple(float(y) for y in x.split(";")) if ";" in x else int(x) if x.lstrip("-").isdigit() else float(x) if x[0].isdigit() else x)
-            for k, x in (kv.split("=") for kv in v.split(",") if kv)}
-import functools, os
-if os.environ.get("ADAM_EPS"):
-    torch.optim.Adam = functools.partial(torch.optim.Adam, eps=float(os.environ["ADAM_EPS"]))
-for v in sys.argv[1:]:
-    kw = parse(v.replace("default", ""))
-    t0 = time.process_time()
-    from interp.lorsa import LorsaConfig, LorsaTrainConfig, train_lorsa
-    base = dict(batch_size=8, lr=1e-3, n_steps=160, progress=False); base.update(kw)
-    r = train_lorsa(model, 2, train, LorsaConfig.from_model(model, 2, expansion=8, top_k=16), LorsaTrainConfig(**base))
 
-    t = time.process_time() - t0
-    ev = evaluate_lorsa(model, r.lorsa, held, progress=False)
-    print(f"VARIANT {v}: EV {ev.explained_variance:.4f}, LR {ev.loss_recovered:.2%}, dead {ev.dead_heads}, L0 {ev.l0:.1f}, train {t:.1f} CPU s", flush=True)
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import _harness as H
+import lorsa as B
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("variants", nargs="*", default=["default"],
+                   help="comma-separated LorsaTrainConfig overrides per variant ('default': none), as bench/lorsa.py --variant")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tokens", type=int, default=327_680, help="training tokens (multiple of 8 x 256)")
+    p.add_argument("--held-out", type=int, default=64)
+    p.add_argument("--model", default=str(H.ROOT.parent.parent / "shared" / "models" / "stories260K"))
+    p.add_argument("--quick", action="store_true", help="40 steps, 16 held-out sequences")
+    a = p.parse_args()
+    H.pin_threads(a.threads)
+    warnings.filterwarnings("ignore")
+    from interp.core.models import load_model
+    from interp.lorsa import evaluate_lorsa
+
+    if a.quick:
+        a.tokens, a.held_out = 40 * B.BATCH * B.CTX, 16
+    folder = B.model_folder(a.model)
+    model = load_model(folder, device="cpu", frontend="hooked")
+    train = B.sampled(folder, a.tokens // B.CTX, seed=0)
+    held = B.sampled(folder, a.held_out, seed=1)
+    H.header(f"Lorsa variants (ours only): stories260K L{B.LAYER}, {train.numel():,} training tokens", a.threads)
+    for v in a.variants:
+        overrides = {} if v == "default" else B.parse_variant(v)
+        t0 = time.process_time()
+        result = B.ours_train(model, train, train.shape[0] // B.BATCH, **overrides)
+        seconds = time.process_time() - t0
+        ev = evaluate_lorsa(model, result.lorsa, held, progress=False)
+        print(f"VARIANT {v}: EV {ev.explained_variance:.4f}, loss recovered {ev.loss_recovered:.2%}, dead {ev.dead_heads}, "
+              f"L0 {ev.l0:.1f}, train {seconds:.1f} CPU s; {H.load_average()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
